@@ -1,0 +1,297 @@
+package gokernel
+
+import (
+	"math"
+)
+
+// Adam is keras.optimizers.Adam, and keras.optimizers.AdamW when weight decay
+// is set. At step t = iterations+1, with learning rate η and gradient g:
+//
+//	α ← η·√(1−β₂ᵗ)/(1−β₁ᵗ)
+//	m ← m + (g − m)·(1−β₁)
+//	v ← v + (g² − v)·(1−β₂)
+//	v̂ ← max(v̂, v)                        (amsgrad; then v̂ is used for v)
+//	p ← p − m·α/(√v + ε)
+//
+// Weight decay wd, when set, first does p ← p − p·wd·η (see base.prepare).
+// Defaults: learning_rate 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7,
+// amsgrad false, name "adam"; AdamW adds weight_decay 0.004, name "adamw".
+// State: "iteration", "momentum/<i>" per parameter, "velocity/<i>" per
+// parameter, and with amsgrad "velocity_hat/<i>" per parameter.
+type Adam struct {
+	base
+	beta1, beta2, epsilon float32
+	amsgrad               bool
+	m, v, vhat            [][]float32
+}
+
+func newAdam(p *argParser, name string, defWD *float32) *Adam {
+	o := &Adam{base: base{opt: p.base(name, 0.001, defWD)}}
+	o.beta1 = float32(p.float("beta_1", 0.9))
+	o.beta2 = float32(p.float("beta_2", 0.999))
+	o.epsilon = float32(p.float("epsilon", 1e-7))
+	o.amsgrad = p.bool("amsgrad", false)
+	return o
+}
+
+// Apply performs one Adam step; see Optimizer.
+func (o *Adam) Apply(params, grads [][]float32) error {
+	build, err := o.check(params, grads)
+	if err != nil {
+		return err
+	}
+	if build {
+		o.setSizes(params)
+		o.m, o.v = zeros(params, 0), zeros(params, 0)
+		if o.amsgrad {
+			o.vhat = zeros(params, 0)
+		}
+	}
+	grads = o.prepare(params, grads)
+	t := float64(o.iterations + 1)
+	b1, b2, eps := o.beta1, o.beta2, o.epsilon
+	b1p := float32(math.Pow(float64(b1), t))
+	b2p := float32(math.Pow(float64(b2), t))
+	alpha := o.opt.learningRate * float32(math.Sqrt(float64(1-b2p))) / (1 - b1p)
+	c1, c2 := 1-b1, 1-b2
+	for i, p := range params {
+		g, m, v := grads[i], o.m[i], o.v[i]
+		if o.amsgrad {
+			vh := o.vhat[i]
+			for j := range p {
+				gj := g[j]
+				mj := m[j] + (gj-m[j])*c1
+				vj := v[j] + (gj*gj-v[j])*c2
+				m[j], v[j] = mj, vj
+				h := max(vh[j], vj)
+				vh[j] = h
+				p[j] -= mj * alpha / (sqrt32(h) + eps)
+			}
+			continue
+		}
+		for j := range p {
+			gj := g[j]
+			mj := m[j] + (gj-m[j])*c1
+			vj := v[j] + (gj*gj-v[j])*c2
+			m[j], v[j] = mj, vj
+			p[j] -= mj * alpha / (sqrt32(vj) + eps)
+		}
+	}
+	o.iterations++
+	return nil
+}
+
+func (o *Adam) kinds() []string {
+	if o.amsgrad {
+		return []string{"momentum", "velocity", "velocity_hat"}
+	}
+	return []string{"momentum", "velocity"}
+}
+
+// State returns "iteration", "momentum/<i>"…, "velocity/<i>"… and, with
+// amsgrad, "velocity_hat/<i>"….
+func (o *Adam) State() []NamedTensor {
+	s := append([]NamedTensor{o.iterationState()}, slotState("momentum", o.m)...)
+	s = append(s, slotState("velocity", o.v)...)
+	if o.amsgrad {
+		s = append(s, slotState("velocity_hat", o.vhat)...)
+	}
+	return s
+}
+
+// SetState replaces the state; see State for the entries.
+func (o *Adam) SetState(state []NamedTensor) error {
+	slots, err := o.setState(state, o.kinds()...)
+	if err != nil {
+		return err
+	}
+	o.m, o.v = slots[0], slots[1]
+	if o.amsgrad {
+		o.vhat = slots[2]
+	}
+	return nil
+}
+
+// RMSprop is keras.optimizers.RMSprop. With learning rate η, decay ρ,
+// momentum μ and gradient g:
+//
+//	v ← ρ·v + (1−ρ)·g²
+//	a ← ρ·a + (1−ρ)·g;  d ← v − a² + ε    (centered)
+//	d ← v + ε                              (not centered)
+//	Δ ← η·g/√d
+//	μ > 0:  m ← μ·m + Δ;  p ← p − m
+//	μ = 0:  p ← p − Δ
+//
+// Defaults: learning_rate 0.001, rho 0.9, momentum 0, epsilon 1e-7,
+// centered false, name "rmsprop". State: "iteration", "velocity/<i>"…, then
+// "momentum/<i>"… when μ > 0, then "average_gradient/<i>"… when centered.
+type RMSprop struct {
+	base
+	rho, momentum, epsilon float32
+	centered               bool
+	v, m, a                [][]float32
+}
+
+func newRMSprop(p *argParser) *RMSprop {
+	o := &RMSprop{base: base{opt: p.base("rmsprop", 0.001, nil)}}
+	o.rho = float32(p.float("rho", 0.9))
+	o.momentum = float32(p.float("momentum", 0))
+	o.epsilon = float32(p.float("epsilon", 1e-7))
+	o.centered = p.bool("centered", false)
+	return o
+}
+
+// Apply performs one RMSprop step; see Optimizer.
+func (o *RMSprop) Apply(params, grads [][]float32) error {
+	build, err := o.check(params, grads)
+	if err != nil {
+		return err
+	}
+	if build {
+		o.setSizes(params)
+		o.v = zeros(params, 0)
+		if o.momentum > 0 {
+			o.m = zeros(params, 0)
+		}
+		if o.centered {
+			o.a = zeros(params, 0)
+		}
+	}
+	grads = o.prepare(params, grads)
+	lr, rho, mu, eps := o.opt.learningRate, o.rho, o.momentum, o.epsilon
+	for i, p := range params {
+		g, v := grads[i], o.v[i]
+		var a, m []float32
+		if o.centered {
+			a = o.a[i]
+		}
+		if mu > 0 {
+			m = o.m[i]
+		}
+		for j := range p {
+			gj := g[j]
+			vj := rho*v[j] + (1-rho)*(gj*gj)
+			v[j] = vj
+			var d float32
+			if a != nil {
+				aj := rho*a[j] + (1-rho)*gj
+				a[j] = aj
+				d = vj - aj*aj + eps
+			} else {
+				d = vj + eps
+			}
+			inc := lr * gj / sqrt32(d)
+			if m != nil {
+				mj := mu*m[j] + inc
+				m[j] = mj
+				p[j] -= mj
+			} else {
+				p[j] -= inc
+			}
+		}
+	}
+	o.iterations++
+	return nil
+}
+
+func (o *RMSprop) kinds() []string {
+	k := []string{"velocity"}
+	if o.momentum > 0 {
+		k = append(k, "momentum")
+	}
+	if o.centered {
+		k = append(k, "average_gradient")
+	}
+	return k
+}
+
+// State returns "iteration", "velocity/<i>"…, then "momentum/<i>"… when
+// momentum > 0, then "average_gradient/<i>"… when centered.
+func (o *RMSprop) State() []NamedTensor {
+	s := append([]NamedTensor{o.iterationState()}, slotState("velocity", o.v)...)
+	if o.momentum > 0 {
+		s = append(s, slotState("momentum", o.m)...)
+	}
+	if o.centered {
+		s = append(s, slotState("average_gradient", o.a)...)
+	}
+	return s
+}
+
+// SetState replaces the state; see State for the entries.
+func (o *RMSprop) SetState(state []NamedTensor) error {
+	slots, err := o.setState(state, o.kinds()...)
+	if err != nil {
+		return err
+	}
+	o.v, slots = slots[0], slots[1:]
+	if o.momentum > 0 {
+		o.m, slots = slots[0], slots[1:]
+	}
+	if o.centered {
+		o.a = slots[0]
+	}
+	return nil
+}
+
+// Adagrad is keras.optimizers.Adagrad. With learning rate η and gradient g:
+//
+//	a ← a + g²            (a starts at initial_accumulator_value)
+//	p ← p − η·g/√(a + ε)
+//
+// Defaults: learning_rate 0.001, initial_accumulator_value 0.1, epsilon 1e-7,
+// name "adagrad". State: "iteration", "accumulator/<i>"….
+type Adagrad struct {
+	base
+	initial, epsilon float32
+	acc              [][]float32
+}
+
+func newAdagrad(p *argParser) *Adagrad {
+	o := &Adagrad{base: base{opt: p.base("adagrad", 0.001, nil)}}
+	o.initial = float32(p.float("initial_accumulator_value", 0.1))
+	o.epsilon = float32(p.float("epsilon", 1e-7))
+	return o
+}
+
+// Apply performs one Adagrad step; see Optimizer.
+func (o *Adagrad) Apply(params, grads [][]float32) error {
+	build, err := o.check(params, grads)
+	if err != nil {
+		return err
+	}
+	if build {
+		o.setSizes(params)
+		o.acc = zeros(params, o.initial)
+	}
+	grads = o.prepare(params, grads)
+	lr, eps := o.opt.learningRate, o.epsilon
+	for i, p := range params {
+		g, a := grads[i], o.acc[i]
+		for j := range p {
+			gj := g[j]
+			aj := a[j] + gj*gj
+			a[j] = aj
+			p[j] -= lr * gj / sqrt32(aj+eps)
+		}
+	}
+	o.iterations++
+	return nil
+}
+
+// State returns "iteration", "accumulator/<i>"….
+func (o *Adagrad) State() []NamedTensor {
+	return append([]NamedTensor{o.iterationState()}, slotState("accumulator", o.acc)...)
+}
+
+// SetState replaces the state; see State for the entries.
+func (o *Adagrad) SetState(state []NamedTensor) error {
+	slots, err := o.setState(state, "accumulator")
+	if err != nil {
+		return err
+	}
+	o.acc = slots[0]
+	return nil
+}
+
+func sqrt32(x float32) float32 { return float32(math.Sqrt(float64(x))) }
