@@ -1,5 +1,18 @@
 package gemm
 
+import (
+	"runtime"
+	"sync"
+)
+
+// useAsm selects the assembly micro-kernel. It is hasAsm unless a test
+// forces the portable kernel.
+var useAsm = hasAsm
+
+// minParallelFlops is the work below which Sgemm stays on one goroutine:
+// handing a part to a worker costs a few microseconds.
+const minParallelFlops = 1 << 17
+
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major float32
 // matrices, like cblas_sgemm(CblasRowMajor, ...): op(A) is m×k (A is m×k
 // with leading dimension lda, or k×m when transA), op(B) is k×n (B is k×n
@@ -7,10 +20,155 @@ package gemm
 // dimension ldc. When beta is zero C is overwritten, even where it holds NaN.
 //
 // threads is how many goroutines may work; threads <= 1 keeps all the work
-// on the calling goroutine.
+// on the calling goroutine. Larger values split C into column (or row)
+// blocks that pooled worker goroutines compute.
 //
 // Sgemm panics on a caller bug (negative dimensions, leading dimensions
 // smaller than the row width, slices too short), naming the argument.
 func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	SgemmRef(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if m == 0 || n == 0 {
+		return
+	}
+	scale(m, n, beta, c, ldc)
+	if k == 0 || alpha == 0 {
+		return
+	}
+	p := part{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
+	if threads <= 1 || 2*m*n*k < minParallelFlops {
+		p.run(useAsm)
+		return
+	}
+	split(threads, p)
+}
+
+// scale sets C = beta*C, writing zeros when beta is zero.
+func scale(m, n int, beta float32, c []float32, ldc int) {
+	if beta == 1 {
+		return
+	}
+	for i := range m {
+		ci := c[i*ldc : i*ldc+n]
+		if beta == 0 {
+			clear(ci)
+			continue
+		}
+		for j := range ci {
+			ci[j] *= beta
+		}
+	}
+}
+
+// part is one block of C = alpha*op(A)*op(B) + C for one goroutine.
+type part struct {
+	transA, transB bool
+	m, n, k        int
+	alpha          float32
+	a              []float32
+	lda            int
+	b              []float32
+	ldb            int
+	c              []float32
+	ldc            int
+	done           *sync.WaitGroup
+}
+
+func (p *part) run(asm bool) {
+	gemmPacked(asm, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.c, p.ldc)
+}
+
+// split cuts C into up to threads blocks along n (each part packs all of A
+// and its share of B) or, when m > n or n is too narrow, along m, in whole
+// register tiles, and computes them on pooled workers and the caller.
+func split(threads int, p part) {
+	byCols := p.m <= p.n && (p.n+nr-1)/nr >= threads || (p.m+mr-1)/mr < 2
+	dim, unit := p.m, mr
+	if byCols {
+		dim, unit = p.n, nr
+	}
+	units := (dim + unit - 1) / unit
+	parts := min(threads, units)
+	if parts < 2 {
+		p.run(useAsm)
+		return
+	}
+	startWorkers()
+	wg := wgPool.Get().(*sync.WaitGroup)
+	defer wgPool.Put(wg)
+	var inline [maxInline]part
+	nInline := 0
+	lo := 0
+	for i := range parts {
+		hi := min(dim, (units*(i+1)/parts)*unit)
+		q := p
+		if byCols {
+			q.n = hi - lo
+			q.c = p.c[lo:]
+			if p.transB {
+				q.b = p.b[lo*p.ldb:]
+			} else {
+				q.b = p.b[lo:]
+			}
+		} else {
+			q.m = hi - lo
+			q.c = p.c[lo*p.ldc:]
+			if p.transA {
+				q.a = p.a[lo:]
+			} else {
+				q.a = p.a[lo*p.lda:]
+			}
+		}
+		lo = hi
+		if i == parts-1 {
+			// The caller computes the last part and any part no worker took.
+			inline[nInline] = q
+			nInline++
+			break
+		}
+		q.done = wg
+		wg.Add(1)
+		select {
+		case work <- q:
+		default:
+			wg.Done()
+			q.done = nil
+			if nInline == maxInline-1 {
+				q.run(useAsm)
+				continue
+			}
+			inline[nInline] = q
+			nInline++
+		}
+	}
+	for i := range nInline {
+		inline[i].run(useAsm)
+	}
+	wg.Wait()
+}
+
+// maxInline bounds the parts the caller keeps for itself without running
+// them at once.
+const maxInline = 8
+
+var (
+	workOnce sync.Once
+	work     chan part
+	wgPool   = sync.Pool{New: func() any { return new(sync.WaitGroup) }}
+)
+
+// startWorkers starts, once, one worker goroutine per processor. A worker
+// takes parts from the unbuffered work channel, so a send succeeds only when
+// a worker is idle; otherwise the caller computes the part itself.
+func startWorkers() {
+	workOnce.Do(func() {
+		work = make(chan part)
+		for range runtime.GOMAXPROCS(0) {
+			go func() {
+				for p := range work {
+					p.run(useAsm)
+					p.done.Done()
+				}
+			}()
+		}
+	})
 }

@@ -1,0 +1,15 @@
+//go:build amd64 && !purego
+
+package gemm
+
+import "golang.org/x/sys/cpu"
+
+// hasAsm reports whether this CPU runs the AVX2+FMA micro-kernel.
+var hasAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// kernelAsm computes the 6×16 tile C += alpha * Ap·Bp with AVX2 and FMA:
+// ap holds kc groups of 6 values, bp kc groups of 16, and C has leading
+// dimension ldc (in elements).
+//
+//go:noescape
+func kernelAsm(kc int, alpha float32, ap, bp, c *float32, ldc int)

@@ -1,0 +1,10 @@
+//go:build !amd64 || purego
+
+package gemm
+
+// hasAsm is false: this architecture has only the portable kernel.
+const hasAsm = false
+
+func kernelAsm(kc int, alpha float32, ap, bp, c *float32, ldc int) {
+	panic("gemm: no assembly kernel on this architecture")
+}
