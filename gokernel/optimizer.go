@@ -313,7 +313,7 @@ func NewOptimizer(config []byte) (Optimizer, error) {
 		o = newAdam(p, "adam", nil)
 	case "adamw":
 		wd := float32(0.004)
-		o = newAdam(p, "adamw", &wd)
+		o = newAdam(p, "adam_w", &wd)
 	case "rmsprop":
 		o = newRMSprop(p)
 	case "adagrad":
@@ -478,7 +478,7 @@ func (p *argParser) finish(className string) error {
 //	            p ← p + m                 (nesterov false)
 //	            p ← p + μ·m − η·g         (nesterov true)
 //
-// Defaults: learning_rate 0.01, momentum 0, nesterov false, name "SGD".
+// Defaults: learning_rate 0.01, momentum 0, nesterov false, name "sgd".
 // State: "iteration", then "momentum/<i>" per parameter when μ ≠ 0.
 type SGD struct {
 	base
@@ -488,7 +488,7 @@ type SGD struct {
 }
 
 func newSGD(p *argParser) *SGD {
-	o := &SGD{base: base{opt: p.base("SGD", 0.01, nil)}}
+	o := &SGD{base: base{opt: p.base("sgd", 0.01, nil)}}
 	o.momentum = float32(p.float("momentum", 0))
 	o.nesterov = p.bool("nesterov", false)
 	if o.momentum < 0 || o.momentum > 1 {

@@ -15,7 +15,7 @@ import (
 //
 // Weight decay wd, when set, first does p ← p − p·wd·η (see base.prepare).
 // Defaults: learning_rate 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7,
-// amsgrad false, name "adam"; AdamW adds weight_decay 0.004, name "adamw".
+// amsgrad false, name "adam"; AdamW adds weight_decay 0.004, name "adam_w".
 // State: "iteration", "momentum/<i>" per parameter, "velocity/<i>" per
 // parameter, and with amsgrad "velocity_hat/<i>" per parameter.
 type Adam struct {
@@ -123,7 +123,7 @@ func (o *Adam) SetState(state []NamedTensor) error {
 //	μ = 0:  p ← p − Δ
 //
 // Defaults: learning_rate 0.001, rho 0.9, momentum 0, epsilon 1e-7,
-// centered false, name "rmsprop". State: "iteration", "velocity/<i>"…, then
+// centered false, name "rm_sprop". State: "iteration", "velocity/<i>"…, then
 // "momentum/<i>"… when μ > 0, then "average_gradient/<i>"… when centered.
 type RMSprop struct {
 	base
@@ -133,7 +133,7 @@ type RMSprop struct {
 }
 
 func newRMSprop(p *argParser) *RMSprop {
-	o := &RMSprop{base: base{opt: p.base("rmsprop", 0.001, nil)}}
+	o := &RMSprop{base: base{opt: p.base("rm_sprop", 0.001, nil)}}
 	o.rho = float32(p.float("rho", 0.9))
 	o.momentum = float32(p.float("momentum", 0))
 	o.epsilon = float32(p.float("epsilon", 1e-7))

@@ -1,0 +1,172 @@
+package gokernel
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestNewOptimizerNames(t *testing.T) {
+	for _, tc := range []struct {
+		config, name string
+	}{
+		{`"sgd"`, "sgd"},
+		{`"SGD"`, "sgd"},
+		{`"adam"`, "adam"},
+		{`"adamw"`, "adam_w"},
+		{`"rmsprop"`, "rm_sprop"},
+		{`"adagrad"`, "adagrad"},
+		{`{"class_name":"Adam","config":{"name":"my_adam","learning_rate":0.01}}`, "my_adam"},
+		{`{"module":"keras.optimizers","class_name":"SGD","config":{"momentum":0.9},"registered_name":null}`, "sgd"},
+		{`{"class_name":"RMSprop","config":{"weight_decay":null,"clipnorm":null,"use_ema":false,"ema_momentum":0.99}}`, "rm_sprop"},
+	} {
+		o, err := NewOptimizer([]byte(tc.config))
+		if err != nil {
+			t.Errorf("NewOptimizer(%s): %v", tc.config, err)
+			continue
+		}
+		if got := o.Name(); got != tc.name {
+			t.Errorf("NewOptimizer(%s).Name() = %q; want %q", tc.config, got, tc.name)
+		}
+	}
+}
+
+func TestNewOptimizerErrors(t *testing.T) {
+	for _, tc := range []struct {
+		config, want string
+	}{
+		{`"adadelta"`, `unknown optimizer "adadelta"`},
+		{`{"class_name":"Adam","config":{"use_ema":true}}`, "use_ema"},
+		{`{"class_name":"Adam","config":{"learning_rate":{"class_name":"ExponentialDecay","config":{}}}}`, "learning_rate: schedules"},
+		{`{"class_name":"Adam","config":{"loss_scale_factor":128}}`, "loss_scale_factor"},
+		{`{"class_name":"Adam","config":{"gradient_accumulation_steps":4}}`, "gradient_accumulation_steps"},
+		{`{"class_name":"Adam","config":{"beta_3":0.5}}`, "unsupported argument(s) beta_3"},
+		{`{"class_name":"SGD","config":{"clipnorm":1,"clipvalue":1}}`, "only one of clipnorm"},
+		{`{"class_name":"SGD","config":{"momentum":1.5}}`, "momentum: must be in [0, 1]"},
+		{`{"class_name":"SGD","config":{"nesterov":"yes"}}`, "nesterov: want true or false"},
+		{`{"module":"my.optimizers","class_name":"SGD"}`, `module "my.optimizers"`},
+		{`{"class_name":"SGD","extra":1}`, "parsing config"},
+	} {
+		_, err := NewOptimizer([]byte(tc.config))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "gokernel: ") {
+			t.Errorf("NewOptimizer(%s): got error %v; want one containing %q", tc.config, err, tc.want)
+		}
+	}
+}
+
+func TestOptimizerApplySizeErrors(t *testing.T) {
+	o, err := NewOptimizer([]byte(`"adam"`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := [][]float32{make([]float32, 3), make([]float32, 2)}
+	for _, tc := range []struct {
+		params, grads [][]float32
+		want          string
+	}{
+		{p, [][]float32{make([]float32, 3)}, "2 parameters but 1 gradients"},
+		{p, [][]float32{make([]float32, 3), make([]float32, 4)}, "parameter 1 has 2 values but its gradient has 4"},
+	} {
+		if err := o.Apply(tc.params, tc.grads); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Apply: got error %v; want one containing %q", err, tc.want)
+		}
+	}
+	if err := o.Apply(p, [][]float32{make([]float32, 3), make([]float32, 2)}); err != nil {
+		t.Fatal(err)
+	}
+	q := [][]float32{make([]float32, 3), make([]float32, 5)}
+	if err := o.Apply(q, q); err == nil || !strings.Contains(err.Error(), "parameter 1 has 5 values but the state was built for 2") {
+		t.Errorf("Apply after build with other sizes: got error %v", err)
+	}
+}
+
+// TestOptimizerStateRoundTrip checks that an optimizer restored from State
+// continues exactly as the original would.
+func TestOptimizerStateRoundTrip(t *testing.T) {
+	configs := []string{
+		`"sgd"`,
+		`{"class_name":"SGD","config":{"momentum":0.9,"nesterov":true}}`,
+		`{"class_name":"Adam","config":{"amsgrad":true,"clipnorm":1}}`,
+		`"adamw"`,
+		`{"class_name":"RMSprop","config":{"momentum":0.5,"centered":true}}`,
+		`"adagrad"`,
+	}
+	grad := func(step int) [][]float32 {
+		return [][]float32{{float32(step) - 1.5, 0.25, -2}, {0.5 * float32(step)}}
+	}
+	for _, cfg := range configs {
+		a, _ := NewOptimizer([]byte(cfg))
+		pa := [][]float32{{1, 2, 3}, {-1}}
+		for step := range 3 {
+			if err := a.Apply(pa, grad(step)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b, _ := NewOptimizer([]byte(cfg))
+		if err := b.SetState(a.State()); err != nil {
+			t.Fatalf("%s: SetState: %v", cfg, err)
+		}
+		pb := [][]float32{append([]float32(nil), pa[0]...), append([]float32(nil), pa[1]...)}
+		for step := 3; step < 6; step++ {
+			if err := a.Apply(pa, grad(step)); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Apply(pb, grad(step)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i := range pa {
+			for j := range pa[i] {
+				if pa[i][j] != pb[i][j] {
+					t.Errorf("%s: param %d[%d]: got %g after restore; want %g", cfg, i, j, pb[i][j], pa[i][j])
+				}
+			}
+		}
+		if it := b.State()[0]; it.Name != "iteration" || it.Data[0] != 6 {
+			t.Errorf("%s: got iteration %v; want 6", cfg, it)
+		}
+	}
+}
+
+func TestOptimizerSetStateErrors(t *testing.T) {
+	o, _ := NewOptimizer([]byte(`"adam"`))
+	for _, tc := range []struct {
+		state []NamedTensor
+		want  string
+	}{
+		{nil, `one-value "iteration"`},
+		{[]NamedTensor{{Name: "iteration", Data: []float32{1}}, {Name: "momentum/0", Data: []float32{1}}}, "not a multiple of 2"},
+		{[]NamedTensor{{Name: "iteration", Data: []float32{1}}, {Name: "velocity/0", Data: []float32{1}}, {Name: "momentum/0", Data: []float32{1}}}, `is "velocity/0", want "momentum/0"`},
+		{[]NamedTensor{{Name: "iteration", Data: []float32{1}}, {Name: "momentum/0", Data: []float32{1}}, {Name: "velocity/0", Data: []float32{1, 2}}}, "has 2 values, want 1"},
+	} {
+		if err := o.SetState(tc.state); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("SetState: got error %v; want one containing %q", err, tc.want)
+		}
+	}
+}
+
+func TestOptimizerApplyAllocatesNothing(t *testing.T) {
+	for _, cfg := range []string{`{"class_name":"SGD","config":{"momentum":0.9}}`, `{"class_name":"Adam","config":{"global_clipnorm":1}}`, `"adamw"`, `{"class_name":"RMSprop","config":{"centered":true}}`, `"adagrad"`} {
+		o, _ := NewOptimizer([]byte(cfg))
+		p := [][]float32{make([]float32, 100), make([]float32, 10)}
+		g := [][]float32{make([]float32, 100), make([]float32, 10)}
+		_ = o.Apply(p, g)
+		if n := testing.AllocsPerRun(10, func() { _ = o.Apply(p, g) }); n != 0 {
+			t.Errorf("%s: Apply allocates %v times per step; want 0", cfg, n)
+		}
+	}
+}
+
+func BenchmarkAdamApply_MLP784x128x128x10(b *testing.B) {
+	sizes := []int{784 * 128, 128, 128 * 128, 128, 128 * 10, 10}
+	p, g := make([][]float32, len(sizes)), make([][]float32, len(sizes))
+	for i, n := range sizes {
+		p[i], g[i] = make([]float32, n), make([]float32, n)
+		for j := range g[i] {
+			g[i][j] = float32(j%7) - 3
+		}
+	}
+	o, _ := NewOptimizer([]byte(`"adam"`))
+	for b.Loop() {
+		_ = o.Apply(p, g)
+	}
+}
