@@ -1,0 +1,452 @@
+package gokernel
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+)
+
+// epsilon is Keras' backend.epsilon(), the clip bound for probabilities.
+const epsilon = 1e-7
+
+// lossKind is a Keras loss. For one sample with prediction p (the model's
+// output row, width m) and target y, the losses are, as Keras 3's JAX and
+// NumPy backends compute them:
+//
+//	categorical_crossentropy         q = p/Σp, c = clip(q, ε, 1-ε), L = -Σ y_j log c_j
+//	  from_logits                    L = -Σ y_j log_softmax(p)_j
+//	sparse_categorical_crossentropy  the same with y the one-hot row of the integer label
+//	binary_crossentropy              c = clip(p, ε, 1-ε), L = mean_j -(y_j log c_j + (1-y_j) log(1-c_j))
+//	  from_logits                    L = mean_j max(p_j,0) - p_j y_j + log(1 + e^-|p_j|)
+//	mean_squared_error               L = mean_j (p_j - y_j)²
+//	mean_absolute_error              L = mean_j |p_j - y_j|
+//	huber                            L = mean_j ½e² if |e| ≤ δ else δ|e| - ½δ²,  e = p_j - y_j, δ = 1
+//
+// with ε = 1e-7. The batch loss is the mean over samples (Keras'
+// "sum_over_batch_size") plus the weight regularization penalties. Keras
+// does not fuse a softmax output with the cross-entropy from probabilities,
+// and neither does the kernel: the gradient flows through the clip (zero
+// outside [ε, 1-ε]), the normalization and the softmax.
+type lossKind int
+
+const (
+	lossCCE lossKind = iota
+	lossSparseCCE
+	lossBCE
+	lossMSE
+	lossMAE
+	lossHuber
+)
+
+var lossNames = []string{"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy", "mean_squared_error", "mean_absolute_error", "huber"}
+
+func (k lossKind) String() string { return lossNames[k] }
+
+var lossAliases = map[string]lossKind{
+	"categorical_crossentropy": lossCCE, "CategoricalCrossentropy": lossCCE,
+	"sparse_categorical_crossentropy": lossSparseCCE, "SparseCategoricalCrossentropy": lossSparseCCE,
+	"binary_crossentropy": lossBCE, "BinaryCrossentropy": lossBCE,
+	"mean_squared_error": lossMSE, "mse": lossMSE, "MeanSquaredError": lossMSE,
+	"mean_absolute_error": lossMAE, "mae": lossMAE, "MeanAbsoluteError": lossMAE,
+	"huber": lossHuber, "huber_loss": lossHuber, "Huber": lossHuber,
+}
+
+type lossSpec struct {
+	kind       lossKind
+	fromLogits bool
+	delta      float64 // huber
+}
+
+// metricKind is a Keras metric, averaged per sample:
+//
+//	categorical_accuracy         argmax y == argmax p (first maximum wins)
+//	sparse_categorical_accuracy  y == argmax p
+//	binary_accuracy              mean_j [(p_j > 0.5) == y_j]
+//	mae, mse                     as the losses
+//
+// "accuracy" (or "acc") resolves the way Keras resolves it from the shapes:
+// binary_accuracy for an output of width 1, sparse_categorical_accuracy for
+// integer labels (the sparse categorical cross-entropy loss), else
+// categorical_accuracy.
+type metricKind int
+
+const (
+	metAccuracy metricKind = iota // resolved when the model is built
+	metCategoricalAccuracy
+	metSparseCategoricalAccuracy
+	metBinaryAccuracy
+	metMAE
+	metMSE
+)
+
+var metricAliases = map[string]metricKind{
+	"accuracy": metAccuracy, "acc": metAccuracy,
+	"categorical_accuracy": metCategoricalAccuracy, "CategoricalAccuracy": metCategoricalAccuracy,
+	"sparse_categorical_accuracy": metSparseCategoricalAccuracy, "SparseCategoricalAccuracy": metSparseCategoricalAccuracy,
+	"binary_accuracy": metBinaryAccuracy, "BinaryAccuracy": metBinaryAccuracy,
+	"mae": metMAE, "mean_absolute_error": metMAE, "MeanAbsoluteError": metMAE,
+	"mse": metMSE, "mean_squared_error": metMSE, "MeanSquaredError": metMSE,
+}
+
+type metricSpec struct {
+	name string // the History key
+	kind metricKind
+}
+
+func (s *Spec) parseCompile(raw json.RawMessage) error {
+	c, err := newObj("compile config", raw)
+	if err != nil {
+		return err
+	}
+	s.optimizer = c.get("optimizer")
+	if isNull(s.optimizer) {
+		s.optimizer = json.RawMessage(`"rmsprop"`)
+	}
+	if lr := c.get("loss"); !isNull(lr) {
+		if s.loss, err = parseLoss(c, lr); err != nil {
+			return err
+		}
+	}
+	if mr := c.get("metrics"); !isNull(mr) {
+		var list []json.RawMessage
+		if err := json.Unmarshal(mr, &list); err != nil {
+			return c.errf("metrics: want a list, got %s (one output only)", short(mr))
+		}
+		for _, m := range list {
+			ms, err := parseMetric(c, m)
+			if err != nil {
+				return err
+			}
+			s.metrics = append(s.metrics, ms)
+		}
+	}
+	for _, k := range []string{"loss_weights", "weighted_metrics"} {
+		if err := c.mustBe(k); err != nil {
+			return err
+		}
+	}
+	// These change how Keras runs a step, not what it computes.
+	c.ignore("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
+	return c.done()
+}
+
+func parseLoss(c *obj, raw json.RawMessage) (*lossSpec, error) {
+	l := &lossSpec{delta: 1}
+	var name string
+	if err := json.Unmarshal(raw, &name); err == nil {
+		k, ok := lossAliases[name]
+		if !ok {
+			return nil, c.errf("loss %q is not supported (%v are)", name, lossNames)
+		}
+		l.kind = k
+		return l, nil
+	}
+	o, err := newObj("compile config: loss", raw)
+	if err != nil {
+		return nil, err
+	}
+	cls, err := o.str("class_name", "")
+	if err != nil {
+		return nil, err
+	}
+	o.ignore("module", "registered_name")
+	k, ok := lossAliases[cls]
+	if !ok {
+		return nil, o.errf("loss %s is not supported (%v are)", cls, lossNames)
+	}
+	l.kind = k
+	cfg, err := newObj("compile config: loss "+cls, o.get("config"))
+	if err != nil {
+		return nil, err
+	}
+	if err := o.done(); err != nil {
+		return nil, err
+	}
+	cfg.ignore("name")
+	if err := cfg.mustBe("reduction", `"sum_over_batch_size"`); err != nil {
+		return nil, err
+	}
+	if err := cfg.mustBe("dtype", `"float32"`); err != nil {
+		return nil, err
+	}
+	switch k {
+	case lossCCE, lossSparseCCE, lossBCE:
+		if l.fromLogits, err = cfg.boolean("from_logits", false); err != nil {
+			return nil, err
+		}
+		if err := cfg.mustBe("label_smoothing", "0"); err != nil {
+			return nil, err
+		}
+		if err := cfg.mustBe("axis", "-1"); err != nil {
+			return nil, err
+		}
+		if err := cfg.mustBe("ignore_class"); err != nil {
+			return nil, err
+		}
+	case lossHuber:
+		if l.delta, err = cfg.num("delta", 1); err != nil {
+			return nil, err
+		}
+		if l.delta <= 0 {
+			return nil, cfg.errf("delta %v must be positive", l.delta)
+		}
+	}
+	return l, cfg.done()
+}
+
+func parseMetric(c *obj, raw json.RawMessage) (metricSpec, error) {
+	var name string
+	if err := json.Unmarshal(raw, &name); err == nil {
+		k, ok := metricAliases[name]
+		if !ok {
+			return metricSpec{}, c.errf("metric %q is not supported", name)
+		}
+		return metricSpec{name: name, kind: k}, nil
+	}
+	o, err := newObj("compile config: metric", raw)
+	if err != nil {
+		return metricSpec{}, err
+	}
+	cls, err := o.str("class_name", "")
+	if err != nil {
+		return metricSpec{}, err
+	}
+	o.ignore("module", "registered_name")
+	k, ok := metricAliases[cls]
+	if !ok {
+		return metricSpec{}, o.errf("metric %s is not supported", cls)
+	}
+	cfg, err := newObj("compile config: metric "+cls, o.get("config"))
+	if err != nil {
+		return metricSpec{}, err
+	}
+	if err := o.done(); err != nil {
+		return metricSpec{}, err
+	}
+	name, err = cfg.str("name", snake(cls))
+	if err != nil {
+		return metricSpec{}, err
+	}
+	if err := cfg.mustBe("dtype", `"float32"`); err != nil {
+		return metricSpec{}, err
+	}
+	if k == metBinaryAccuracy {
+		if err := cfg.mustBe("threshold", "0.5"); err != nil {
+			return metricSpec{}, err
+		}
+	}
+	return metricSpec{name: name, kind: k}, cfg.done()
+}
+
+// lossSum returns Σ over the rows of the per-sample loss and, if grad is
+// not nil, sets grad = scale·∂(Σ loss)/∂out. out is rows×m; y is rows×m, or
+// rows labels for the sparse loss.
+func (l *lossSpec) lossSum(out, y []float32, rows, m int, grad []float32, scale float64) float64 {
+	var total float64
+	for r := 0; r < rows; r++ {
+		p := out[r*m : (r+1)*m]
+		var g []float32
+		if grad != nil {
+			g = grad[r*m : (r+1)*m]
+		}
+		var yr []float32
+		label := -1
+		if l.kind == lossSparseCCE {
+			label = int(y[r])
+		} else {
+			yr = y[r*m : (r+1)*m]
+		}
+		switch l.kind {
+		case lossCCE, lossSparseCCE:
+			total += crossEntropy(p, yr, label, l.fromLogits, g, scale)
+		case lossBCE:
+			total += binaryCrossEntropy(p, yr, l.fromLogits, g, scale)
+		default:
+			total += l.regression(p, yr, g, scale)
+		}
+	}
+	return total
+}
+
+// target is y_j, or the one-hot row of label if yr is nil.
+func target(yr []float32, label, j int) float64 {
+	if yr == nil {
+		if j == label {
+			return 1
+		}
+		return 0
+	}
+	return float64(yr[j])
+}
+
+func crossEntropy(p, yr []float32, label int, fromLogits bool, g []float32, scale float64) float64 {
+	var loss float64
+	if fromLogits {
+		mx := p[0]
+		for _, v := range p {
+			mx = max(mx, v)
+		}
+		var se, sy float64
+		for _, v := range p {
+			se += math.Exp(float64(v - mx))
+		}
+		lse := float64(mx) + math.Log(se)
+		for j, v := range p {
+			t := target(yr, label, j)
+			sy += t
+			loss -= t * (float64(v) - lse)
+		}
+		if g != nil {
+			// ∂L/∂p_j = softmax(p)_j Σy - y_j
+			for j, v := range p {
+				g[j] = float32(scale * (math.Exp(float64(v)-lse)*sy - target(yr, label, j)))
+			}
+		}
+		return loss
+	}
+	var sum float64
+	for _, v := range p {
+		sum += float64(v)
+	}
+	// dq = ∂L/∂q_j, zero where the clip is active; then
+	// ∂L/∂p_k = (dq_k - Σ_j dq_j q_j) / Σp.
+	var dot float64
+	for j, v := range p {
+		q := float64(v) / sum
+		c := min(max(q, epsilon), 1-epsilon)
+		t := target(yr, label, j)
+		loss -= t * math.Log(c)
+		if g != nil {
+			var dq float64
+			if q >= epsilon && q <= 1-epsilon {
+				dq = -t / q
+			}
+			dot += dq * q
+			g[j] = float32(dq)
+		}
+	}
+	if g != nil {
+		for j := range g {
+			g[j] = float32(scale * (float64(g[j]) - dot) / sum)
+		}
+	}
+	return loss
+}
+
+func binaryCrossEntropy(p, yr []float32, fromLogits bool, g []float32, scale float64) float64 {
+	m := float64(len(p))
+	var loss float64
+	for j, v := range p {
+		x, t := float64(v), float64(yr[j])
+		if fromLogits {
+			loss += math.Max(x, 0) - x*t + math.Log1p(math.Exp(-math.Abs(x)))
+			if g != nil {
+				g[j] = float32(scale * (sigmoid(x) - t) / m)
+			}
+			continue
+		}
+		c := min(max(x, epsilon), 1-epsilon)
+		loss -= t*math.Log(c) + (1-t)*math.Log(1-c)
+		if g != nil {
+			var d float64
+			if x >= epsilon && x <= 1-epsilon {
+				d = -t/c + (1-t)/(1-c)
+			}
+			g[j] = float32(scale * d / m)
+		}
+	}
+	return loss / m
+}
+
+func (l *lossSpec) regression(p, yr []float32, g []float32, scale float64) float64 {
+	m := float64(len(p))
+	var loss float64
+	for j, v := range p {
+		e := float64(v) - float64(yr[j])
+		var d float64
+		switch l.kind {
+		case lossMSE:
+			loss += e * e
+			d = 2 * e
+		case lossMAE:
+			loss += math.Abs(e)
+			d = sign(e)
+		case lossHuber:
+			if math.Abs(e) <= l.delta {
+				loss += 0.5 * e * e
+				d = e
+			} else {
+				loss += l.delta*math.Abs(e) - 0.5*l.delta*l.delta
+				d = l.delta * sign(e)
+			}
+		}
+		if g != nil {
+			g[j] = float32(scale * d / m)
+		}
+	}
+	return loss / m
+}
+
+func sign(x float64) float64 {
+	switch {
+	case x > 0:
+		return 1
+	case x < 0:
+		return -1
+	}
+	return 0
+}
+
+// metricSum returns Σ over the rows of the per-sample metric value.
+func (k metricKind) metricSum(out, y []float32, rows, m int, sparse bool) float64 {
+	var total float64
+	for r := 0; r < rows; r++ {
+		p := out[r*m : (r+1)*m]
+		switch k {
+		case metCategoricalAccuracy:
+			if argmax(p) == argmax(y[r*m:(r+1)*m]) {
+				total++
+			}
+		case metSparseCategoricalAccuracy:
+			if float32(argmax(p)) == y[r] {
+				total++
+			}
+		case metBinaryAccuracy:
+			var hit float64
+			for j, v := range p {
+				var pred float32
+				if v > 0.5 {
+					pred = 1
+				}
+				if pred == y[r*m+j] {
+					hit++
+				}
+			}
+			total += hit / float64(m)
+		case metMAE, metMSE:
+			var s float64
+			for j, v := range p {
+				e := float64(v) - float64(y[r*m+j])
+				if k == metMAE {
+					s += math.Abs(e)
+				} else {
+					s += e * e
+				}
+			}
+			total += s / float64(m)
+		default:
+			panic(fmt.Sprintf("gokernel: unresolved metric kind %d", k))
+		}
+	}
+	return total
+}
+
+func argmax(v []float32) int {
+	best := 0
+	for j, x := range v {
+		if x > v[best] {
+			best = j
+		}
+	}
+	return best
+}
