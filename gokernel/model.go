@@ -47,6 +47,8 @@ type Model struct {
 	lossGrad   []float32 // ∂L/∂output, capRows×outDim
 	xbuf, ybuf []float32 // gathered batches for Fit
 	msum       []float64 // metric sums of one batch
+
+	reuseMask bool // tests: Dropout applies the masks of the previous pass
 }
 
 // layer is one compute layer with its parameters and its per-batch buffers.
@@ -246,7 +248,13 @@ func (m *Model) forward(x []float32, rows int, training bool) []float32 {
 		case kindDropout:
 			l.active = training && l.spec.rate > 0
 			if l.active {
-				dropout(cur, l.a[:n], l.mask[:n], l.spec.rate, l.rng)
+				if m.reuseMask {
+					for j, v := range l.mask[:n] {
+						l.a[j] = cur[j] * v
+					}
+				} else {
+					dropout(cur, l.a[:n], l.mask[:n], l.spec.rate, l.rng)
+				}
 				cur = l.a[:n]
 			}
 		case kindFlatten:
