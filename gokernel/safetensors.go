@@ -35,8 +35,8 @@ const (
 var ErrMalformed = errors.New("malformed safetensors file")
 
 type stEntry struct {
-	Dtype       string  `json:"dtype"`
-	Shape       []int   `json:"shape"`
+	Dtype       string   `json:"dtype"`
+	Shape       []int    `json:"shape"`
 	DataOffsets [2]int64 `json:"data_offsets"`
 }
 
