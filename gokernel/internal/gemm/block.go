@@ -95,24 +95,29 @@ func kernel(asm bool, kcb int, alpha float32, ap, bp, c []float32, ldc int) {
 	kernelGo(kcb, alpha, ap, bp, c, ldc)
 }
 
-// kernelGo is the portable micro-kernel: the plain loop the assembly
-// kernel is tested against, over the same packed layout.
+// kernelGo is the portable micro-kernel over the same packed layout as the
+// assembly kernel: C[i][j] += alpha * Σ_l ap[l*mr+i] * bp[l*nr+j]. It walks
+// one row and four columns at a time so the four sums stay in registers.
 func kernelGo(kcb int, alpha float32, ap, bp, c []float32, ldc int) {
-	var acc [mr * nr]float32
-	for l := range kcb {
-		a := ap[l*mr : l*mr+mr : l*mr+mr]
-		b := bp[l*nr : l*nr+nr : l*nr+nr]
-		for i, av := range a {
-			row := acc[i*nr : i*nr+nr : i*nr+nr]
-			for j, bv := range b {
-				row[j] += av * bv
-			}
-		}
-	}
+	ap = ap[:kcb*mr]
+	bp = bp[:kcb*nr]
 	for i := range mr {
 		ci := c[i*ldc : i*ldc+nr : i*ldc+nr]
-		for j := range ci {
-			ci[j] += alpha * acc[i*nr+j]
+		for j := 0; j < nr; j += 4 {
+			var s0, s1, s2, s3 float32
+			for l := range kcb {
+				av := ap[l*mr+i]
+				bl := (*[4]float32)(bp[l*nr+j:])
+				s0 += av * bl[0]
+				s1 += av * bl[1]
+				s2 += av * bl[2]
+				s3 += av * bl[3]
+			}
+			cj := (*[4]float32)(ci[j:])
+			cj[0] += alpha * s0
+			cj[1] += alpha * s1
+			cj[2] += alpha * s2
+			cj[3] += alpha * s3
 		}
 	}
 }
@@ -154,20 +159,29 @@ func packB(dst []float32, transB bool, b []float32, ldb, p0, kcb, j0, ncb int) {
 // copyRuns sets d[l*w+r] = src[l*ld+r] for l < kcb, r < cnt, and zero for
 // cnt <= r < w.
 func copyRuns(d []float32, w int, src []float32, ld, kcb, cnt int) {
-	for l := range kcb {
-		dl := d[l*w : l*w+w]
-		copy(dl, src[l*ld:l*ld+cnt])
-		clear(dl[cnt:])
+	switch {
+	case w == nr && cnt == nr:
+		for l := range kcb {
+			*(*[nr]float32)(d[l*nr:]) = *(*[nr]float32)(src[l*ld:])
+		}
+	case w == mr && cnt == mr:
+		for l := range kcb {
+			*(*[mr]float32)(d[l*mr:]) = *(*[mr]float32)(src[l*ld:])
+		}
+	default:
+		for l := range kcb {
+			dl := d[l*w : l*w+w]
+			copy(dl, src[l*ld:l*ld+cnt])
+			clear(dl[cnt:])
+		}
 	}
 }
 
 // interleave sets d[l*w+r] = src[r*ld+l] for l < kcb, r < cnt, and zero for
 // cnt <= r < w: cnt rows of src become the columns of d.
 func interleave(d []float32, w int, src []float32, ld, kcb, cnt int) {
-	if cnt < w {
-		clear(d[:kcb*w])
-	}
-	if w == mr && cnt == mr {
+	switch {
+	case w == mr && cnt == mr:
 		r0 := src[0*ld:][:kcb]
 		r1 := src[1*ld:][:kcb]
 		r2 := src[2*ld:][:kcb]
@@ -175,15 +189,33 @@ func interleave(d []float32, w int, src []float32, ld, kcb, cnt int) {
 		r4 := src[4*ld:][:kcb]
 		r5 := src[5*ld:][:kcb]
 		for l := range kcb {
-			dl := d[l*mr : l*mr+mr : l*mr+mr]
+			dl := (*[mr]float32)(d[l*mr:])
 			dl[0], dl[1], dl[2], dl[3], dl[4], dl[5] = r0[l], r1[l], r2[l], r3[l], r4[l], r5[l]
 		}
-		return
-	}
-	for r := range cnt {
-		row := src[r*ld:][:kcb]
-		for l, v := range row {
-			d[l*w+r] = v
+	case w == nr && cnt == nr:
+		// Eight rows at a time keeps the row slices in registers.
+		for h := 0; h < nr; h += 8 {
+			r0 := src[(h+0)*ld:][:kcb]
+			r1 := src[(h+1)*ld:][:kcb]
+			r2 := src[(h+2)*ld:][:kcb]
+			r3 := src[(h+3)*ld:][:kcb]
+			r4 := src[(h+4)*ld:][:kcb]
+			r5 := src[(h+5)*ld:][:kcb]
+			r6 := src[(h+6)*ld:][:kcb]
+			r7 := src[(h+7)*ld:][:kcb]
+			for l := range kcb {
+				dl := (*[8]float32)(d[l*nr+h:])
+				dl[0], dl[1], dl[2], dl[3] = r0[l], r1[l], r2[l], r3[l]
+				dl[4], dl[5], dl[6], dl[7] = r4[l], r5[l], r6[l], r7[l]
+			}
+		}
+	default:
+		clear(d[:kcb*w])
+		for r := range cnt {
+			row := src[r*ld:][:kcb]
+			for l, v := range row {
+				d[l*w+r] = v
+			}
 		}
 	}
 }
