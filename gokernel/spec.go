@@ -77,7 +77,8 @@ func (l *layerSpec) where() string {
 // {"class_name": "Adam", "config": {...}} or a plain name like "adam";
 // default "rmsprop" as in Keras' compile), "loss" (a name like
 // "categorical_crossentropy" or a serialized loss object) and "metrics" (a
-// list of names). Anything outside the supported subset (see the package
+// list of names); an explicit "compile" replaces a "compile_config" inside
+// the model. Anything outside the supported subset (see the package
 // documentation) is an error naming it and the layer's index and name.
 func ParseSpec(data []byte) (*Spec, error) {
 	var top map[string]json.RawMessage
@@ -104,10 +105,7 @@ func ParseSpec(data []byte) (*Spec, error) {
 	}
 	if cc, ok := model["compile_config"]; ok {
 		delete(model, "compile_config")
-		if !isNull(cc) {
-			if compileRaw != nil && !jsonEqual(cc, compileRaw) {
-				return nil, fmt.Errorf("gokernel: spec: compile config given twice (\"compile\" and the model's \"compile_config\") and they differ")
-			}
+		if !isNull(cc) && compileRaw == nil {
 			compileRaw = cc
 		}
 		var err error
