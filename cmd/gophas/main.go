@@ -1,6 +1,7 @@
 // Command gophas is the one Gophas binary. Its subcommands:
 //
 //	gophas version   print the version and protocol version as JSON
+//	gophas train     train a model on MNIST, a CSV or an Arrow file
 //
 // main only parses the command line and calls a package; run is what the
 // tests call.
@@ -9,6 +10,8 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -29,6 +32,7 @@ const usage = `usage: gophas <command> [flags]
 
 commands:
   version   print the version and protocol version as JSON
+  train     train a model on MNIST, a CSV or an Arrow file (train -h)
 `
 
 // run executes one subcommand and returns the process exit status. A failing
@@ -42,6 +46,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "version":
 		err = version(stdout)
+	case "train":
+		cfg, ferr := trainFlags(rest, stderr)
+		if ferr != nil {
+			fmt.Fprintf(stderr, "%s%v\n", bridge.ErrorPrefix, ferr)
+			return bridge.ExitUsage
+		}
+		err = bridge.Train(ctx, cfg, stdout, stderr)
 	default:
 		_ = rest
 		fmt.Fprintf(stderr, "%sunknown command %q\n%s", bridge.ErrorPrefix, cmd, usage)
@@ -59,4 +70,33 @@ func version(w io.Writer) error {
 		Version  string `json:"version"`
 		Protocol int    `json:"protocol"`
 	}{bridge.Version, bridge.ProtocolVersion})
+}
+
+// trainFlags parses the flags of `gophas train` into a bridge.TrainConfig.
+func trainFlags(args []string, stderr io.Writer) (bridge.TrainConfig, error) {
+	var c bridge.TrainConfig
+	fs := flag.NewFlagSet("train", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Model, "model", "", "model spec (Keras JSON) or model directory (required)")
+	fs.StringVar(&c.Data, "data", "", "training data: mnist, a CSV file or an Arrow IPC file (required)")
+	fs.StringVar(&c.Test, "test", "", "test data evaluated after training: mnist or a file")
+	fs.IntVar(&c.Epochs, "epochs", 1, "number of epochs")
+	fs.IntVar(&c.BatchSize, "batch-size", 32, "rows per step")
+	fs.Float64Var(&c.ValidationSplit, "validation-split", 0, "fraction of the training rows held out for validation")
+	fs.Int64Var(&c.Seed, "seed", 0, "seed of the initializers, Dropout and shuffle")
+	fs.StringVar(&c.Out, "out", "", "directory to save the trained model to")
+	fs.StringVar(&c.Features, "features", "", "feature column(s) of a file, comma-separated (default: all but the label)")
+	fs.StringVar(&c.Label, "label", "", "label column of a file (default: the last)")
+	fs.IntVar(&c.Threads, "threads", 0, "goroutines per matrix multiply (default: GOMAXPROCS)")
+	fs.StringVar(&c.MNISTDir, "mnist-dir", "", "folder of the MNIST IDX files (default: the GoMNIST module's data/)")
+	if err := fs.Parse(args); err != nil {
+		return c, fmt.Errorf("train: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("train: unexpected argument %q", fs.Arg(0))
+	}
+	if c.Model == "" || c.Data == "" {
+		return c, errors.New("train: --model and --data are required")
+	}
+	return c, nil
 }
