@@ -16,11 +16,12 @@ Made with keras 3.15.1 on jax 0.10.2 (CPU), float32 throughout. It writes
       parameters, 10 fixed gradients, and Keras' parameters after 1 and after
       10 optimizer.apply steps.
   gokernel/testdata/keras/models.json
-      For each small model: its spec ({"model": model.to_json(), "compile":
-      {"optimizer", "loss", "metrics"}}), initial weights (get_weights order),
-      one batch x, y, Keras' forward output (predict) and, per optimizer,
-      Keras' weights after 1 and after 10 train_on_batch steps and the losses
-      train_on_batch returned.
+      For each small model: its spec ({"model": model.to_json() without its
+      compile_config, "compile": {"optimizer", "loss", "metrics"}}), initial
+      weights (get_weights order), one batch x, y, Keras' forward output
+      (predict) and, per optimizer, the spec as the compiled model's plain
+      to_json() (compile_config inside), Keras' weights after 1 and after 10
+      train_on_batch steps and the losses train_on_batch returned.
   examples/mnist_mlp/model.json
       The MNIST MLP 784-128(relu)-Dropout(0.2)-128(relu)-Dropout(0.2)-
       10(softmax) with Adam, categorical_crossentropy and accuracy.
@@ -169,8 +170,11 @@ def weights_of(model):
 
 
 def spec_of(model):
-    cc = model.get_compile_config()
-    return {"model": json.loads(model.to_json()),
+    """The {"model", "compile"} form: model.to_json() without its
+    compile_config, and the optimizer, loss and metrics of compile."""
+    model_json = json.loads(model.to_json())
+    cc = model_json.pop("compile_config")
+    return {"model": model_json,
             "compile": {k: cc[k] for k in ("optimizer", "loss", "metrics")}}
 
 
@@ -206,7 +210,7 @@ def make_models():
                     after1 = weights_of(model)
             case["train"].append({
                 "optimizer": oname,
-                "spec": spec_of(model),
+                "spec": json.loads(model.to_json()),  # compile_config inside
                 "losses": losses,
                 "after1": after1,
                 "after10": weights_of(model),
