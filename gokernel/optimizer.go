@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"runtime"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // NamedTensor is one named float32 tensor in row-major order: a weight, or a
@@ -63,6 +65,10 @@ type base struct {
 	sizes      []int       // parameter sizes the state was built for; nil until built
 	scratch    [][]float32 // clipped gradients; allocated once, only when clipping is on
 	gradsView  [][]float32 // the gradients the update rule reads
+	params     [][]float32 // this step's parameters and gradients, for updateSpan
+	grads      [][]float32
+	parts      [][]span // the element ranges of each parallel part
+	wg         sync.WaitGroup
 }
 
 func (b *base) Name() string { return b.opt.name }
@@ -99,6 +105,7 @@ func (b *base) setSizes(params [][]float32) {
 		b.sizes[i] = len(p)
 	}
 	b.gradsView = make([][]float32, len(params))
+	b.parts = splitSpans(b.sizes, runtime.GOMAXPROCS(0))
 	if b.opt.clipnorm > 0 || b.opt.globalClipnorm > 0 || b.opt.clipvalue > 0 {
 		b.scratch = make([][]float32, len(params))
 		for i, n := range b.sizes {
@@ -509,33 +516,40 @@ func (o *SGD) Apply(params, grads [][]float32) error {
 			o.momentums = zeros(params, 0)
 		}
 	}
-	grads = o.prepare(params, grads)
-	lr, mu := o.opt.learningRate, o.momentum
-	for i, p := range params {
-		g := grads[i]
-		switch {
-		case mu == 0:
-			for j := range p {
-				p[j] -= g[j] * lr
-			}
-		case o.nesterov:
-			m := o.momentums[i]
-			for j := range p {
-				mj := m[j]*mu - g[j]*lr
-				m[j] = mj
-				p[j] += mj*mu - g[j]*lr
-			}
-		default:
-			m := o.momentums[i]
-			for j := range p {
-				mj := m[j]*mu - g[j]*lr
-				m[j] = mj
-				p[j] += mj
-			}
-		}
-	}
+	o.params, o.grads = params, o.prepare(params, grads)
+	o.update(o)
 	o.iterations++
 	return nil
+}
+
+// updateSpan applies the update rule to parameter i's elements [lo, hi).
+func (o *SGD) updateSpan(i, lo, hi int) {
+	lr, mu := o.opt.learningRate, o.momentum
+	p := o.params[i][lo:hi]
+	g := o.grads[i][lo:hi]
+	g = g[:len(p)]
+	switch {
+	case mu == 0:
+		for j := range p {
+			p[j] -= g[j] * lr
+		}
+	case o.nesterov:
+		m := o.momentums[i][lo:hi]
+		m = m[:len(p)]
+		for j := range p {
+			mj := m[j]*mu - g[j]*lr
+			m[j] = mj
+			p[j] += mj*mu - g[j]*lr
+		}
+	default:
+		m := o.momentums[i][lo:hi]
+		m = m[:len(p)]
+		for j := range p {
+			mj := m[j]*mu - g[j]*lr
+			m[j] = mj
+			p[j] += mj
+		}
+	}
 }
 
 // State returns "iteration" and, with momentum, "momentum/<i>".

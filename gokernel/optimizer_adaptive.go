@@ -23,6 +23,7 @@ type Adam struct {
 	beta1, beta2, epsilon float32
 	amsgrad               bool
 	m, v, vhat            [][]float32
+	alpha                 float32 // this step's η·√(1−β₂ᵗ)/(1−β₁ᵗ)
 }
 
 func newAdam(p *argParser, name string, defWD *float32) *Adam {
@@ -47,38 +48,44 @@ func (o *Adam) Apply(params, grads [][]float32) error {
 			o.vhat = zeros(params, 0)
 		}
 	}
-	grads = o.prepare(params, grads)
+	o.params, o.grads = params, o.prepare(params, grads)
 	t := float64(o.iterations + 1)
-	b1, b2, eps := o.beta1, o.beta2, o.epsilon
-	b1p := float32(math.Pow(float64(b1), t))
-	b2p := float32(math.Pow(float64(b2), t))
-	alpha := o.opt.learningRate * float32(math.Sqrt(float64(1-b2p))) / (1 - b1p)
-	c1, c2 := 1-b1, 1-b2
-	for i, p := range params {
-		g, m, v := grads[i], o.m[i], o.v[i]
-		if o.amsgrad {
-			vh := o.vhat[i]
-			for j := range p {
-				gj := g[j]
-				mj := m[j] + (gj-m[j])*c1
-				vj := v[j] + (gj*gj-v[j])*c2
-				m[j], v[j] = mj, vj
-				h := max(vh[j], vj)
-				vh[j] = h
-				p[j] -= mj * alpha / (sqrt32(h) + eps)
-			}
-			continue
-		}
+	b1p := float32(math.Pow(float64(o.beta1), t))
+	b2p := float32(math.Pow(float64(o.beta2), t))
+	o.alpha = o.opt.learningRate * float32(math.Sqrt(float64(1-b2p))) / (1 - b1p)
+	o.update(o)
+	o.iterations++
+	return nil
+}
+
+// updateSpan applies the update rule to parameter i's elements [lo, hi).
+func (o *Adam) updateSpan(i, lo, hi int) {
+	alpha, eps := o.alpha, o.epsilon
+	c1, c2 := 1-o.beta1, 1-o.beta2
+	p := o.params[i][lo:hi]
+	g, m, v := o.grads[i][lo:hi], o.m[i][lo:hi], o.v[i][lo:hi]
+	g, m, v = g[:len(p)], m[:len(p)], v[:len(p)]
+	if o.amsgrad {
+		vh := o.vhat[i][lo:hi]
+		vh = vh[:len(p)]
 		for j := range p {
 			gj := g[j]
 			mj := m[j] + (gj-m[j])*c1
 			vj := v[j] + (gj*gj-v[j])*c2
 			m[j], v[j] = mj, vj
-			p[j] -= mj * alpha / (sqrt32(vj) + eps)
+			h := max(vh[j], vj)
+			vh[j] = h
+			p[j] -= mj * alpha / (sqrt32(h) + eps)
 		}
+		return
 	}
-	o.iterations++
-	return nil
+	for j := range p {
+		gj := g[j]
+		mj := m[j] + (gj-m[j])*c1
+		vj := v[j] + (gj*gj-v[j])*c2
+		m[j], v[j] = mj, vj
+		p[j] -= mj * alpha / (sqrt32(vj) + eps)
+	}
 }
 
 func (o *Adam) kinds() []string {
@@ -157,41 +164,48 @@ func (o *RMSprop) Apply(params, grads [][]float32) error {
 			o.a = zeros(params, 0)
 		}
 	}
-	grads = o.prepare(params, grads)
-	lr, rho, mu, eps := o.opt.learningRate, o.rho, o.momentum, o.epsilon
-	for i, p := range params {
-		g, v := grads[i], o.v[i]
-		var a, m []float32
-		if o.centered {
-			a = o.a[i]
-		}
-		if mu > 0 {
-			m = o.m[i]
-		}
-		for j := range p {
-			gj := g[j]
-			vj := rho*v[j] + (1-rho)*(gj*gj)
-			v[j] = vj
-			var d float32
-			if a != nil {
-				aj := rho*a[j] + (1-rho)*gj
-				a[j] = aj
-				d = vj - aj*aj + eps
-			} else {
-				d = vj + eps
-			}
-			inc := lr * gj / sqrt32(d)
-			if m != nil {
-				mj := mu*m[j] + inc
-				m[j] = mj
-				p[j] -= mj
-			} else {
-				p[j] -= inc
-			}
-		}
-	}
+	o.params, o.grads = params, o.prepare(params, grads)
+	o.update(o)
 	o.iterations++
 	return nil
+}
+
+// updateSpan applies the update rule to parameter i's elements [lo, hi).
+func (o *RMSprop) updateSpan(i, lo, hi int) {
+	lr, rho, mu, eps := o.opt.learningRate, o.rho, o.momentum, o.epsilon
+	p := o.params[i][lo:hi]
+	g, v := o.grads[i][lo:hi], o.v[i][lo:hi]
+	g, v = g[:len(p)], v[:len(p)]
+	var a, m []float32
+	if o.centered {
+		a = o.a[i][lo:hi]
+		a = a[:len(p)]
+	}
+	if mu > 0 {
+		m = o.m[i][lo:hi]
+		m = m[:len(p)]
+	}
+	for j := range p {
+		gj := g[j]
+		vj := rho*v[j] + (1-rho)*(gj*gj)
+		v[j] = vj
+		var d float32
+		if a != nil {
+			aj := rho*a[j] + (1-rho)*gj
+			a[j] = aj
+			d = vj - aj*aj + eps
+		} else {
+			d = vj + eps
+		}
+		inc := lr * gj / sqrt32(d)
+		if m != nil {
+			mj := mu*m[j] + inc
+			m[j] = mj
+			p[j] -= mj
+		} else {
+			p[j] -= inc
+		}
+	}
 }
 
 func (o *RMSprop) kinds() []string {
@@ -264,19 +278,24 @@ func (o *Adagrad) Apply(params, grads [][]float32) error {
 		o.setSizes(params)
 		o.acc = zeros(params, o.initial)
 	}
-	grads = o.prepare(params, grads)
-	lr, eps := o.opt.learningRate, o.epsilon
-	for i, p := range params {
-		g, a := grads[i], o.acc[i]
-		for j := range p {
-			gj := g[j]
-			aj := a[j] + gj*gj
-			a[j] = aj
-			p[j] -= lr * gj / sqrt32(aj+eps)
-		}
-	}
+	o.params, o.grads = params, o.prepare(params, grads)
+	o.update(o)
 	o.iterations++
 	return nil
+}
+
+// updateSpan applies the update rule to parameter i's elements [lo, hi).
+func (o *Adagrad) updateSpan(i, lo, hi int) {
+	lr, eps := o.opt.learningRate, o.epsilon
+	p := o.params[i][lo:hi]
+	g, a := o.grads[i][lo:hi], o.acc[i][lo:hi]
+	g, a = g[:len(p)], a[:len(p)]
+	for j := range p {
+		gj := g[j]
+		aj := a[j] + gj*gj
+		a[j] = aj
+		p[j] -= lr * gj / sqrt32(aj+eps)
+	}
 }
 
 // State returns "iteration", "accumulator/<i>"….

@@ -170,3 +170,91 @@ func BenchmarkAdamApply_MLP784x128x128x10(b *testing.B) {
 		_ = o.Apply(p, g)
 	}
 }
+
+func TestSplitSpans(t *testing.T) {
+	for _, tc := range []struct {
+		sizes []int
+		parts int
+	}{
+		{[]int{10, 5}, 4},
+		{[]int{100352, 128, 16384, 128, 1280, 10}, 2},
+		{[]int{100352, 128, 16384, 128, 1280, 10}, 3},
+		{[]int{40000, 0, 1}, 7},
+	} {
+		got := splitSpans(tc.sizes, tc.parts)
+		covered := make([][]bool, len(tc.sizes))
+		for i, n := range tc.sizes {
+			covered[i] = make([]bool, n)
+		}
+		total := 0
+		for _, n := range tc.sizes {
+			total += n
+		}
+		for pi, p := range got {
+			size := 0
+			for _, s := range p {
+				for j := s.lo; j < s.hi; j++ {
+					if covered[s.i][j] {
+						t.Fatalf("splitSpans(%v, %d): element %d of %d in two parts", tc.sizes, tc.parts, j, s.i)
+					}
+					covered[s.i][j] = true
+				}
+				size += s.hi - s.lo
+			}
+			if len(got) > 1 && (size < total/len(got)-1 || size > total/len(got)+1) {
+				t.Errorf("splitSpans(%v, %d): part %d has %d values; want about %d", tc.sizes, tc.parts, pi, size, total/len(got))
+			}
+		}
+		for i := range covered {
+			for j, c := range covered[i] {
+				if !c {
+					t.Fatalf("splitSpans(%v, %d): element %d of %d in no part", tc.sizes, tc.parts, j, i)
+				}
+			}
+		}
+		if total < minParallel && len(got) != 1 {
+			t.Errorf("splitSpans(%v, %d): got %d parts for %d values; want 1", tc.sizes, tc.parts, len(got), total)
+		}
+	}
+}
+
+// TestOptimizerParallelMatchesSerial checks that splitting a step over
+// goroutines gives bit-for-bit the serial result.
+func TestOptimizerParallelMatchesSerial(t *testing.T) {
+	sizes := []int{50000, 30, 20000}
+	for _, cfg := range []string{`{"class_name":"SGD","config":{"momentum":0.9,"nesterov":true}}`, `{"class_name":"Adam","config":{"amsgrad":true}}`, `{"class_name":"RMSprop","config":{"momentum":0.5,"centered":true}}`, `"adagrad"`} {
+		var results [2][][]float32
+		for k, parts := range []int{1, 3} {
+			o, _ := NewOptimizer([]byte(cfg))
+			p, g := make([][]float32, len(sizes)), make([][]float32, len(sizes))
+			for i, n := range sizes {
+				p[i], g[i] = make([]float32, n), make([]float32, n)
+				for j := range n {
+					p[i][j] = float32(j%13) / 7
+				}
+			}
+			for step := range 4 {
+				for i := range g {
+					for j := range g[i] {
+						g[i][j] = float32((j*(step+3))%11) - 5
+					}
+				}
+				if err := o.Apply(p, g); err != nil {
+					t.Fatal(err)
+				}
+				if step == 0 {
+					b := o.(interface{ baseOf() *base }).baseOf()
+					b.parts = splitSpans(sizes, parts)
+				}
+			}
+			results[k] = p
+		}
+		for i := range results[0] {
+			for j := range results[0][i] {
+				if results[0][i][j] != results[1][i][j] {
+					t.Fatalf("%s: param %d[%d]: got %g split in 3; want %g (serial)", cfg, i, j, results[1][i][j], results[0][i][j])
+				}
+			}
+		}
+	}
+}
