@@ -200,6 +200,8 @@ func TestTrainErrors(t *testing.T) {
 		{"x width", dense2(20, 2, x), dense2(10, 1, labels), "want (rows, 4)"},
 		{"rows", dense2(10, 4, x), dense2(5, 2, labels), "rows"},
 		{"nil x", nil, dense2(10, 1, labels), "x is nil"},
+		{"nil y", dense2(10, 4, x), nil, "y is nil"},
+		{"no rows", dense2(0, 4, nil), dense2(0, 1, nil), "no rows"},
 	}
 	for _, tt := range tests {
 		if _, err := m.Fit(tt.x, tt.y, FitOptions{}); err == nil || !strings.Contains(err.Error(), tt.want) {

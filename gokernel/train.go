@@ -108,6 +108,9 @@ func floats(t *tensor.Dense, what string) (data []float32, rows, width int, err 
 	for _, d := range shape[1:] {
 		width *= d
 	}
+	if rows*width == 0 {
+		return nil, rows, width, nil // tensor's Data panics on empty storage
+	}
 	d, ok := t.Data().([]float32)
 	if !ok || len(d) < rows*width {
 		return nil, 0, 0, fmt.Errorf("gokernel: %s: backing data does not hold shape %v", what, shape)
@@ -117,6 +120,10 @@ func floats(t *tensor.Dense, what string) (data []float32, rows, width int, err 
 
 // inputs checks x and y against the model and returns their data.
 func (m *Model) inputs(x, y *tensor.Dense, op string) (xd, yd []float32, rows int, err error) {
+	return m.checkInputs(x, y, op, op != "Predict")
+}
+
+func (m *Model) checkInputs(x, y *tensor.Dense, op string, needY bool) (xd, yd []float32, rows int, err error) {
 	xd, rows, width, err := floats(x, "x")
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("gokernel: %s: %w", op, unwrapPrefix(err))
@@ -124,7 +131,10 @@ func (m *Model) inputs(x, y *tensor.Dense, op string) (xd, yd []float32, rows in
 	if width != m.spec.InputDim() {
 		return nil, nil, 0, fmt.Errorf("gokernel: %s: x has shape %v, want (rows, %d)", op, x.Shape(), m.spec.InputDim())
 	}
-	if y == nil {
+	if rows == 0 {
+		return nil, nil, 0, fmt.Errorf("gokernel: %s: x has no rows", op)
+	}
+	if !needY {
 		return xd, nil, rows, nil
 	}
 	if m.loss == nil {
@@ -148,9 +158,6 @@ func (m *Model) inputs(x, y *tensor.Dense, op string) (xd, yd []float32, rows in
 		}
 	} else if ywidth != m.outDim {
 		return nil, nil, 0, fmt.Errorf("gokernel: %s: y has shape %v, want (%d, %d)", op, y.Shape(), rows, m.outDim)
-	}
-	if rows == 0 {
-		return nil, nil, 0, fmt.Errorf("gokernel: %s: no rows", op)
 	}
 	return xd, yd, rows, nil
 }
