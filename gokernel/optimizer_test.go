@@ -1,6 +1,7 @@
 package gokernel
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -257,4 +258,26 @@ func TestOptimizerParallelMatchesSerial(t *testing.T) {
 			}
 		}
 	}
+}
+
+func ExampleNewOptimizer() {
+	opt, err := NewOptimizer([]byte(`{"class_name": "SGD", "config": {"learning_rate": 0.1, "momentum": 0.9}}`))
+	if err != nil {
+		panic(err)
+	}
+	params := [][]float32{{1, 2}}
+	grads := [][]float32{{0.5, -1}}
+	for range 2 {
+		if err := opt.Apply(params, grads); err != nil {
+			panic(err)
+		}
+	}
+	fmt.Println(opt.Name(), params[0])
+	for _, s := range opt.State() {
+		fmt.Println(s.Name, s.Data)
+	}
+	// Output:
+	// sgd [0.855 2.29]
+	// iteration [2]
+	// momentum/0 [-0.095 0.19]
 }
