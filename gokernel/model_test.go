@@ -3,6 +3,7 @@ package gokernel
 import (
 	"math"
 	"math/rand/v2"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -237,5 +238,57 @@ func TestTrainStepAllocs(t *testing.T) {
 	step()
 	if n := testing.AllocsPerRun(20, step); n != 0 {
 		t.Errorf("allocations per step: got %v; want 0", n)
+	}
+}
+
+// TestFunctionalMultiDimInput feeds the Functional model of
+// testdata/spec/functional.json (Input (28, 28), Flatten, ...) with x of
+// shape (rows, 28, 28) and with the same rows flattened.
+func TestFunctionalMultiDimInput(t *testing.T) {
+	data, err := os.ReadFile("testdata/spec/functional.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustModel(t, data)
+	if got := m.Spec().InputShape(); !reflect.DeepEqual(got, []int{28, 28}) {
+		t.Errorf("InputShape: got %v; want [28 28]", got)
+	}
+	xd := randFloats(rand.New(rand.NewPCG(1, 1)), 3*784, 0, 1)
+	a, err := m.Predict(tensor.New(tensor.WithShape(3, 28, 28), tensor.WithBacking(xd)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := m.Predict(dense2(3, 784, xd))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(a.Data(), b.Data()) {
+		t.Error("Predict of (3, 28, 28) and (3, 784) differ")
+	}
+	if _, err := m.TrainOnBatch(dense2(3, 784, xd), dense2(3, 1, []float32{1, 2, 9})); err != nil {
+		t.Errorf("TrainOnBatch with sparse labels: %v", err)
+	}
+}
+
+// TestGradientsMatchEvaluate: without Dropout the loss Gradients reports is
+// the loss Evaluate reports, and the gradients come in Weights() order.
+func TestGradientsMatchEvaluate(t *testing.T) {
+	m := mustModel(t, seqJSON(4, `"categorical_crossentropy"`, "", dense("h", 6, "gelu", `,"kernel_regularizer":"l2"`), dense("o", 3, "softmax", "")))
+	x, y, _ := blobs(50, 6)
+	grads, loss, err := m.Gradients(dense2(50, 4, x), dense2(50, 3, y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev, err := m.Evaluate(dense2(50, 4, x), dense2(50, 3, y))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !close(loss, ev["loss"], 1e-12, 1e-9) {
+		t.Errorf("loss: got %v; want Evaluate's %v", loss, ev["loss"])
+	}
+	for i, w := range m.Weights() {
+		if len(grads[i]) != len(w.Data) {
+			t.Errorf("grads[%d]: got %d values; want %d for %s", i, len(grads[i]), len(w.Data), w.Name)
+		}
 	}
 }
