@@ -294,6 +294,7 @@ func trainLoop(ctx context.Context, m *gokernel.Model, c TrainConfig, train, val
 		start := time.Now()
 		rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
 		clear(sums)
+		seen := 0
 		bar := newProgressBar(stderr, progress, epoch, c.Epochs, steps)
 		for s := 0; s < steps; s++ {
 			if err := ctx.Err(); err != nil {
@@ -314,7 +315,8 @@ func trainLoop(ctx context.Context, m *gokernel.Model, c TrainConfig, train, val
 			for k, key := range keys {
 				sums[k] += logs[key] * float64(len(idx))
 			}
-			bar.step(s+1, logs["loss"])
+			seen += len(idx)
+			bar.step(s+1, sums[0]/float64(seen)) // the running mean, as Keras shows it
 		}
 		bar.done()
 		line := fmt.Sprintf("epoch %d/%d - %.1fs", epoch, c.Epochs, time.Since(start).Seconds())
