@@ -576,3 +576,16 @@ func (p *Params) Stats() Stats {
 	slices.SortFunc(s.Workers, func(a, b WorkerStats) int { return strings.Compare(a.Worker, b.Worker) })
 	return s
 }
+
+// countRefused counts a push refused before it reached Push (undecodable
+// or of the wrong shape).
+func (p *Params) countRefused(name string, err error) {
+	p.meta.Lock()
+	defer p.meta.Unlock()
+	if w := p.workers[name]; w != nil {
+		w.stats.Refused++
+		if errors.Is(err, ErrNonFinite) {
+			w.stats.NonFinite++
+		}
+	}
+}

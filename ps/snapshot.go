@@ -102,3 +102,13 @@ func DecodeSnapshot(s *Snapshot) ([]NamedTensor, error) {
 	}
 	return ts, nil
 }
+
+// Shapes lists the model's tensors, or nil before SetWeights.
+func (p *Params) Shapes() []TensorInfo {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if p.weights == nil {
+		return nil
+	}
+	return infos(p.weights)
+}

@@ -1,0 +1,174 @@
+package ps
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/gophas/gophas/ps/pspb"
+)
+
+// DefaultChunkSize is the payload bytes per streamed message: large enough
+// to stream at memory speed, well inside gRPC's default 4 MiB message limit.
+const DefaultChunkSize = 1 << 20
+
+// sendChunks streams payload behind hdr, chunkSize bytes per message. It sets
+// hdr.PayloadSize. An empty payload still sends one chunk with the header.
+func sendChunks(hdr *pspb.Header, payload []byte, chunkSize int, send func(*pspb.Chunk) error) error {
+	hdr.PayloadSize = uint64(len(payload))
+	first := true
+	for first || len(payload) > 0 {
+		n := min(chunkSize, len(payload))
+		c := &pspb.Chunk{Data: payload[:n]}
+		if first {
+			c.Header = hdr
+			first = false
+		}
+		if err := send(c); err != nil {
+			return err
+		}
+		payload = payload[n:]
+	}
+	return nil
+}
+
+// assembler reassembles a chunk stream: the header comes first, then data
+// adding up to exactly the declared payload size, no more than max bytes.
+type assembler struct {
+	max uint64
+	hdr *pspb.Header
+	buf []byte
+}
+
+// add takes the next chunk.
+func (a *assembler) add(c *pspb.Chunk) error {
+	switch {
+	case a.hdr == nil && c.GetHeader() == nil:
+		return fmt.Errorf("%w: first chunk has no header", errCorrupt)
+	case a.hdr != nil && c.GetHeader() != nil:
+		return fmt.Errorf("%w: header repeated after %d bytes", errCorrupt, len(a.buf))
+	case a.hdr == nil:
+		h := c.GetHeader()
+		if h.GetPayloadSize() > a.max {
+			return fmt.Errorf("%w: payload of %d bytes exceeds %d", errCorrupt, h.GetPayloadSize(), a.max)
+		}
+		a.hdr = h
+		// Trust the declared size only up to 64 MiB before data arrives.
+		a.buf = make([]byte, 0, min(h.GetPayloadSize(), 1<<26))
+	}
+	if uint64(len(a.buf))+uint64(len(c.GetData())) > a.hdr.GetPayloadSize() {
+		return fmt.Errorf("%w: more than the declared %d payload bytes", errCorrupt, a.hdr.GetPayloadSize())
+	}
+	a.buf = append(a.buf, c.GetData()...)
+	return nil
+}
+
+// done returns the header and payload once the stream has ended.
+func (a *assembler) done() (*pspb.Header, []byte, error) {
+	if a.hdr == nil {
+		return nil, nil, fmt.Errorf("%w: empty stream", errCorrupt)
+	}
+	if uint64(len(a.buf)) != a.hdr.GetPayloadSize() {
+		return nil, nil, fmt.Errorf("%w: stream ended after %d of %d payload bytes", errCorrupt, len(a.buf), a.hdr.GetPayloadSize())
+	}
+	return a.hdr, a.buf, nil
+}
+
+// receive reads a chunk stream to its end.
+func receive(recv func() (*pspb.Chunk, error), max uint64) (*pspb.Header, []byte, error) {
+	a := assembler{max: max}
+	for {
+		c, err := recv()
+		if errors.Is(err, io.EOF) {
+			return a.done()
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := a.add(c); err != nil {
+			return nil, nil, err
+		}
+	}
+}
+
+// decodeTensors decodes a header's tensor list and its payload into values,
+// one slice per tensor. With ref non-nil the shapes must be ref's (a push);
+// only then may the values be sparse.
+func decodeTensors(h *pspb.Header, payload []byte, ref []TensorInfo) ([]NamedTensor, error) {
+	raw, err := decompress(Compression(h.GetCompression()), payload, h.GetRawSize())
+	if err != nil {
+		return nil, err
+	}
+	total := 0
+	ts := make([]NamedTensor, len(h.GetTensors()))
+	for i, t := range h.GetTensors() {
+		shape := make([]int, len(t.GetShape()))
+		for j, d := range t.GetShape() {
+			if d < 0 || d > MaxPayload {
+				return nil, fmt.Errorf("%w: tensor %q has bad shape %v", errCorrupt, t.GetName(), t.GetShape())
+			}
+			shape[j] = int(d)
+		}
+		n := numel(shape)
+		if n < 0 || total+n > MaxPayload/4 {
+			return nil, fmt.Errorf("%w: tensor %q has bad shape %v", errCorrupt, t.GetName(), t.GetShape())
+		}
+		total += n
+		ts[i] = NamedTensor{Name: t.GetName(), Shape: shape}
+	}
+	enc := Encoding(h.GetEncoding())
+	if want := payloadSize(enc, total); want >= 0 && want != len(raw) {
+		return nil, fmt.Errorf("%w: %d values as %v need %d bytes, payload has %d", errCorrupt, total, enc, want, len(raw))
+	}
+	if ref != nil {
+		if err := sameShapes(ts, ref); err != nil {
+			return nil, err
+		}
+	} else if enc == Sparse {
+		return nil, fmt.Errorf("%w: sparse values need the model's shapes", errCorrupt)
+	}
+	dst := make([][]float32, len(ts))
+	for i := range ts {
+		ts[i].Data = make([]float32, numel(ts[i].Shape))
+		dst[i] = ts[i].Data
+	}
+	if err := decodeValues(enc, raw, dst); err != nil {
+		return nil, err
+	}
+	return ts, nil
+}
+
+// tensorHeader lists ts in a header.
+func tensorHeader(ts []TensorInfo) []*pspb.Tensor {
+	out := make([]*pspb.Tensor, len(ts))
+	for i, t := range ts {
+		shape := make([]int64, len(t.Shape))
+		for j, d := range t.Shape {
+			shape[j] = int64(d)
+		}
+		out[i] = &pspb.Tensor{Name: t.Name, Shape: shape}
+	}
+	return out
+}
+
+func infos(ts []NamedTensor) []TensorInfo {
+	out := make([]TensorInfo, len(ts))
+	for i, t := range ts {
+		out[i] = TensorInfo{Name: t.Name, Shape: t.Shape}
+	}
+	return out
+}
+
+// sameShapes reports ErrShape unless ts has ref's tensor count and shapes.
+func sameShapes(ts []NamedTensor, ref []TensorInfo) error {
+	if len(ts) != len(ref) {
+		return fmt.Errorf("%w: %d tensors, want %d", ErrShape, len(ts), len(ref))
+	}
+	for i, t := range ts {
+		if !slices.Equal(t.Shape, ref[i].Shape) {
+			return fmt.Errorf("%w: tensor %d %q has shape %v, want %v", ErrShape, i, ref[i].Name, t.Shape, ref[i].Shape)
+		}
+	}
+	return nil
+}

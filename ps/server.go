@@ -1,0 +1,328 @@
+package ps
+
+import (
+	"context"
+	"crypto/subtle"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/peer"
+	"google.golang.org/grpc/status"
+
+	"github.com/gophas/gophas/ps/pspb"
+)
+
+// ProtocolVersion is the RPC contract's version, reported by Register; it
+// equals bridge.ProtocolVersion (bridge checks).
+const ProtocolVersion = 1
+
+// authKey is the metadata key carrying "Bearer <token>".
+const authKey = "authorization"
+
+type serverConfig struct {
+	cert      *tls.Certificate
+	logger    *slog.Logger
+	store     *Store
+	shutdown  func()
+	chunkSize int
+}
+
+// ServerOption configures a Server.
+type ServerOption func(*serverConfig)
+
+// WithCertificate serves TLS with cert. Default: plaintext.
+func WithCertificate(cert tls.Certificate) ServerOption {
+	return func(c *serverConfig) { c.cert = &cert }
+}
+
+// WithLogger sets where refused calls and lifecycle events are logged.
+// Default: slog.Default().
+func WithLogger(l *slog.Logger) ServerOption { return func(c *serverConfig) { c.logger = l } }
+
+// WithStore serves model blobs from s. Default: a new empty Store.
+func WithStore(s *Store) ServerOption { return func(c *serverConfig) { c.store = s } }
+
+// WithShutdown sets what the Shutdown RPC calls (after replying). Default:
+// nothing but a log line.
+func WithShutdown(f func()) ServerOption { return func(c *serverConfig) { c.shutdown = f } }
+
+// WithChunkSize sets the payload bytes per streamed message. Default
+// DefaultChunkSize (1 MiB).
+func WithChunkSize(n int) ServerOption { return func(c *serverConfig) { c.chunkSize = n } }
+
+// Server adapts Params and a Store to gRPC. Every call must carry the job's
+// token; others fail with codes.Unauthenticated and are logged.
+type Server struct {
+	pspb.UnimplementedParameterServerServer
+	params *Params
+	token  []byte // "Bearer <token>"
+	cfg    serverConfig
+	grpc   *grpc.Server
+
+	unauthenticated atomic.Uint64
+	modelFetches    atomic.Uint64
+	shutdownOnce    sync.Once
+}
+
+// NewServer returns a Server for p that accepts calls carrying token.
+func NewServer(p *Params, token string, opts ...ServerOption) (*Server, error) {
+	if len(token) < 16 {
+		return nil, errors.New("ps: token must have at least 16 characters")
+	}
+	cfg := serverConfig{logger: slog.Default(), chunkSize: DefaultChunkSize}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.store == nil {
+		cfg.store = NewStore()
+	}
+	if cfg.chunkSize <= 0 || cfg.chunkSize > 3<<20 {
+		return nil, fmt.Errorf("ps: chunk size %d outside (0, 3 MiB]", cfg.chunkSize)
+	}
+	s := &Server{params: p, token: []byte("Bearer " + token), cfg: cfg}
+	gopts := []grpc.ServerOption{
+		grpc.UnaryInterceptor(s.unaryAuth),
+		grpc.StreamInterceptor(s.streamAuth),
+	}
+	if cfg.cert != nil {
+		gopts = append(gopts, grpc.Creds(credentials.NewTLS(&tls.Config{
+			Certificates: []tls.Certificate{*cfg.cert},
+			MinVersion:   tls.VersionTLS13,
+		})))
+	}
+	s.grpc = grpc.NewServer(gopts...)
+	pspb.RegisterParameterServerServer(s.grpc, s)
+	return s, nil
+}
+
+// Store returns the model store the server serves.
+func (s *Server) Store() *Store { return s.cfg.store }
+
+// Serve accepts connections on lis until Stop or GracefulStop.
+func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+
+// Stop drains calls in flight for up to timeout, then closes every
+// connection.
+func (s *Server) Stop(timeout time.Duration) {
+	done := make(chan struct{})
+	go func() { s.grpc.GracefulStop(); close(done) }()
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		s.cfg.logger.Warn("ps: calls still running after drain deadline; stopping", "timeout", timeout)
+		s.grpc.Stop()
+		<-done
+	}
+}
+
+// authorize checks the token in ctx in constant time.
+func (s *Server) authorize(ctx context.Context, method string) error {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get(authKey)
+	if len(vals) == 1 && subtle.ConstantTimeCompare([]byte(vals[0]), s.token) == 1 {
+		return nil
+	}
+	s.unauthenticated.Add(1)
+	from := "unknown"
+	if p, ok := peer.FromContext(ctx); ok {
+		from = p.Addr.String()
+	}
+	why := "wrong token"
+	if len(vals) == 0 {
+		why = "no token"
+	}
+	s.cfg.logger.Warn("ps: refused call", "method", method, "peer", from, "reason", why)
+	return status.Errorf(codes.Unauthenticated, "ps: %s: this is not the job's token", why)
+}
+
+func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if err := s.authorize(ctx, info.FullMethod); err != nil {
+		return nil, err
+	}
+	return h(ctx, req)
+}
+
+func (s *Server) streamAuth(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if err := s.authorize(ss.Context(), info.FullMethod); err != nil {
+		return err
+	}
+	return h(srv, ss)
+}
+
+// statusOf maps a ps error to a gRPC status.
+func statusOf(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err // already a status, from the stream
+	}
+	code := codes.Internal
+	switch {
+	case errors.Is(err, ErrShape), errors.Is(err, ErrNonFinite), errors.Is(err, errCorrupt):
+		code = codes.InvalidArgument
+	case errors.Is(err, ErrNoWeights), errors.Is(err, ErrRoundNotOpen), errors.Is(err, ErrUnknownWorker), errors.Is(err, ErrNoOptimizer):
+		code = codes.FailedPrecondition
+	case errors.Is(err, ErrRoundTimeout):
+		code = codes.Aborted
+	case errors.Is(err, context.DeadlineExceeded):
+		code = codes.DeadlineExceeded
+	case errors.Is(err, context.Canceled):
+		code = codes.Canceled
+	}
+	return status.Errorf(code, "%v", err)
+}
+
+// Register implements pspb.ParameterServerServer.
+func (s *Server) Register(_ context.Context, r *pspb.RegisterRequest) (*pspb.RegisterResponse, error) {
+	if r.GetProtocol() != ProtocolVersion {
+		return nil, status.Errorf(codes.FailedPrecondition, "ps: worker speaks protocol %d, driver %d: use one gophas binary for both", r.GetProtocol(), ProtocolVersion)
+	}
+	v, err := s.params.Register(r.GetWorker())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	return &pspb.RegisterResponse{Version: v, Mode: string(s.params.cfg.mode), Frequency: string(s.params.cfg.frequency), Protocol: ProtocolVersion}, nil
+}
+
+// SetWeights implements pspb.ParameterServerServer.
+func (s *Server) SetWeights(stream grpc.ClientStreamingServer[pspb.Chunk, pspb.SetWeightsResponse]) error {
+	h, payload, err := receive(stream.Recv, MaxPayload)
+	if err != nil {
+		return statusOf(err)
+	}
+	ts, err := decodeTensors(h, payload, nil)
+	if err != nil {
+		return statusOf(err)
+	}
+	v, err := s.params.SetWeights(ts, h.GetIfAbsent())
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	return stream.SendAndClose(&pspb.SetWeightsResponse{Version: v})
+}
+
+// Pull implements pspb.ParameterServerServer.
+func (s *Server) Pull(r *pspb.PullRequest, stream grpc.ServerStreamingServer[pspb.Chunk]) error {
+	if v := s.params.Version(); v != 0 && v <= r.GetNewerThan() {
+		return stream.Send(&pspb.Chunk{Header: &pspb.Header{Version: v, NotModified: true}})
+	}
+	snap, err := s.params.Snapshot(Encoding(r.GetEncoding()), Compression(r.GetCompression()))
+	if err != nil {
+		return statusOf(err)
+	}
+	h := &pspb.Header{
+		Version:     snap.Version,
+		Encoding:    pspb.Encoding(snap.Encoding),
+		Compression: pspb.Compression(snap.Compression),
+		Tensors:     tensorHeader(snap.Tensors),
+		RawSize:     uint64(snap.RawSize),
+	}
+	return sendChunks(h, snap.Payload, s.cfg.chunkSize, stream.Send)
+}
+
+// Push implements pspb.ParameterServerServer.
+func (s *Server) Push(stream grpc.ClientStreamingServer[pspb.Chunk, pspb.PushResponse]) error {
+	h, payload, err := receive(stream.Recv, MaxPayload)
+	if err != nil {
+		return statusOf(err)
+	}
+	ref := s.params.Shapes()
+	if ref == nil {
+		return statusOf(ErrNoWeights)
+	}
+	ts, err := decodeTensors(h, payload, ref)
+	if err != nil {
+		s.params.countRefused(h.GetWorker(), err)
+		return statusOf(err)
+	}
+	update := make([][]float32, len(ts))
+	for i := range ts {
+		update[i] = ts[i].Data
+	}
+	res, err := s.params.Push(h.GetWorker(), h.GetStep(), Kind(h.GetKind()), update)
+	if err != nil {
+		return statusOf(err)
+	}
+	return stream.SendAndClose(&pspb.PushResponse{Version: res.Version, Duplicate: res.Duplicate})
+}
+
+// WaitRound implements pspb.ParameterServerServer.
+func (s *Server) WaitRound(ctx context.Context, r *pspb.WaitRoundRequest) (*pspb.WaitRoundResponse, error) {
+	v, err := s.params.WaitRound(ctx, r.GetRound())
+	if err != nil {
+		return nil, statusOf(err)
+	}
+	return &pspb.WaitRoundResponse{Version: v}, nil
+}
+
+// Done implements pspb.ParameterServerServer.
+func (s *Server) Done(_ context.Context, r *pspb.DoneRequest) (*pspb.DoneResponse, error) {
+	if err := s.params.Done(r.GetWorker()); err != nil {
+		return nil, statusOf(err)
+	}
+	return &pspb.DoneResponse{}, nil
+}
+
+// Stats implements pspb.ParameterServerServer.
+func (s *Server) Stats(context.Context, *pspb.StatsRequest) (*pspb.StatsResponse, error) {
+	st := s.params.Stats()
+	out := &pspb.StatsResponse{Mode: string(st.Mode), Frequency: string(st.Frequency), Version: st.Version, Round: st.Round, Unauthenticated: s.unauthenticated.Load()}
+	for _, w := range st.Workers {
+		out.Workers = append(out.Workers, &pspb.WorkerStats{Worker: w.Worker, Applied: w.Applied, Refused: w.Refused, Duplicate: w.Duplicate, NonFinite: w.NonFinite, Registers: w.Registers, Done: w.Done})
+	}
+	return out, nil
+}
+
+// Shutdown implements pspb.ParameterServerServer: it replies, then calls the
+// WithShutdown function once.
+func (s *Server) Shutdown(ctx context.Context, _ *pspb.ShutdownRequest) (*pspb.ShutdownResponse, error) {
+	from := "unknown"
+	if p, ok := peer.FromContext(ctx); ok {
+		from = p.Addr.String()
+	}
+	s.cfg.logger.Info("ps: shutdown requested", "peer", from)
+	if s.cfg.shutdown != nil {
+		s.shutdownOnce.Do(func() { go s.cfg.shutdown() })
+	}
+	return &pspb.ShutdownResponse{}, nil
+}
+
+// PutModel implements pspb.ParameterServerServer.
+func (s *Server) PutModel(stream grpc.ClientStreamingServer[pspb.Chunk, pspb.PutModelResponse]) error {
+	h, payload, err := receive(stream.Recv, MaxPayload)
+	if err != nil {
+		return statusOf(err)
+	}
+	raw, err := decompress(Compression(h.GetCompression()), payload, h.GetRawSize())
+	if err != nil {
+		return statusOf(err)
+	}
+	if want := h.GetSha256(); want != "" && want != Hash(raw) {
+		return status.Errorf(codes.DataLoss, "ps: model blob hash %s, sender said %s", Hash(raw), want)
+	}
+	return stream.SendAndClose(&pspb.PutModelResponse{Sha256: s.cfg.store.Put(h.GetBlobKind(), raw)})
+}
+
+// GetModel implements pspb.ParameterServerServer.
+func (s *Server) GetModel(r *pspb.GetModelRequest, stream grpc.ServerStreamingServer[pspb.Chunk]) error {
+	kind, data, ok := s.cfg.store.Get(r.GetSha256())
+	if !ok {
+		return status.Errorf(codes.NotFound, "ps: no model blob %q", r.GetSha256())
+	}
+	s.modelFetches.Add(1)
+	h := &pspb.Header{BlobKind: kind, Sha256: r.GetSha256(), RawSize: uint64(len(data))}
+	return sendChunks(h, data, s.cfg.chunkSize, stream.Send)
+}
