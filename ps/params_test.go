@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gophas/gophas/gokernel"
 )
 
 func model2() []NamedTensor {
@@ -311,3 +313,6 @@ func TestPushRules(t *testing.T) {
 		t.Error("NewParams(mode eventual) succeeded; want error")
 	}
 }
+
+// gokernel's optimizers are what a server keeps for gradient pushes.
+var _ Optimizer = gokernel.Optimizer(nil)

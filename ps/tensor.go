@@ -4,18 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/gophas/gophas/gokernel"
 )
 
-// NamedTensor is one named float32 tensor of a model, in row-major order.
-//
-// gokernel does not yet commit a NamedTensor type; when it does, this
-// becomes an alias of gokernel.NamedTensor so that optimizers built there
-// satisfy Optimizer unchanged.
-type NamedTensor struct {
-	Name  string
-	Shape []int
-	Data  []float32
-}
+// NamedTensor is one named float32 tensor in row-major order: a weight or a
+// piece of optimizer state. It is gokernel's type, so that the weights of a
+// gokernel.Model and its optimizers' state pass through unchanged.
+type NamedTensor = gokernel.NamedTensor
 
 // numel returns the product of shape, or -1 when a dimension is negative or
 // the product overflows.
