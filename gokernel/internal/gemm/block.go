@@ -38,20 +38,32 @@ func grow(s []float32, n int) []float32 {
 func gemmPacked(asm, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, c []float32, ldc int) {
 	buf := bufPool.Get().(*buffers)
 	defer bufPool.Put(buf)
-	for jc := 0; jc < n; jc += nc {
-		ncb := min(nc, n-jc)
-		for pc := 0; pc < k; pc += kc {
-			kcb := min(kc, k-pc)
+	// Blocks are balanced so no thin remainder block runs at low speed:
+	// k = 784 makes four blocks of 196 rather than 256+256+256+16.
+	ncs := balance(n, nc, nr)
+	kcs := balance(k, kc, 1)
+	mcs := balance(m, mc, mr)
+	for jc := 0; jc < n; jc += ncs {
+		ncb := min(ncs, n-jc)
+		for pc := 0; pc < k; pc += kcs {
+			kcb := min(kcs, k-pc)
 			buf.b = grow(buf.b, kcb*roundUp(ncb, nr))
 			packB(buf.b, transB, b, ldb, pc, kcb, jc, ncb)
-			for ic := 0; ic < m; ic += mc {
-				mcb := min(mc, m-ic)
+			for ic := 0; ic < m; ic += mcs {
+				mcb := min(mcs, m-ic)
 				buf.a = grow(buf.a, kcb*roundUp(mcb, mr))
 				packA(buf.a, transA, a, lda, ic, mcb, pc, kcb)
 				macroKernel(asm, buf, mcb, ncb, kcb, alpha, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
+}
+
+// balance returns the block size, a multiple of unit and at most limit, that
+// cuts d into the fewest blocks of nearly equal size.
+func balance(d, limit, unit int) int {
+	blocks := (d + limit - 1) / limit
+	return roundUp((d+blocks-1)/blocks, unit)
 }
 
 // macroKernel runs the micro-kernel over the mcb×ncb block of C whose
