@@ -71,6 +71,8 @@ type base struct {
 	wg         sync.WaitGroup
 }
 
+// Name returns the optimizer's Keras name: its "name" argument, or the Keras
+// default ("sgd", "adam", "adam_w", "rm_sprop", "adagrad").
 func (b *base) Name() string { return b.opt.name }
 
 // check validates params and grads against each other and against the built

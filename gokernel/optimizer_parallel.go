@@ -104,6 +104,3 @@ func (b *base) update(u spanUpdater) {
 	optPart{u: u, spans: parts[len(parts)-1]}.run()
 	b.wg.Wait()
 }
-
-// baseOf gives tests the shared state of any optimizer.
-func (b *base) baseOf() *base { return b }

@@ -172,6 +172,9 @@ func BenchmarkAdamApply_MLP784x128x128x10(b *testing.B) {
 	}
 }
 
+// baseOf gives tests the shared state of any optimizer.
+func (b *base) baseOf() *base { return b }
+
 func TestSplitSpans(t *testing.T) {
 	for _, tc := range []struct {
 		sizes []int
