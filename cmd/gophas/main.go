@@ -32,6 +32,7 @@ const usage = `usage: gophas <command> [flags]
 
 commands:
   version   print the version and protocol version as JSON
+  driver    serve the parameter server and model store (driver -h)
   train     train a model on MNIST, a CSV or an Arrow file (train -h)
 `
 
@@ -53,6 +54,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return bridge.ExitUsage
 		}
 		err = bridge.Train(ctx, cfg, stdout, stderr)
+	case "driver":
+		cfg, ferr := driverFlags(rest, stderr, os.Getenv)
+		if ferr != nil {
+			fmt.Fprintf(stderr, "%s%v\n", bridge.ErrorPrefix, ferr)
+			return bridge.ExitUsage
+		}
+		err = bridge.Driver(ctx, cfg, stdin, stdout, stderr)
 	default:
 		_ = rest
 		fmt.Fprintf(stderr, "%sunknown command %q\n%s", bridge.ErrorPrefix, cmd, usage)
