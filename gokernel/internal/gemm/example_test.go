@@ -22,3 +22,20 @@ func ExampleSgemm() {
 	fmt.Println(c)
 	// Output: [58 64 139 154]
 }
+
+// The weight gradient of a dense layer, dW = Xᵀ·dY, reads X transposed in
+// place: X is batch×in (2×3), dY is batch×out (2×2), dW is in×out (3×2).
+func ExampleSgemm_transpose() {
+	x := []float32{
+		1, 2, 3,
+		4, 5, 6,
+	}
+	dy := []float32{
+		1, 0,
+		0, 1,
+	}
+	dw := make([]float32, 3*2)
+	gemm.Sgemm(1, true, false, 3, 2, 2, 1, x, 3, dy, 2, 0, dw, 2)
+	fmt.Println(dw)
+	// Output: [1 4 2 5 3 6]
+}

@@ -320,6 +320,9 @@ func TestSgemmPanics(t *testing.T) {
 }
 
 func TestSgemmNoAlloc(t *testing.T) {
+	if raceEnabled {
+		t.Skip("gemm: sync.Pool drops items on purpose under the race detector")
+	}
 	rng := rand.New(rand.NewPCG(8, 9))
 	p := newProblem(rng, false, false, 64, 128, 784, 0, 1, 0, false)
 	for _, threads := range []int{1, 2} {
@@ -345,4 +348,38 @@ func FuzzSgemm(f *testing.F) {
 			withKernel(asm, func() { p.check(t, 1+int(tr>>2)%2) })
 		}
 	})
+}
+
+// TestKernel holds the assembly micro-kernel to the portable one on random
+// packed slivers, ldc wider than the tile.
+func TestKernel(t *testing.T) {
+	if !hasAsm {
+		t.Skip("gemm: no AVX2+FMA kernel for this GOARCH or CPU")
+	}
+	rng := rand.New(rand.NewPCG(12, 13))
+	for _, kcb := range []int{1, 2, 3, 4, 5, 7, 8, 196, 256} {
+		for _, alpha := range []float32{1, -0.5} {
+			t.Run(fmt.Sprintf("kc=%d/alpha=%v", kcb, alpha), func(t *testing.T) {
+				ap := fill(rng, 1, mr*kcb, mr*kcb, false)
+				bp := fill(rng, 1, nr*kcb, nr*kcb, false)
+				const ldc = nr + 3
+				got := fill(rng, mr, nr, ldc, false)
+				want := append([]float32(nil), got...)
+				kernel(true, kcb, alpha, ap, bp, got, ldc)
+				kernel(false, kcb, alpha, ap, bp, want, ldc)
+				tol := float32(2*(kcb+2)) / (1 << 23) * float32(kcb+1)
+				for i := range got {
+					if i%ldc >= nr {
+						if !math.IsNaN(float64(got[i])) {
+							t.Fatalf("padding %d = %v; want it untouched (NaN)", i, got[i])
+						}
+						continue
+					}
+					if d := got[i] - want[i]; d > tol || d < -tol {
+						t.Fatalf("C[%d][%d]: got %v; want %v", i/ldc, i%ldc, got[i], want[i])
+					}
+				}
+			})
+		}
+	}
 }
