@@ -23,10 +23,13 @@ const epsilon = 1e-7
 //	huber                            L = mean_j ½e² if |e| ≤ δ else δ|e| - ½δ²,  e = p_j - y_j, δ = 1
 //
 // with ε = 1e-7. The batch loss is the mean over samples (Keras'
-// "sum_over_batch_size") plus the weight regularization penalties. Keras
-// does not fuse a softmax output with the cross-entropy from probabilities,
-// and neither does the kernel: the gradient flows through the clip (zero
-// outside [ε, 1-ε]), the normalization and the softmax.
+// "sum_over_batch_size") plus the weight regularization penalties. Keras'
+// JAX, NumPy and PyTorch backends do not fuse a softmax (sigmoid) output with
+// the cross-entropy from probabilities, and neither does the kernel: the
+// gradient flows through the clip (zero outside [ε, 1-ε]), the normalization
+// and the softmax. (Keras' TensorFlow backend recovers the logits of a
+// softmax or sigmoid output and uses the from_logits form; the two differ
+// only where the clip is active.)
 type lossKind int
 
 const (

@@ -292,3 +292,24 @@ func TestGradientsMatchEvaluate(t *testing.T) {
 		}
 	}
 }
+
+// TestThreadsAgree: the matrix products split over goroutines give the
+// same predictions as on one.
+func TestThreadsAgree(t *testing.T) {
+	data := seqJSON(300, "", "", dense("h", 200, "relu", ""), dense("o", 10, "softmax", ""))
+	x := dense2(64, 300, randFloats(rand.New(rand.NewPCG(2, 2)), 64*300, -1, 1))
+	a, err := mustModel(t, data, WithThreads(1)).Predict(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := mustModel(t, data, WithThreads(4)).Predict(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ad, bd := a.Data().([]float32), b.Data().([]float32)
+	for i := range ad {
+		if !close(float64(ad[i]), float64(bd[i]), 1e-6, 1e-5) {
+			t.Fatalf("output[%d]: got %v with 4 threads; want %v as with 1", i, bd[i], ad[i])
+		}
+	}
+}
