@@ -169,3 +169,19 @@ func TestNewModelErrors(t *testing.T) {
 		t.Errorf("got %v; want an error naming sparse_categorical_accuracy", err)
 	}
 }
+
+// TestSequentialWithoutInputLayer: Keras records the input shape of a
+// Sequential built without keras.Input in build_input_shape.
+func TestSequentialWithoutInputLayer(t *testing.T) {
+	s, err := ParseSpec([]byte(`{"class_name":"Sequential","config":{"name":"s","build_input_shape":[null,7],"layers":[` + dense("d", 2, "relu", "") + `]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.InputDim() != 7 || s.OutputDim() != 2 {
+		t.Errorf("dims: got %d→%d; want 7→2", s.InputDim(), s.OutputDim())
+	}
+	_, err = ParseSpec([]byte(`{"class_name":"Sequential","config":{"name":"s","layers":[` + dense("d", 2, "relu", "") + `]}}`))
+	if err == nil || !strings.Contains(err.Error(), "input shape is unknown") {
+		t.Errorf("no input shape: got %v; want an error saying so", err)
+	}
+}
