@@ -108,9 +108,10 @@ func ReadSafetensors(r io.Reader) ([]NamedTensor, error) {
 	if hlen < 2 || hlen > maxHeader {
 		return nil, bad("header length %d", hlen)
 	}
-	hb := make([]byte, hlen)
-	if _, err := io.ReadFull(r, hb); err != nil {
-		return nil, bad("reading the %d-byte header: %v", hlen, err)
+	// ReadAll grows with what arrives, so a false length allocates nothing.
+	hb, err := io.ReadAll(io.LimitReader(r, int64(hlen)))
+	if err != nil || uint64(len(hb)) != hlen {
+		return nil, bad("reading the %d-byte header: got %d bytes (%v)", hlen, len(hb), err)
 	}
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(hb, &raw); err != nil {
