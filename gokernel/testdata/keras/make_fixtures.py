@@ -130,6 +130,16 @@ def mlp(hidden_activation, out_units, out_activation, dropout=False, activation_
     return keras.Sequential(layers)
 
 
+def flatten_mlp():
+    keras.backend.clear_session()
+    return keras.Sequential([
+        keras.Input(shape=(1, D)),
+        keras.layers.Flatten(),
+        keras.layers.Dense(7, activation="relu", kernel_regularizer=keras.regularizers.L2(0.01)),
+        keras.layers.Dense(3, activation="softmax", use_bias=False),
+    ])
+
+
 def onehot(rng, k):
     return np.eye(k, dtype=np.float32)[rng.integers(0, k, N)]
 
@@ -152,6 +162,8 @@ MODEL_CASES = [
     ("leaky_relu_softmax_scce", lambda: mlp("leaky_relu", 3, "softmax"),
      "sparse_categorical_crossentropy", ["accuracy"],
      lambda r: r.integers(0, 3, (N,)).astype(np.float32)),
+    ("flatten_l2_nobias_cce", flatten_mlp,
+     "categorical_crossentropy", ["accuracy"], lambda r: onehot(r, 3)),
     ("sigmoid_activation_logits_cce", lambda: mlp("sigmoid", 3, "linear", activation_layer="tanh"),
      keras.losses.CategoricalCrossentropy(from_logits=True), [], lambda r: onehot(r, 3)),
 ]
@@ -162,6 +174,9 @@ MODEL_OPTIMIZERS = [
     ("adamw", lambda: keras.optimizers.AdamW(learning_rate=0.01, weight_decay=0.05)),
     ("rmsprop", lambda: keras.optimizers.RMSprop(learning_rate=0.01)),
     ("adagrad", lambda: keras.optimizers.Adagrad(learning_rate=0.1)),
+    ("sgd_nesterov_clipnorm", lambda: keras.optimizers.SGD(learning_rate=0.1, momentum=0.8, nesterov=True, clipnorm=0.3)),
+    ("adam_amsgrad_global_clipnorm", lambda: keras.optimizers.Adam(learning_rate=0.02, amsgrad=True, global_clipnorm=0.5)),
+    ("rmsprop_centered_momentum_clipvalue", lambda: keras.optimizers.RMSprop(learning_rate=0.01, momentum=0.5, centered=True, clipvalue=0.05)),
 ]
 
 
@@ -186,6 +201,7 @@ def make_models():
         x = rng_array(rng, (N, D))
         y = targets(rng)
         model = build()
+        x = x.reshape((N,) + tuple(model.input_shape[1:]))
         init = model.get_weights()
         model.compile(optimizer=MODEL_OPTIMIZERS[0][1](), loss=loss, metrics=metrics)
         forward = model.predict(x, batch_size=N, verbose=0)
