@@ -1,0 +1,41 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/gophas/gophas/bridge"
+)
+
+// TestTrainFlags checks that `gophas train` command-line mistakes exit with
+// ExitUsage and a last stderr line naming the problem, and that a failing
+// run exits with ExitError.
+func TestTrainFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"train"}, bridge.ExitUsage, "train: --model and --data are required"},
+		{[]string{"train", "--model", "m.json"}, bridge.ExitUsage, "train: --model and --data are required"},
+		{[]string{"train", "--modle", "m.json"}, bridge.ExitUsage, "train: flag provided but not defined: -modle"},
+		{[]string{"train", "--model", "m.json", "--data", "d.csv", "extra"}, bridge.ExitUsage, `train: unexpected argument "extra"`},
+		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--epochs", "two"}, bridge.ExitUsage, `invalid value "two" for flag -epochs`},
+		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--validation-split", "x"}, bridge.ExitUsage, `invalid value "x" for flag -validation-split`},
+		{[]string{"train", "--model", "/nonexistent/m.json", "--data", "d.csv"}, bridge.ExitError, "bridge: train: model: stat /nonexistent/m.json: no such file or directory"},
+		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--epochs", "-1"}, bridge.ExitError, "bridge: train: epochs -1 must not be negative"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
+		lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+		last := lines[len(lines)-1]
+		if code != tc.code || !strings.HasPrefix(last, bridge.ErrorPrefix) || !strings.Contains(last, tc.want) {
+			t.Errorf("run(%q): got exit %d, last stderr line %q; want exit %d and a line starting %q containing %q", tc.args, code, last, tc.code, bridge.ErrorPrefix, tc.want)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("run(%q): got stdout %q; want none", tc.args, stdout.String())
+		}
+	}
+}
