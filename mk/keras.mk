@@ -11,7 +11,8 @@
 GO ?= go
 BENCH_VENV := $(CURDIR)/.cache/venv-bench
 BENCH_PY := $(BENCH_VENV)/bin/python
-BENCH_STAMP := $(BENCH_VENV)/.installed
+BENCH_TF := tensorflow-cpu==2.21.0 keras==3.15.1
+BENCH_STAMP := $(BENCH_VENV)/.installed-tf2.21.0
 BENCH_BIN := $(CURDIR)/.cache/bench/gophas
 KERNEL_BATCHES ?= 64,128
 KERNEL_ROUNDS ?= 3
@@ -22,10 +23,11 @@ KERNEL_THREADS ?= 2
 test-keras:
 	$(GO) test -race -run 'Keras|Optimizer' ./gokernel/
 	$(GO) test -race -run 'Train|OneHot' ./bridge/
+	$(GO) test -race -run 'TrainFlags' ./cmd/gophas/
 
 $(BENCH_STAMP):
 	python3 -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/pip install --quiet tensorflow-cpu numpy
+	$(BENCH_VENV)/bin/pip install --quiet $(BENCH_TF)
 	touch $@
 
 bench-kernel: $(BENCH_STAMP)
