@@ -1,6 +1,7 @@
 // Command gophas is the one Gophas binary. Its subcommands:
 //
 //	gophas version   print the version and protocol version as JSON
+//	gophas worker    run one executor task (the pipe protocol of package bridge)
 //	gophas train     train a model on MNIST, a CSV or an Arrow file
 //
 // main only parses the command line and calls a package; run is what the
@@ -32,6 +33,7 @@ const usage = `usage: gophas <command> [flags]
 
 commands:
   version   print the version and protocol version as JSON
+  worker    run one executor task: header + Arrow IPC on stdin, Arrow IPC on stdout
   driver    serve the parameter server and model store (driver -h)
   train     train a model on MNIST, a CSV or an Arrow file (train -h)
 `
@@ -47,6 +49,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "version":
 		err = version(stdout)
+	case "worker":
+		err = bridge.Worker(ctx, stdin, stdout, stderr)
 	case "train":
 		cfg, ferr := trainFlags(rest, stderr)
 		if ferr != nil {

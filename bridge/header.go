@@ -1,0 +1,154 @@
+package bridge
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// headerFields are the exact JSON names of Header's fields.
+var headerFields = func() []string {
+	t := reflect.TypeFor[Header]()
+	names := make([]string, 0, t.NumField())
+	for i := range t.NumField() {
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("json"), ",")
+		names = append(names, name)
+	}
+	return names
+}()
+
+// ReadHeader reads the length-prefixed JSON header of a task from r and
+// parses it with ParseHeader. It reads exactly HeaderLengthBytes+N bytes.
+func ReadHeader(r io.Reader) (Header, error) {
+	var lb [HeaderLengthBytes]byte
+	if n, err := io.ReadFull(r, lb[:]); err != nil {
+		if err == io.EOF {
+			return Header{}, errors.New("bridge: no task on stdin: end of input before the header")
+		}
+		return Header{}, fmt.Errorf("bridge: reading the header length (%d of %d bytes): %w", n, HeaderLengthBytes, err)
+	}
+	n := binary.BigEndian.Uint32(lb[:])
+	if n == 0 || n > MaxHeaderBytes {
+		return Header{}, fmt.Errorf("bridge: header length %d (bytes %x) out of range 1..%d", n, lb, MaxHeaderBytes)
+	}
+	buf := make([]byte, n)
+	if got, err := io.ReadFull(r, buf); err != nil {
+		return Header{}, fmt.Errorf("bridge: reading the header (%d of %d bytes): %w", got, n, err)
+	}
+	return ParseHeader(buf)
+}
+
+// ParseHeader parses and checks a JSON header, filling in defaults.
+func ParseHeader(b []byte) (Header, error) {
+	if !utf8.Valid(b) {
+		i := 0
+		for i < len(b) {
+			r, size := utf8.DecodeRune(b[i:])
+			if r == utf8.RuneError && size <= 1 {
+				break
+			}
+			i += size
+		}
+		return Header{}, fmt.Errorf("bridge: header: invalid UTF-8 at byte %d", i)
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return Header{}, fmt.Errorf("bridge: header: want a JSON object: %w", err)
+	}
+	keys := make([]string, 0, len(fields))
+	for k := range fields {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !slices.Contains(headerFields, k) {
+			return Header{}, fmt.Errorf("bridge: header: unknown field %q (fields: %s)", k, strings.Join(headerFields, ", "))
+		}
+	}
+	h := Header{Protocol: ProtocolVersion, Partition: DefaultPartition}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return Header{}, fmt.Errorf("bridge: header: %w", err)
+	}
+	if err := h.check(); err != nil {
+		return Header{}, err
+	}
+	return h, nil
+}
+
+// check validates the fields and fills in defaults.
+func (h *Header) check() error {
+	switch {
+	case h.Mode == "":
+		return fmt.Errorf("bridge: header: field \"mode\" is required (modes: %s)", strings.Join(modeNames(), ", "))
+	case modes[h.Mode] == nil:
+		return fmt.Errorf("bridge: header: unknown mode %q (modes: %s)", h.Mode, strings.Join(modeNames(), ", "))
+	case h.Protocol != ProtocolVersion:
+		return fmt.Errorf("bridge: header: protocol %d, this worker speaks protocol %d", h.Protocol, ProtocolVersion)
+	case h.BatchRows < 0:
+		return fmt.Errorf("bridge: header: batchRows %d, want >= 0", h.BatchRows)
+	case h.IOTimeoutMs < 0:
+		return fmt.Errorf("bridge: header: ioTimeoutMs %d, want >= 0", h.IOTimeoutMs)
+	case h.IOTimeoutMs > int64(24*time.Hour/time.Millisecond):
+		return fmt.Errorf("bridge: header: ioTimeoutMs %d, want at most a day", h.IOTimeoutMs)
+	case h.Threads < 0:
+		return fmt.Errorf("bridge: header: threads %d, want >= 0", h.Threads)
+	}
+	for i, c := range h.FeaturesCols {
+		if c == "" {
+			return fmt.Errorf("bridge: header: featuresCols[%d] is empty", i)
+		}
+	}
+	if h.FeaturesCol == "" {
+		h.FeaturesCol = DefaultFeaturesCol
+	}
+	if h.LabelCol == "" {
+		h.LabelCol = DefaultLabelCol
+	}
+	if h.BatchRows == 0 {
+		h.BatchRows = DefaultBatchRows
+	}
+	if h.IOTimeoutMs == 0 {
+		h.IOTimeoutMs = DefaultIOTimeout.Milliseconds()
+	}
+	return nil
+}
+
+// Features returns the feature columns: FeaturesCols, or FeaturesCol alone.
+func (h *Header) Features() []string {
+	if len(h.FeaturesCols) > 0 {
+		return h.FeaturesCols
+	}
+	return []string{h.FeaturesCol}
+}
+
+// IOTimeout returns the per-wait deadline of the pipe.
+func (h *Header) IOTimeout() time.Duration {
+	if h.IOTimeoutMs <= 0 {
+		return DefaultIOTimeout
+	}
+	return time.Duration(h.IOTimeoutMs) * time.Millisecond
+}
+
+// AppendHeader appends the length-prefixed JSON encoding of h to b: the
+// bytes a shim writes before the Arrow stream.
+func AppendHeader(b []byte, h any) ([]byte, error) {
+	js, err := json.Marshal(h)
+	if err != nil {
+		return b, fmt.Errorf("bridge: encoding the header: %w", err)
+	}
+	if len(js) > MaxHeaderBytes {
+		return b, fmt.Errorf("bridge: header of %d bytes exceeds MaxHeaderBytes %d", len(js), MaxHeaderBytes)
+	}
+	b = binary.BigEndian.AppendUint32(b, uint32(len(js)))
+	return append(b, js...), nil
+}
