@@ -419,6 +419,9 @@ func (p *argParser) string(key, def string) string {
 func (p *argParser) base(defName string, defLR float64, defWD *float32) baseOptions {
 	o := baseOptions{name: p.string("name", defName), learningRate: float32(p.float("learning_rate", defLR))}
 	if defWD != nil {
+		if v, ok := p.args["weight_decay"]; ok && string(bytes.TrimSpace(v)) == "null" {
+			p.fail("argument weight_decay: must be a number for %s, got null", defName)
+		}
 		o.weightDecay = float32(p.float("weight_decay", float64(*defWD)))
 	} else if wd, ok := p.optFloat("weight_decay"); ok {
 		o.weightDecay = float32(wd)

@@ -36,6 +36,7 @@ func TestNewOptimizerErrors(t *testing.T) {
 		config, want string
 	}{
 		{`"adadelta"`, `unknown optimizer "adadelta"`},
+		{`{"class_name":"AdamW","config":{"weight_decay":null}}`, "weight_decay: must be a number for adam_w"},
 		{`{"class_name":"Adam","config":{"use_ema":true}}`, "use_ema"},
 		{`{"class_name":"Adam","config":{"learning_rate":{"class_name":"ExponentialDecay","config":{}}}}`, "learning_rate: schedules"},
 		{`{"class_name":"Adam","config":{"loss_scale_factor":128}}`, "loss_scale_factor"},
