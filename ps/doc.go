@@ -1,0 +1,17 @@
+// Package ps is the Gophas parameter server and model store.
+//
+// Params holds a model's weights and applies workers' pushes by the rules of
+// a Mode: Synchronous (round r closes when every registered worker has
+// pushed for r; the pushes are averaged into version r+1), Asynchronous (each
+// push applied alone under a lock) or Hogwild (no lock). Every push carries
+// (worker, step), so a retried Spark task never applies an update twice; a
+// push of the wrong shape or holding NaN or Inf is refused and counted.
+// Params is plain Go and needs no network.
+//
+// Server adapts Params and a Store (model blobs by SHA-256) to the gRPC
+// service in ps/pspb: weights stream in 1 MiB chunks, every call must carry
+// the job's token, and TLS uses a per-job certificate that clients pin by
+// fingerprint. Client is the worker's side: deadlines and retries on every
+// call, bf16, top-k or threshold sparsification with a residual, zstd, and an
+// on-disk model cache shared by the tasks of an executor.
+package ps
