@@ -172,13 +172,15 @@ func packB(dst []float32, transB bool, b []float32, ldb, p0, kcb, j0, ncb int) {
 // cnt <= r < w.
 func copyRuns(d []float32, w int, src []float32, ld, kcb, cnt int) {
 	switch {
-	case w == nr && cnt == nr:
-		for l := range kcb {
-			*(*[nr]float32)(d[l*nr:]) = *(*[nr]float32)(src[l*ld:])
-		}
+	case w == nr && cnt == nr && hasAsm && kcb > 0:
+		_ = d[kcb*nr-1]
+		_ = src[(kcb-1)*ld+nr-1]
+		copyRows16(&d[0], &src[0], ld, kcb)
 	case w == mr && cnt == mr:
+		// Element by element: a 24-byte array copy would call memmove.
 		for l := range kcb {
-			*(*[mr]float32)(d[l*mr:]) = *(*[mr]float32)(src[l*ld:])
+			dl, sl := (*[mr]float32)(d[l*mr:]), (*[mr]float32)(src[l*ld:])
+			dl[0], dl[1], dl[2], dl[3], dl[4], dl[5] = sl[0], sl[1], sl[2], sl[3], sl[4], sl[5]
 		}
 	default:
 		for l := range kcb {

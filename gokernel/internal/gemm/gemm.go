@@ -34,9 +34,9 @@ func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []flo
 	if k == 0 || alpha == 0 {
 		return
 	}
-	p := part{transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
+	p := part{asm: useAsm, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
 	if threads <= 1 || 2*m*n*k < minParallelFlops {
-		p.run(useAsm)
+		p.run()
 		return
 	}
 	split(threads, p)
@@ -61,6 +61,7 @@ func scale(m, n int, beta float32, c []float32, ldc int) {
 
 // part is one block of C = alpha*op(A)*op(B) + C for one goroutine.
 type part struct {
+	asm            bool // use the assembly micro-kernel
 	transA, transB bool
 	m, n, k        int
 	alpha          float32
@@ -73,8 +74,8 @@ type part struct {
 	done           *sync.WaitGroup
 }
 
-func (p *part) run(asm bool) {
-	gemmPacked(asm, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.c, p.ldc)
+func (p *part) run() {
+	gemmPacked(p.asm, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.c, p.ldc)
 }
 
 // split cuts C into up to threads blocks along n (each part packs all of A
@@ -89,7 +90,7 @@ func split(threads int, p part) {
 	units := (dim + unit - 1) / unit
 	parts := min(threads, units)
 	if parts < 2 {
-		p.run(useAsm)
+		p.run()
 		return
 	}
 	startWorkers()
@@ -133,7 +134,7 @@ func split(threads int, p part) {
 			wg.Done()
 			q.done = nil
 			if nInline == maxInline-1 {
-				q.run(useAsm)
+				q.run()
 				continue
 			}
 			inline[nInline] = q
@@ -141,7 +142,7 @@ func split(threads int, p part) {
 		}
 	}
 	for i := range nInline {
-		inline[i].run(useAsm)
+		inline[i].run()
 	}
 	wg.Wait()
 }
@@ -165,7 +166,7 @@ func startWorkers() {
 		for range runtime.GOMAXPROCS(0) {
 			go func() {
 				for p := range work {
-					p.run(useAsm)
+					p.run()
 					p.done.Done()
 				}
 			}()

@@ -383,3 +383,32 @@ func TestKernel(t *testing.T) {
 		}
 	}
 }
+
+// TestCopyRuns holds the packing copies, the assembly one included, to the
+// element-by-element definition.
+func TestCopyRuns(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 15))
+	for _, w := range []int{mr, nr} {
+		for _, cnt := range []int{1, w - 1, w} {
+			for _, kcb := range []int{1, 5, 196} {
+				t.Run(fmt.Sprintf("w=%d/cnt=%d/kc=%d", w, cnt, kcb), func(t *testing.T) {
+					const ld = 37
+					src := fill(rng, kcb, ld, ld, false)
+					got := fill(rng, kcb, w, w, false) // stale values must go
+					copyRuns(got, w, src, ld, kcb, cnt)
+					for l := range kcb {
+						for r := range w {
+							want := float32(0)
+							if r < cnt {
+								want = src[l*ld+r]
+							}
+							if got[l*w+r] != want {
+								t.Fatalf("d[%d*%d+%d] = %v; want %v", l, w, r, got[l*w+r], want)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}

@@ -13,3 +13,9 @@ var hasAsm = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 //
 //go:noescape
 func kernelAsm(kc int, alpha float32, ap, bp, c *float32, ldc int)
+
+// copyRows16 sets d[l*16+j] = src[l*ld+j] for l < kc, j < 16, with AVX:
+// the packing of full B slivers. kc > 0.
+//
+//go:noescape
+func copyRows16(d, src *float32, ld, kc int)

@@ -121,3 +121,24 @@ store:
 	VMOVUPS Y13, 32(DX)
 	VZEROUPPER
 	RET
+
+// func copyRows16(d, src *float32, ld, kc int)
+// d[l*16+j] = src[l*ld+j] for l < kc, j < 16; kc > 0.
+TEXT ·copyRows16(SB), NOSPLIT, $0-32
+	MOVQ d+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ ld+16(FP), R8
+	MOVQ kc+24(FP), CX
+	SHLQ $2, R8
+
+rows:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS Y0, (DI)
+	VMOVUPS Y1, 32(DI)
+	ADDQ    R8, SI
+	ADDQ    $64, DI
+	DECQ    CX
+	JNZ     rows
+	VZEROUPPER
+	RET

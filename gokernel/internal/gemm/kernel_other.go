@@ -8,3 +8,7 @@ const hasAsm = false
 func kernelAsm(kc int, alpha float32, ap, bp, c *float32, ldc int) {
 	panic("gemm: no assembly kernel on this architecture")
 }
+
+func copyRows16(d, src *float32, ld, kc int) {
+	panic("gemm: no assembly packing on this architecture")
+}
