@@ -1,0 +1,90 @@
+package io.gophas.spark
+
+import org.apache.spark.ml.functions.{array_to_vector, vector_to_array}
+import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
+import org.apache.spark.sql.{Column, DataFrame}
+import org.apache.spark.sql.functions.col
+import org.apache.spark.sql.gophas.ArrowBatches
+import org.apache.spark.sql.types._
+
+/**
+ * Gophas is the low-level entry to the executor pipe: it runs a
+ * `gophas worker` per partition over a DataFrame and returns what the
+ * workers answer, distributed, without collecting anything to the driver.
+ */
+object Gophas {
+
+  /** The schema of `describe`'s answer: one row per feature (and label) column of each partition. */
+  val DescribeSchema: StructType = StructType(Seq(
+    StructField("name", StringType, nullable = false),
+    StructField("index", IntegerType, nullable = false),
+    StructField("count", LongType, nullable = false),
+    StructField("sum", DoubleType, nullable = false),
+    StructField("min", DoubleType, nullable = false),
+    StructField("max", DoubleType, nullable = false),
+    StructField("mean", DoubleType, nullable = false)))
+
+  /**
+   * Pipes every partition of df through a worker in the given mode:
+   *  - `echo`: the rows come back unchanged (ML vector columns travel as
+   *    arrays of doubles and come back as dense vectors), partition by
+   *    partition, in order; a diagnostic and the throughput probe;
+   *  - `describe`: per partition, the features (and label) as training will
+   *    read them, summarized per feature: count, sum, min, max, mean.
+   */
+  def pipe(df: DataFrame, mode: String): DataFrame =
+    pipe(df, mode, Protocol.DefaultFeaturesCol, Protocol.DefaultLabelCol)
+
+  def pipe(df: DataFrame, mode: String, featuresCol: String, labelCol: String): DataFrame = mode match {
+    case Protocol.ModeEcho =>
+      val (prepared, vectors) = vectorsToArrays(df)
+      val out = run(prepared, prepared.schema, Map("mode" -> mode))
+      if (vectors.isEmpty) out
+      else out.select(out.columns.map(c => if (vectors.contains(c)) array_to_vector(col(c)).as(c) else col(c)).toIndexedSeq: _*)
+    case Protocol.ModeDescribe =>
+      requireColumn(df, featuresCol, "features")
+      val cols = featuresCol +: (if (df.columns.contains(labelCol)) Seq(labelCol) else Nil)
+      val (prepared, _) = vectorsToArrays(df.select(cols.map(col): _*))
+      run(prepared, DescribeSchema, Map("mode" -> mode, "featuresCol" -> featuresCol, "labelCol" -> labelCol))
+    case other =>
+      throw new GophasException(s"unknown pipe mode '$other': use '${Protocol.ModeEcho}' or '${Protocol.ModeDescribe}'")
+  }
+
+  private[spark] def requireColumn(df: DataFrame, name: String, role: String): Unit =
+    if (!df.columns.contains(name))
+      throw new GophasException(s"$role column '$name' is not in the DataFrame; its columns are ${df.columns.mkString(", ")}")
+
+  /** ML vectors travel as array<double>; returns the names of the converted columns. */
+  private[spark] def vectorsToArrays(df: DataFrame): (DataFrame, Set[String]) = {
+    val vectors = df.schema.fields.collect { case f if f.dataType == VectorType => f.name }.toSet
+    if (vectors.isEmpty) (df, vectors)
+    else {
+      val cols: Seq[Column] = df.schema.fields.toIndexedSeq.map { f =>
+        if (vectors.contains(f.name)) vector_to_array(col(f.name), "float64").as(f.name) else col(f.name)
+      }
+      (df.select(cols: _*), vectors)
+    }
+  }
+
+  /** Runs a worker per partition of df with the given header fields; the answer must match outSchema. */
+  private[spark] def run(df: DataFrame, outSchema: StructType, fields: Map[String, Any]): DataFrame = {
+    val spark = df.sparkSession
+    val settings = GophasConf.settings(spark)
+    val inSchema = df.schema
+    val header: Map[String, Any] = fields ++ Map[String, Any](
+      "protocol" -> Protocol.Version,
+      "batchRows" -> settings.batchRows,
+      "ioTimeoutMs" -> settings.ioTimeoutMs)
+    val rows = ArrowBatches.internalRows(df).mapPartitionsWithIndex { (partition, input) =>
+      val binary = GophasBinary.get(settings.binary, settings.unpackDir)
+      val h = new java.util.LinkedHashMap[String, Any]()
+      header.foreach { case (k, v) => h.put(k, v) }
+      h.put("partition", partition)
+      val runner = new WorkerRunner(binary, h, settings.ioTimeoutMs, org.apache.spark.TaskContext.get())
+      runner.run(
+        out => ArrowBatches.write(input, inSchema, settings.batchRows, settings.batchBytes, out),
+        in => ArrowBatches.read(in, outSchema))
+    }
+    ArrowBatches.createDataFrame(spark, rows, outSchema)
+  }
+}

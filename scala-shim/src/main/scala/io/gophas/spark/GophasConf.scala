@@ -1,0 +1,59 @@
+package io.gophas.spark
+
+import org.apache.spark.network.util.JavaUtils
+import org.apache.spark.sql.SparkSession
+
+/**
+ * The `spark.gophas.*` configuration keys, their defaults, and their parsing.
+ * They are read from the session's runtime configuration when a job starts
+ * (so `spark.conf.set` works between jobs), which falls back to the
+ * application's SparkConf.
+ */
+object GophasConf {
+  /** Path of a gophas binary to use instead of the one embedded in the jar. */
+  val Binary = "spark.gophas.binary"
+
+  /** Rows per Arrow batch sent to a worker (default 10000). */
+  val BatchRows = "spark.gophas.batchRows"
+  val DefaultBatchRows = 10000
+
+  /** Bytes per Arrow batch sent to a worker, a cap beside batchRows (default 64m). */
+  val BatchBytes = "spark.gophas.batchBytes"
+  val DefaultBatchBytes: Long = 64L << 20
+
+  /**
+   * The longest a pipe may go without progress (no bytes read or written by
+   * either side) before the worker is killed and the task fails (default 600s).
+   */
+  val IoTimeout = "spark.gophas.ioTimeout"
+  val DefaultIoTimeoutMs: Long = 600000L
+
+  /** Directory to unpack the embedded binary into (default: java.io.tmpdir). */
+  val UnpackDir = "spark.gophas.unpackDir"
+
+  /** What a job's tasks need to know of the configuration; serializable. */
+  private[spark] final case class Settings(
+      batchRows: Int,
+      batchBytes: Long,
+      ioTimeoutMs: Long,
+      binary: Option[String],
+      unpackDir: Option[String])
+
+  private[spark] def settings(spark: SparkSession): Settings = {
+    val conf = spark.conf
+    def parse[T](key: String, default: T)(f: String => T): T = conf.getOption(key) match {
+      case None => default
+      case Some(v) =>
+        try f(v.trim) catch {
+          case e: NumberFormatException => throw new GophasException(s"$key: cannot parse '$v': ${e.getMessage}", e)
+        }
+    }
+    val rows = parse(BatchRows, DefaultBatchRows)(_.toInt)
+    if (rows <= 0) throw new GophasException(s"$BatchRows must be positive, got $rows")
+    val bytes = parse(BatchBytes, DefaultBatchBytes)(JavaUtils.byteStringAsBytes)
+    if (bytes <= 0) throw new GophasException(s"$BatchBytes must be positive, got $bytes")
+    val timeout = parse(IoTimeout, DefaultIoTimeoutMs)(JavaUtils.timeStringAsMs)
+    if (timeout <= 0) throw new GophasException(s"$IoTimeout must be positive, got ${timeout}ms")
+    Settings(rows, bytes, timeout, conf.getOption(Binary), conf.getOption(UnpackDir))
+  }
+}

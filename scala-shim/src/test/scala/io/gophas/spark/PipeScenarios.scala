@@ -1,0 +1,164 @@
+package io.gophas.spark
+
+import java.nio.charset.StandardCharsets
+import java.nio.file.{Files, Path, Paths}
+
+import scala.jdk.CollectionConverters._
+
+import org.apache.spark.ml.functions.vector_to_array
+import org.apache.spark.ml.linalg.{Vector, Vectors}
+import org.apache.spark.sql.{DataFrame, Row, SparkSession}
+import org.apache.spark.sql.functions._
+import org.apache.spark.sql.types._
+
+/**
+ * The pipe's end-to-end checks, written once and run two ways: by PipeSuite
+ * on a local SparkSession, and by the Go integration tests through
+ * spark-submit (PipeScenariosMain) on a multi-JVM local cluster with the
+ * binary unpacked from the jar. Each check throws on failure.
+ */
+object PipeScenarios {
+
+  /** Deterministic feature j of row id; values exact in float32 (multiples of 1/64 below 2^17). */
+  def feature(id: Long, j: Int): Double = (((id * 31 + j * 7) % 1021) - 510) / 64.0
+
+  /** rows × width vectors plus an integer label and the row id, in the given number of partitions. */
+  def vectors(spark: SparkSession, rows: Long, width: Int, partitions: Int): DataFrame = {
+    val w = width
+    val make = udf((id: Long) => Vectors.dense(Array.tabulate(w)(j => feature(id, j))))
+    spark.range(0, rows, 1, partitions)
+      .select(col("id"), make(col("id")).as("features"), (col("id") % 10).cast(DoubleType).as("label"))
+  }
+
+  private def check(ok: Boolean, what: => String): Unit = if (!ok) throw new AssertionError(what)
+
+  /** echo returns every row bit-for-bit, in order within each partition; returns the row count. */
+  def echoRoundTrip(spark: SparkSession, rows: Long, width: Int, partitions: Int): Long = {
+    val in = vectors(spark, rows, width, partitions)
+    val out = Gophas.pipe(in, Protocol.ModeEcho)
+    check(out.schema == in.schema, s"echo schema ${out.schema.simpleString}, want ${in.schema.simpleString}")
+    val w = width
+    // Per partition: ids ascend by one (order kept, nothing lost) and every value is exact.
+    val bad = out.rdd.mapPartitions { it =>
+      var prev = -1L
+      var errors = List.empty[String]
+      it.foreach { r =>
+        val id = r.getLong(0)
+        if (prev >= 0 && id != prev + 1 && errors.size < 5) errors ::= s"id $id follows $prev"
+        prev = id
+        val v = r.getAs[Vector](1).toArray
+        if (v.length != w) errors ::= s"row $id has ${v.length} features"
+        else {
+          var j = 0
+          while (j < w) {
+            val want = feature(id, j)
+            if (java.lang.Double.doubleToRawLongBits(v(j)) != java.lang.Double.doubleToRawLongBits(want) && errors.size < 5)
+              errors ::= s"row $id feature $j: got ${v(j)}, want $want"
+            j += 1
+          }
+        }
+        if (r.getDouble(2) != (id % 10).toDouble && errors.size < 5) errors ::= s"row $id label ${r.getDouble(2)}"
+      }
+      errors.iterator
+    }.collect()
+    check(bad.isEmpty, s"echo changed rows: ${bad.take(5).mkString("; ")}")
+    val n = out.count()
+    check(n == rows, s"echo returned $n rows, want $rows")
+    n
+  }
+
+  /** Empty partitions (more partitions than rows, and a DataFrame with none) go through echo. */
+  def echoEmptyPartitions(spark: SparkSession): Unit = {
+    val in = vectors(spark, 3, 4, 8)
+    val got = Gophas.pipe(in, Protocol.ModeEcho).collect().map(_.getLong(0)).sorted.toSeq
+    check(got == Seq(0L, 1L, 2L), s"echo over 8 partitions of 3 rows gave ids $got")
+    val none = Gophas.pipe(in.filter(col("id") < 0), Protocol.ModeEcho).count()
+    check(none == 0, s"echo of an empty DataFrame gave $none rows")
+  }
+
+  /** describe's per-partition summaries, combined, equal Spark's own aggregates. */
+  def describeMatchesSpark(spark: SparkSession): Unit = {
+    val in = vectors(spark, 5000, 12, 3)
+    val d = Gophas.pipe(in, Protocol.ModeDescribe)
+      .groupBy("name", "index")
+      .agg(sum("count").as("count"), sum("sum").as("sum"), min("min").as("min"), max("max").as("max"))
+      .collect().map(r => (r.getString(0), r.getInt(1)) -> r).toMap
+    val exploded = in.select(posexplode(vector_to_array(col("features"))).as(Seq("index", "value")))
+    val spark_ = exploded.groupBy("index").agg(count("value"), sum("value"), min("value"), max("value")).collect()
+    check(spark_.length == 12, s"Spark found ${spark_.length} features")
+    def same(name: String, index: Int, c: Long, s: Double, mn: Double, mx: Double): Unit = {
+      val r = d.getOrElse((name, index), throw new AssertionError(s"describe has no row for $name[$index]; it has ${d.keys}"))
+      val got = (r.getLong(2), r.getDouble(3), r.getDouble(4), r.getDouble(5))
+      check(got._1 == c && math.abs(got._2 - s) <= 1e-9 * math.max(1, math.abs(s)) && got._3 == mn && got._4 == mx,
+        s"describe $name[$index] = (count, sum, min, max) $got; Spark says ${(c, s, mn, mx)}")
+    }
+    spark_.foreach(r => same("features", r.getInt(0), r.getLong(1), r.getDouble(2), r.getDouble(3), r.getDouble(4)))
+    val l = in.agg(count("label"), sum("label"), min("label"), max("label")).head()
+    same("label", 0, l.getLong(0), l.getDouble(1), l.getDouble(2), l.getDouble(3))
+    check(d.size == 13, s"describe gave ${d.size} summary rows, want 12 features + 1 label")
+  }
+
+  /** A bad row sent to describe fails the job with a GophasException naming its column and row. */
+  def badRowIsNamed(spark: SparkSession, kind: String): String = {
+    val schema = StructType(Seq(StructField("features", ArrayType(DoubleType, containsNull = true)), StructField("label", DoubleType)))
+    val rows = (0 until 40).map { i =>
+      val f: Seq[Any] = if (i == 17) kind match {
+        case "null" => null
+        case "ragged" => Seq(1.0, 2.0)
+        case "nan" => Seq(1.0, Double.NaN, 3.0)
+      } else Seq(1.0 * i, 2.0, 3.0)
+      Row(f, i.toDouble)
+    }
+    val df = spark.createDataFrame(spark.sparkContext.parallelize(rows, 1), schema)
+    val e = expectGophasException(Gophas.pipe(df, Protocol.ModeDescribe).collect())
+    check(e.getMessage.contains("features") && e.getMessage.contains("17"), s"the error does not name column features and row 17: ${e.getMessage}")
+    e.getMessage
+  }
+
+  /** Runs body, which must fail with a GophasException somewhere in its causes; returns it. */
+  def expectGophasException(body: => Any): GophasException = {
+    val t = try { body; null } catch { case t: Throwable => t }
+    check(t != null, "expected the job to fail, it succeeded")
+    Iterator.iterate(t)(_.getCause).takeWhile(_ != null).collectFirst { case g: GophasException => g }
+      .orElse(
+        // A task failure reaches the driver as a SparkException carrying the executor's message.
+        if (t.getMessage != null && t.getMessage.contains("GophasException")) Some(new GophasException(t.getMessage, t)) else None)
+      .getOrElse(throw new AssertionError(s"expected a GophasException, got $t"))
+  }
+
+  /** A fake worker: answers `version` through the real binary, then runs script for the task. */
+  def fakeWorker(dir: Path, real: Path, script: String): Path = {
+    val p = dir.resolve(s"fake-${System.nanoTime()}.sh")
+    Files.write(p, s"""#!/bin/sh
+      |if [ "$$1" = version ]; then exec "$real" version; fi
+      |$script
+      |""".stripMargin.getBytes(StandardCharsets.UTF_8))
+    p.toFile.setExecutable(true)
+    p
+  }
+
+  /** The pids of live processes whose command line mentions needle. */
+  def processes(needle: String): Seq[Int] = {
+    val proc = Paths.get("/proc")
+    Files.list(proc).iterator().asScala.flatMap { d =>
+      val pid = d.getFileName.toString
+      if (!pid.forall(_.isDigit)) None
+      else try {
+        val cmd = new String(Files.readAllBytes(d.resolve("cmdline")), StandardCharsets.UTF_8).replace('\u0000', ' ')
+        val state = Files.readAllLines(d.resolve("status")).asScala.find(_.startsWith("State:")).getOrElse("")
+        if (cmd.contains(needle) && !state.contains("zombie")) Some(pid.toInt) else None
+      } catch { case _: java.io.IOException => None }
+    }.toSeq
+  }
+
+  /** Waits up to timeoutMs for no process to mention needle; returns the ones left. */
+  def awaitNoProcesses(needle: String, timeoutMs: Long): Seq[Int] = {
+    val end = System.currentTimeMillis() + timeoutMs
+    var left = processes(needle)
+    while (left.nonEmpty && System.currentTimeMillis() < end) {
+      Thread.sleep(100)
+      left = processes(needle)
+    }
+    left
+  }
+}
