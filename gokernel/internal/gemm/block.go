@@ -217,7 +217,13 @@ func interleave(d []float32, w int, src []float32, ld, kcb, cnt int) {
 			r5 := src[(h+5)*ld:][:kcb]
 			r6 := src[(h+6)*ld:][:kcb]
 			r7 := src[(h+7)*ld:][:kcb]
-			for l := range kcb {
+			l0 := 0
+			if hasAsm && kcb >= 8 {
+				l0 = kcb / 8 * 8
+				_ = d[(l0-1)*nr+h+7]
+				transpose8(&d[h], &r0[0], ld, l0/8)
+			}
+			for l := l0; l < kcb; l++ {
 				dl := (*[8]float32)(d[l*nr+h:])
 				dl[0], dl[1], dl[2], dl[3] = r0[l], r1[l], r2[l], r3[l]
 				dl[4], dl[5], dl[6], dl[7] = r4[l], r5[l], r6[l], r7[l]

@@ -412,3 +412,32 @@ func TestCopyRuns(t *testing.T) {
 		}
 	}
 }
+
+// TestInterleave holds the packing transposes, the assembly one included, to
+// the element-by-element definition.
+func TestInterleave(t *testing.T) {
+	rng := rand.New(rand.NewPCG(16, 17))
+	for _, w := range []int{mr, nr} {
+		for _, cnt := range []int{1, w - 1, w} {
+			for _, kcb := range []int{1, 7, 8, 9, 16, 196} {
+				t.Run(fmt.Sprintf("w=%d/cnt=%d/kc=%d", w, cnt, kcb), func(t *testing.T) {
+					ld := kcb + 3
+					src := fill(rng, cnt, kcb, ld, false)
+					got := fill(rng, kcb, w, w, false) // stale values must go
+					interleave(got, w, src, ld, kcb, cnt)
+					for l := range kcb {
+						for r := range w {
+							want := float32(0)
+							if r < cnt {
+								want = src[r*ld+l]
+							}
+							if got[l*w+r] != want {
+								t.Fatalf("d[%d*%d+%d] = %v; want %v", l, w, r, got[l*w+r], want)
+							}
+						}
+					}
+				})
+			}
+		}
+	}
+}

@@ -19,3 +19,10 @@ func kernelAsm(kc int, alpha float32, ap, bp, c *float32, ldc int)
 //
 //go:noescape
 func copyRows16(d, src *float32, ld, kc int)
+
+// transpose8 sets d[l*16+r] = src[r*ld+l] for r < 8, l < 8*blocks, with AVX
+// 8×8 register transposes: the packing of B slivers when B is transposed.
+// blocks > 0.
+//
+//go:noescape
+func transpose8(d, src *float32, ld, blocks int)

@@ -12,3 +12,7 @@ func kernelAsm(kc int, alpha float32, ap, bp, c *float32, ldc int) {
 func copyRows16(d, src *float32, ld, kc int) {
 	panic("gemm: no assembly packing on this architecture")
 }
+
+func transpose8(d, src *float32, ld, blocks int) {
+	panic("gemm: no assembly packing on this architecture")
+}
