@@ -7,7 +7,9 @@ tests only read them. Re-run it by hand when a fixture must change:
     python3 -m venv /tmp/kerasvenv
     /tmp/kerasvenv/bin/pip install keras "jax[cpu]"
     KERAS_BACKEND=jax /tmp/kerasvenv/bin/python \
-        gokernel/testdata/keras/make_fixtures.py      # from the repo root
+        gokernel/testdata/keras/make_fixtures.py [PART...]  # from the repo root
+
+PART is optimizers, models, fit or mnist (default: all of them).
 
 Made with keras 3.15.1 on jax 0.10.2 (CPU), float32 throughout. It writes
 
@@ -22,6 +24,10 @@ Made with keras 3.15.1 on jax 0.10.2 (CPU), float32 throughout. It writes
       (predict) and, per optimizer, the spec as the compiled model's plain
       to_json() (compile_config inside), Keras' weights after 1 and after 10
       train_on_batch steps and the losses train_on_batch returned.
+  gokernel/testdata/keras/fit.json
+      For two small models: Keras' History and final weights after
+      fit(x, y, batch_size=4, epochs=3, shuffle=False, validation_split=0.25)
+      on 8 rows (6 train in batches of 4 and 2, 2 validate).
   examples/mnist_mlp/model.json
       The MNIST MLP 784-128(relu)-Dropout(0.2)-128(relu)-Dropout(0.2)-
       10(softmax) with Adam, categorical_crossentropy and accuracy.
@@ -235,6 +241,38 @@ def make_models():
     return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
 
 
+FIT_CASES = ["relu_softmax_cce", "tanh_sigmoid_bce"]
+
+
+def make_fit():
+    cases = []
+    for i, (name, build, loss, metrics, targets) in enumerate(MODEL_CASES):
+        if name not in FIT_CASES:
+            continue
+        keras.utils.set_random_seed(100 + i)
+        rng = np.random.default_rng(100 + i)
+        x = rng_array(rng, (N, D))
+        y = targets(rng)
+        model = build()
+        x = x.reshape((N,) + tuple(model.input_shape[1:]))
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01), loss=loss, metrics=metrics)
+        init = weights_of(model)
+        hist = model.fit(x, y, batch_size=4, epochs=3, shuffle=False, validation_split=0.25, verbose=0)
+        cases.append({
+            "name": name,
+            "spec": json.loads(model.to_json()),
+            "weights": init,
+            "x": tensor("x", x),
+            "y": tensor("y", y),
+            "batch_size": 4,
+            "epochs": 3,
+            "validation_split": 0.25,
+            "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
+            "after": weights_of(model),
+        })
+    return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
+
+
 def make_mnist_mlp():
     keras.backend.clear_session()
     model = keras.Sequential([
@@ -258,6 +296,13 @@ def write(path, obj, indent=None):
 
 
 if __name__ == "__main__":
-    write(os.path.join(HERE, "optimizers.json"), make_optimizers())
-    write(os.path.join(HERE, "models.json"), make_models())
-    write(os.path.join(ROOT, "examples", "mnist_mlp", "model.json"), make_mnist_mlp(), indent=2)
+    import sys
+    parts = sys.argv[1:] or ["optimizers", "models", "fit", "mnist"]
+    if "optimizers" in parts:
+        write(os.path.join(HERE, "optimizers.json"), make_optimizers())
+    if "models" in parts:
+        write(os.path.join(HERE, "models.json"), make_models())
+    if "fit" in parts:
+        write(os.path.join(HERE, "fit.json"), make_fit())
+    if "mnist" in parts:
+        write(os.path.join(ROOT, "examples", "mnist_mlp", "model.json"), make_mnist_mlp(), indent=2)
