@@ -172,3 +172,85 @@ func sameShapes(ts []NamedTensor, ref []TensorInfo) error {
 	}
 	return nil
 }
+
+// receiveWeights reads a pulled weights stream. Dense uncompressed chunks are
+// copied straight into the tensors as they arrive (one copy, no reassembly
+// buffer); other encodings go through the assembler.
+func receiveWeights(recv func() (*pspb.Chunk, error)) (*pspb.Header, []NamedTensor, error) {
+	first, err := recv()
+	if err != nil {
+		return nil, nil, err
+	}
+	h := first.GetHeader()
+	if h == nil || h.GetNotModified() || h.GetEncoding() != pspb.Encoding_ENCODING_DENSE || h.GetCompression() != pspb.Compression_COMPRESSION_NONE || !littleEndian {
+		a := assembler{max: MaxPayload}
+		for c := first; ; {
+			if err := a.add(c); err != nil {
+				return nil, nil, err
+			}
+			if c, err = recv(); errors.Is(err, io.EOF) {
+				break
+			} else if err != nil {
+				return nil, nil, err
+			}
+		}
+		h, payload, err := a.done()
+		if err != nil || h.GetNotModified() {
+			return h, nil, err
+		}
+		ts, err := decodeTensors(h, payload, nil)
+		return h, ts, err
+	}
+	// Dense: lay the tensors out in one buffer and fill its bytes.
+	total := 0
+	for _, t := range h.GetTensors() {
+		n := 1
+		for _, d := range t.GetShape() {
+			if d < 0 || d > MaxPayload || (d > 0 && n > MaxPayload/4/int(d)) {
+				return nil, nil, fmt.Errorf("%w: tensor %q has bad shape %v", errCorrupt, t.GetName(), t.GetShape())
+			}
+			n *= int(d)
+		}
+		total += n
+		if total > MaxPayload/4 {
+			return nil, nil, fmt.Errorf("%w: %d values", errCorrupt, total)
+		}
+	}
+	if uint64(4*total) != h.GetPayloadSize() || h.GetRawSize() != h.GetPayloadSize() {
+		return nil, nil, fmt.Errorf("%w: %d values but %d payload bytes", errCorrupt, total, h.GetPayloadSize())
+	}
+	buf := make([]float32, total)
+	dst := f32Bytes(buf)
+	off := 0
+	for c := first; ; {
+		if c != first && c.GetHeader() != nil {
+			return nil, nil, fmt.Errorf("%w: header repeated", errCorrupt)
+		}
+		if len(c.GetData()) > len(dst)-off {
+			return nil, nil, fmt.Errorf("%w: more than the declared %d payload bytes", errCorrupt, len(dst))
+		}
+		off += copy(dst[off:], c.GetData())
+		c, err = recv()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	if off != len(dst) {
+		return nil, nil, fmt.Errorf("%w: stream ended after %d of %d payload bytes", errCorrupt, off, len(dst))
+	}
+	ts := make([]NamedTensor, len(h.GetTensors()))
+	at := 0
+	for i, t := range h.GetTensors() {
+		shape := make([]int, len(t.GetShape()))
+		for j, d := range t.GetShape() {
+			shape[j] = int(d)
+		}
+		n := numel(shape)
+		ts[i] = NamedTensor{Name: t.GetName(), Shape: shape, Data: buf[at : at+n : at+n]}
+		at += n
+	}
+	return h, ts, nil
+}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -118,6 +119,8 @@ type Client struct {
 
 	residual [][]float32 // values not yet pushed (sparse pushes)
 	scratch  []float32
+
+	pushedBytes atomic.Uint64 // payload bytes of pushes, for benchmarks
 }
 
 // Dial returns a Client for the server at addr (host:port) that presents
@@ -283,18 +286,12 @@ func (c *Client) Pull(ctx context.Context, newerThan uint64) (ws []NamedTensor, 
 		if err != nil {
 			return err
 		}
-		h, payload, err := receive(st.Recv, MaxPayload)
+		h, got, err := receiveWeights(st.Recv)
 		if err != nil {
 			return err
 		}
-		version = h.GetVersion()
-		if h.GetNotModified() {
-			ws, modified = nil, false
-			return nil
-		}
-		ws, err = decodeTensors(h, payload, nil)
-		modified = err == nil
-		return err
+		version, ws, modified = h.GetVersion(), got, !h.GetNotModified()
+		return nil
 	})
 	return ws, version, modified, err
 }
@@ -328,6 +325,7 @@ func (c *Client) Push(ctx context.Context, step uint64, kind Kind, shapes []Tens
 	if err != nil {
 		return PushResult{}, err
 	}
+	c.pushedBytes.Add(uint64(len(payload)))
 	var resp *pspb.PushResponse
 	err = c.call(ctx, "push", true, c.cfg.callTimeout, func(ctx context.Context) error {
 		st, err := c.api.Push(ctx)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"testing"
@@ -46,8 +47,23 @@ func joinChunks(cs []*pspb.Chunk) []byte {
 // not panic, and whatever it accepts has exactly the declared size.
 func FuzzAssemble(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
+		chunks := splitChunks(data)
+		next := 0
+		if h, ts, err := receiveWeights(func() (*pspb.Chunk, error) {
+			if next == len(chunks) {
+				return nil, io.EOF
+			}
+			next++
+			return chunks[next-1], nil
+		}); err == nil && !h.GetNotModified() {
+			for _, tn := range ts {
+				if numel(tn.Shape) != len(tn.Data) {
+					t.Fatalf("pulled tensor %q shape %v with %d values", tn.Name, tn.Shape, len(tn.Data))
+				}
+			}
+		}
 		a := assembler{max: 1 << 20}
-		for _, c := range splitChunks(data) {
+		for _, c := range chunks {
 			if a.add(c) != nil {
 				return
 			}
