@@ -82,8 +82,12 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
+# Every Go test under the race detector; then the long ones (MNIST accuracy,
+# parameter-server convergence; GOPHAS_LONG=1), which are compute-bound and
+# run without it.
 test-go:
-	GOPHAS_LONG=1 $(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
+	GOPHAS_LONG=1 $(GO) test -count=1 -timeout 30m ./...
 
 # ScalaTest suites on a local SparkSession; also packages the test classes,
 # whose scenario mains the integration tests submit.
