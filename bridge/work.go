@@ -22,7 +22,21 @@ type Option func(*workConfig)
 type workConfig struct {
 	mem        memory.Allocator
 	maxMessage int64
+	memLimit   int64
 	bufSize    int
+}
+
+// DefaultMemoryLimit bounds the Arrow memory a task holds at once.
+const DefaultMemoryLimit = 4 << 30
+
+// maxMetadataBytes bounds the flatbuffer metadata of one input IPC message.
+const maxMetadataBytes = 16 << 20
+
+// WithMemoryLimit bounds the Arrow memory (input batches, decompression,
+// output) the task holds at once; the default is DefaultMemoryLimit. An
+// allocation past it ends the task with an error.
+func WithMemoryLimit(n int64) Option {
+	return func(c *workConfig) { c.memLimit = n }
 }
 
 // DefaultMaxMessageBytes bounds the body of one IPC message of the input
@@ -105,10 +119,12 @@ func modeNames() []string {
 // stream to stdout. It returns an error naming the cause; a panic in the task
 // becomes an error too. Work does not close stdin or stdout.
 func Work(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, opts ...Option) (err error) {
-	cfg := workConfig{mem: memory.DefaultAllocator, maxMessage: DefaultMaxMessageBytes, bufSize: 1 << 20}
+	cfg := workConfig{mem: memory.DefaultAllocator, maxMessage: DefaultMaxMessageBytes,
+		memLimit: DefaultMemoryLimit, bufSize: 1 << 20}
 	for _, o := range opts {
 		o(&cfg)
 	}
+	mem := &limitedAllocator{mem: cfg.mem, limit: cfg.memLimit}
 	start := time.Now()
 	h := Header{Partition: DefaultPartition}
 	in := newTimedReader(ctx, stdin, DefaultIOTimeout)
@@ -119,6 +135,10 @@ func Work(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, opts .
 			out.Close()
 		}
 		if r := recover(); r != nil {
+			if e, ok := r.(errMemoryLimit); ok {
+				err = fmt.Errorf("bridge: partition %d, %s: %w", h.Partition, h.Mode, e)
+				return
+			}
 			fmt.Fprintf(stderr, "gophas worker: panic: %v\n%s", r, debug.Stack())
 			err = fmt.Errorf("bridge: partition %d, %s: panic: %v", h.Partition, h.Mode, r)
 		}
@@ -137,15 +157,16 @@ func Work(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, opts .
 		return fmt.Errorf("bridge: partition %d, %s: %w", h.Partition, h.Mode, err)
 	}
 
-	rd, err := ipc.NewReader(br, ipc.WithAllocator(cfg.mem), ipc.WithBodySizeLimit(cfg.maxMessage),
-		ipc.WithMetadataSizeLimit(MaxHeaderBytes*16))
+	stream := newCheckedStream(br, maxMetadataBytes, cfg.maxMessage)
+	rd, err := ipc.NewReader(stream, ipc.WithAllocator(mem), ipc.WithBodySizeLimit(cfg.maxMessage),
+		ipc.WithMetadataSizeLimit(maxMetadataBytes))
 	if err != nil {
 		return wrap(fmt.Errorf("reading the input stream: %w", err))
 	}
 	defer rd.Release()
 
 	out = newTimedWriter(ctx, stdout, h.IOTimeout())
-	t := &Task{Header: h, Ctx: ctx, Input: rd, Log: stderr, Mem: cfg.mem,
+	t := &Task{Header: h, Ctx: ctx, Input: rd, Log: stderr, Mem: mem,
 		out: bufio.NewWriterSize(out, cfg.bufSize)}
 	if err := modes[h.Mode](t); err != nil {
 		return wrap(err)
