@@ -20,9 +20,10 @@
 // kernel runs over the same packed layout. There is no AVX-512 kernel: none
 // could be tested on the machines this was built on.
 //
-// With threads > 1, Sgemm cuts C into column (or row) blocks of whole tiles
-// and hands them to a pool of worker goroutines, one per processor, started
-// on first use; the calling goroutine computes a block too, and any block no
-// idle worker takes. Packing buffers come from a sync.Pool, so a call
+// With threads > 1, Sgemm cuts C into column (or row) blocks of whole tiles.
+// The calling goroutine and the idle workers it wakes (a pool of one
+// goroutine per processor, started on first use) claim blocks from a shared
+// counter until none is left, so a worker kept off the CPU by other load
+// delays nothing. Packing buffers and the job come from sync.Pools, so a call
 // allocates nothing in steady state.
 package gemm

@@ -3,6 +3,7 @@ package gemm
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // useAsm selects the assembly micro-kernel. It is hasAsm unless a test
@@ -71,7 +72,6 @@ type part struct {
 	ldb            int
 	c              []float32
 	ldc            int
-	done           *sync.WaitGroup
 }
 
 func (p *part) run() {
@@ -80,7 +80,9 @@ func (p *part) run() {
 
 // split cuts C into up to threads blocks along n (each part packs all of A
 // and its share of B) or, when m > n or n is too narrow, along m, in whole
-// register tiles, and computes them on pooled workers and the caller.
+// register tiles. The caller and the idle workers it wakes claim parts from a
+// shared counter until none is left, so a worker that another process keeps
+// off the CPU delays nothing: the caller computes its parts itself.
 func split(threads int, p part) {
 	byCols := p.m <= p.n && (p.n+nr-1)/nr >= threads || (p.m+mr-1)/mr < 2
 	dim, unit := p.m, mr
@@ -88,16 +90,15 @@ func split(threads int, p part) {
 		dim, unit = p.n, nr
 	}
 	units := (dim + unit - 1) / unit
-	parts := min(threads, units)
+	parts := min(threads, units, maxParts)
 	if parts < 2 {
 		p.run()
 		return
 	}
 	startWorkers()
-	wg := wgPool.Get().(*sync.WaitGroup)
-	defer wgPool.Put(wg)
-	var inline [maxInline]part
-	nInline := 0
+	j := jobPool.Get().(*job)
+	j.n = parts
+	j.next.Store(0)
 	lo := 0
 	for i := range parts {
 		hi := min(dim, (units*(i+1)/parts)*unit)
@@ -119,55 +120,76 @@ func split(threads int, p part) {
 				q.a = p.a[lo*p.lda:]
 			}
 		}
+		j.parts[i] = q
 		lo = hi
-		if i == parts-1 {
-			// The caller computes the last part and any part no worker took.
-			inline[nInline] = q
-			nInline++
-			break
-		}
-		q.done = wg
-		wg.Add(1)
+	}
+	j.pending.Add(parts)
+	j.refs.Store(1)
+	for range parts - 1 {
+		j.refs.Add(1)
 		select {
-		case work <- q:
-		default:
-			wg.Done()
-			q.done = nil
-			if nInline == maxInline-1 {
-				q.run()
-				continue
-			}
-			inline[nInline] = q
-			nInline++
+		case work <- j:
+		default: // no idle worker: the caller will claim the part
+			j.refs.Add(-1)
 		}
 	}
-	for i := range nInline {
-		inline[i].run()
-	}
-	wg.Wait()
+	j.claim()
+	j.pending.Wait() // every part claimed has been computed
+	j.release()
 }
 
-// maxInline bounds the parts the caller keeps for itself without running
-// them at once.
-const maxInline = 8
+// maxParts bounds the blocks one call is cut into.
+const maxParts = 16
+
+// job is one parallel Sgemm call: its parts, the counter that hands them
+// out, a WaitGroup of parts not yet computed, and a count of goroutines
+// holding the job; the last to let go returns it to jobPool.
+type job struct {
+	parts   [maxParts]part
+	n       int
+	next    atomic.Int32
+	pending sync.WaitGroup
+	refs    atomic.Int32
+}
+
+// claim computes parts until none is left unclaimed.
+func (j *job) claim() {
+	for {
+		i := int(j.next.Add(1)) - 1
+		if i >= j.n {
+			return
+		}
+		j.parts[i].run()
+		j.pending.Done()
+	}
+}
+
+// release drops one reference; the last one clears the parts (they hold
+// the caller's slices) and pools the job.
+func (j *job) release() {
+	if j.refs.Add(-1) == 0 {
+		clear(j.parts[:])
+		jobPool.Put(j)
+	}
+}
 
 var (
 	workOnce sync.Once
-	work     chan part
-	wgPool   = sync.Pool{New: func() any { return new(sync.WaitGroup) }}
+	work     chan *job
+	jobPool  = sync.Pool{New: func() any { return new(job) }}
 )
 
 // startWorkers starts, once, one worker goroutine per processor. A worker
-// takes parts from the unbuffered work channel, so a send succeeds only when
-// a worker is idle; otherwise the caller computes the part itself.
+// takes jobs from the unbuffered work channel, so a send succeeds only when
+// a worker is idle.
 func startWorkers() {
 	workOnce.Do(func() {
-		work = make(chan part)
+		work = make(chan *job)
 		for range runtime.GOMAXPROCS(0) {
 			go func() {
-				for p := range work {
-					p.run()
-					p.done.Done()
+				for j := range work {
+					j.claim()
+					j.release()
 				}
 			}()
 		}
