@@ -425,3 +425,15 @@ func TestMatrixAgreesWithDescribe(t *testing.T) {
 		t.Errorf("sum of column 0: got %v; want %v", got, sum0)
 	}
 }
+
+func TestMemoryLimit(t *testing.T) {
+	mem := memory.NewGoAllocator()
+	rec := vectorRecord(mem, 100, 784, 1) // 627 KB of values
+	defer rec.Release()
+	task := taskBytes(t, Header{Mode: ModeEcho, Partition: 1}, vectorSchema, rec)
+	err := Work(context.Background(), bytes.NewReader(task), io.Discard, io.Discard, WithMemoryLimit(100<<10))
+	want := "bridge: partition 1, echo: reading the input stream: memory limit: allocating"
+	if err == nil || !strings.HasPrefix(err.Error(), "bridge: partition 1, echo: memory limit: allocating ") {
+		t.Errorf("got %v; want %s…", err, want)
+	}
+}
