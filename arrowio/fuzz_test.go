@@ -76,7 +76,7 @@ func decode(mem memory.Allocator, data []byte) (recs []arrow.RecordBatch, err er
 			err = fmt.Errorf("decoder panic: %v", r)
 		}
 	}()
-	rd, err := ipc.NewReader(bytes.NewReader(data), ipc.WithAllocator(mem), ipc.WithBodySizeLimit(1<<20))
+	rd, err := ipc.NewReader(CheckedStream(bytes.NewReader(data), 1<<20, 1<<20), ipc.WithAllocator(mem), ipc.WithBodySizeLimit(1<<20))
 	if err != nil {
 		return nil, err
 	}

@@ -14,6 +14,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/gophas/gophas/arrowio"
 )
 
 // Option configures Work.
@@ -157,7 +159,7 @@ func Work(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, opts .
 		return fmt.Errorf("bridge: partition %d, %s: %w", h.Partition, h.Mode, err)
 	}
 
-	stream := newCheckedStream(br, maxMetadataBytes, cfg.maxMessage)
+	stream := arrowio.CheckedStream(br, maxMetadataBytes, cfg.maxMessage)
 	rd, err := ipc.NewReader(stream, ipc.WithAllocator(mem), ipc.WithBodySizeLimit(cfg.maxMessage),
 		ipc.WithMetadataSizeLimit(maxMetadataBytes))
 	if err != nil {

@@ -1,12 +1,10 @@
-package bridge
+package arrowio
 
 import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"sync/atomic"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	flatbuffers "github.com/google/flatbuffers/go"
 )
 
@@ -27,8 +25,14 @@ type checkedStream struct {
 	buf              []byte
 }
 
-func newCheckedStream(r io.Reader, maxMeta, maxBody int64) *checkedStream {
-	return &checkedStream{r: r, maxMeta: maxMeta, maxBody: maxBody, msg: -1}
+// CheckedStream returns a reader that passes the Arrow IPC stream r through
+// unchanged, failing with an error naming the message when a message's
+// flatbuffer metadata has a vector outside the message, fields nested deeper
+// than 64 or more than 65536 of them, metadata longer than maxMetadata or a
+// body longer than maxBody bytes. Give it, not r, to ipc.NewReader when r is
+// untrusted.
+func CheckedStream(r io.Reader, maxMetadata, maxBody int64) io.Reader {
+	return &checkedStream{r: r, maxMeta: maxMetadata, maxBody: maxBody, msg: -1}
 }
 
 func (s *checkedStream) Read(p []byte) (int, error) {
@@ -83,19 +87,19 @@ func (s *checkedStream) next() error {
 		return nil
 	}
 	if length < 0 || length > s.maxMeta {
-		return fmt.Errorf("bridge: input message %d: metadata length %d out of range 1..%d", s.msg, length, s.maxMeta)
+		return fmt.Errorf("arrowio: input message %d: metadata length %d out of range 1..%d", s.msg, length, s.maxMeta)
 	}
 	start := len(s.buf)
 	s.buf = append(s.buf, make([]byte, length)...)
 	if _, err := io.ReadFull(s.r, s.buf[start:]); err != nil {
-		return fmt.Errorf("bridge: input message %d: reading %d bytes of metadata: %w", s.msg, length, err)
+		return fmt.Errorf("arrowio: input message %d: reading %d bytes of metadata: %w", s.msg, length, err)
 	}
 	body, err := checkMessage(s.buf[start:])
 	if err != nil {
-		return fmt.Errorf("bridge: input message %d: %w", s.msg, err)
+		return fmt.Errorf("arrowio: input message %d: %w", s.msg, err)
 	}
 	if body < 0 || body > s.maxBody {
-		return fmt.Errorf("bridge: input message %d: body length %d out of range 0..%d", s.msg, body, s.maxBody)
+		return fmt.Errorf("arrowio: input message %d: body length %d out of range 0..%d", s.msg, body, s.maxBody)
 	}
 	s.pending, s.body = s.buf, body
 	return nil
@@ -253,42 +257,4 @@ func (c *fbCheck) recordBatch(rb flatbuffers.Table) {
 	c.vector(rb, 2, 16, "buffers", nil)
 	c.child(rb, 3)
 	c.vector(rb, 4, 8, "variadicBufferCounts", nil)
-}
-
-// limitedAllocator fails (by panicking, which Work turns into an error) an
-// allocation that would take the bytes outstanding past limit: arrow-go
-// sizes decompression buffers by lengths read from the input.
-type limitedAllocator struct {
-	mem   memory.Allocator
-	limit int64
-	used  atomic.Int64
-}
-
-// errMemoryLimit is the panic value of a refused allocation.
-type errMemoryLimit struct{ size, used, limit int64 }
-
-func (e errMemoryLimit) Error() string {
-	return fmt.Sprintf("memory limit: allocating %d bytes with %d in use exceeds %d", e.size, e.used, e.limit)
-}
-
-func (a *limitedAllocator) Allocate(size int) []byte {
-	if u := a.used.Add(int64(size)); size < 0 || u > a.limit {
-		a.used.Add(-int64(size))
-		panic(errMemoryLimit{int64(size), u - int64(size), a.limit})
-	}
-	return a.mem.Allocate(size)
-}
-
-func (a *limitedAllocator) Reallocate(size int, b []byte) []byte {
-	d := int64(size) - int64(len(b))
-	if u := a.used.Add(d); size < 0 || u > a.limit {
-		a.used.Add(-d)
-		panic(errMemoryLimit{int64(size), u - d, a.limit})
-	}
-	return a.mem.Reallocate(size, b)
-}
-
-func (a *limitedAllocator) Free(b []byte) {
-	a.used.Add(-int64(len(b)))
-	a.mem.Free(b)
 }
