@@ -109,7 +109,7 @@ demo: $(JAR)
 
 # ---- benchmarks -----------------------------------------------------------
 
-bench: bench-pipe
+bench: bench-gemm bench-kernel bench-ps bench-worker bench-pipe
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

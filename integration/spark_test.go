@@ -107,9 +107,9 @@ func TestPipeTwoExecutors(t *testing.T) {
 			"spark.gophas.unpackDir": unpack,
 			"spark.executor.memory":  "1g",
 		},
-		"executors", "echo", "empty", "describe", "null-row", "ragged-row")
+		"executors", "echo", "empty", "arrays", "describe", "null-row", "ragged-row")
 
-	for _, name := range []string{"executors", "echo", "empty", "describe", "null-row", "ragged-row"} {
+	for _, name := range []string{"executors", "echo", "empty", "arrays", "describe", "null-row", "ragged-row"} {
 		t.Run(name, func(t *testing.T) {
 			line, ok := got[name]
 			if !ok {

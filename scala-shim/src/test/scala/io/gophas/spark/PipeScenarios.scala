@@ -67,6 +67,51 @@ object PipeScenarios {
     n
   }
 
+  /**
+   * echo round-trips the shapes the bulk array copies must get right: null
+   * arrays, null elements, empty arrays, float and double, beside columns of
+   * other types, across batch boundaries.
+   */
+  def echoArrayEdgeCases(spark: SparkSession): Unit = {
+    val schema = StructType(Seq(
+      StructField("name", StringType),
+      StructField("f", ArrayType(FloatType, containsNull = true)),
+      StructField("d", ArrayType(DoubleType, containsNull = true)),
+      StructField("i", IntegerType),
+      StructField("ints", ArrayType(IntegerType))))
+    val rows = (0 until 300).map { k =>
+      val f: Seq[Any] = k % 7 match {
+        case 0 => null
+        case 1 => Seq.empty[Float]
+        case 2 => Seq(1.5f, null, -0.0f, Float.NaN)
+        case _ => Seq.tabulate(k % 37)(j => (k * 0.25f + j))
+      }
+      val d: Seq[Any] = k % 5 match {
+        case 0 => Seq(Double.MinPositiveValue, Double.MaxValue, -0.0)
+        case 1 => null
+        case 2 => Seq(null, 2.0)
+        case _ => Seq.tabulate(k % 41)(j => k * 1e-3 + j)
+      }
+      Row(if (k % 11 == 0) null else s"row $k", f, d, if (k % 13 == 0) null else k, Seq(k, -k))
+    }
+    val df = spark.createDataFrame(spark.sparkContext.parallelize(rows, 3), schema)
+    val got = Gophas.pipe(df, Protocol.ModeEcho).collect().toSeq
+    val want = df.collect().toSeq
+    check(got.length == want.length, s"echo gave ${got.length} rows, want ${want.length}")
+    // Compare bits, so that NaN and -0.0 count.
+    def bits(v: Any): Any = v match {
+      case null => null
+      case f: Float => java.lang.Float.floatToRawIntBits(f)
+      case d: Double => java.lang.Double.doubleToRawLongBits(d)
+      case s: scala.collection.Seq[_] => s.map(bits).toList
+      case r: Row => r.toSeq.map(bits).toList
+      case x => x
+    }
+    got.zip(want).zipWithIndex.foreach { case ((g, w), k) =>
+      check(bits(g) == bits(w), s"row $k: echo gave $g, want $w")
+    }
+  }
+
   /** Empty partitions (more partitions than rows, and a DataFrame with none) go through echo. */
   def echoEmptyPartitions(spark: SparkSession): Unit = {
     val in = vectors(spark, 3, 4, 8)

@@ -19,6 +19,7 @@ object PipeScenariosMain {
       "executors" -> (() => executors(spark)),
       "echo" -> (() => PipeScenarios.echoRoundTrip(spark, 200000, 784, 4).toString),
       "empty" -> (() => { PipeScenarios.echoEmptyPartitions(spark); "" }),
+      "arrays" -> (() => { PipeScenarios.echoArrayEdgeCases(spark); "" }),
       "describe" -> (() => { PipeScenarios.describeMatchesSpark(spark); "" }),
       "null-row" -> (() => PipeScenarios.badRowIsNamed(spark, "null").linesIterator.next()),
       "ragged-row" -> (() => PipeScenarios.badRowIsNamed(spark, "ragged").linesIterator.next()))

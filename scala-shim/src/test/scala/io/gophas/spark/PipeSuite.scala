@@ -58,6 +58,13 @@ class PipeSuite extends AnyFunSuite with BeforeAndAfterAll {
     }
   }
 
+  test("echo round-trips null, empty and NaN-holding float and double arrays beside other types") {
+    echoArrayEdgeCases(spark)
+    withConf(GophasConf.BatchRows -> "16") {
+      echoArrayEdgeCases(spark)
+    }
+  }
+
   test("empty partitions and empty DataFrames go through echo") {
     echoEmptyPartitions(spark)
   }

@@ -6,11 +6,12 @@ import java.nio.channels.Channels
 import scala.jdk.CollectionConverters._
 
 import org.apache.arrow.vector.VectorSchemaRoot
+import org.apache.arrow.vector.complex.ListVector
 import org.apache.arrow.vector.ipc.{ArrowStreamReader, ArrowStreamWriter}
 import org.apache.spark.TaskContext
 import org.apache.spark.rdd.RDD
 import org.apache.spark.sql.{DataFrame, Row, SparkSession}
-import org.apache.spark.sql.catalyst.InternalRow
+import org.apache.spark.sql.catalyst.{InternalRow, ProjectingInternalRow}
 import org.apache.spark.sql.catalyst.expressions.UnsafeProjection
 import org.apache.spark.sql.execution.arrow.ArrowWriter
 import org.apache.spark.sql.types.StructType
@@ -22,6 +23,7 @@ import io.gophas.spark.GophasException
 /**
  * ArrowBatches converts between Spark's internal rows and Arrow IPC streams,
  * with Spark's own Arrow converters (the ones PySpark's Arrow UDFs use).
+ * with bulk copies for float and double arrays (PrimitiveArrays).
  * It lives in Spark's package because those converters are `private[sql]`;
  * nothing else of the shim does. Not a public API: it may change with any release.
  */
@@ -43,20 +45,35 @@ object ArrowBatches {
     val allocator = ArrowUtils.rootAllocator.newChildAllocator("gophas input", 0, Long.MaxValue)
     val root = VectorSchemaRoot.create(ArrowUtils.toArrowSchema(schema, "UTC", true, false), allocator)
     try {
-      val writer = ArrowWriter.create(root)
+      val vectors = root.getFieldVectors.asScala.toArray
+      val sizes = schema.fields.map(f => PrimitiveArrays.elementSize(f.dataType))
+      val bulk = vectors.indices.filter(i => sizes(i) > 0 && vectors(i).isInstanceOf[ListVector])
+      val arrays = bulk.map(i => new PrimitiveArrayWriter(vectors(i).asInstanceOf[ListVector], sizes(i), i)).toArray
+      // Every other column goes through Spark's writer, over a view of just those columns.
+      val others = vectors.indices.filterNot(bulk.contains)
+      val generic = if (others.isEmpty) None else Some((
+        ArrowWriter.create(new VectorSchemaRoot(others.map(vectors(_)).asJava)),
+        ProjectingInternalRow(StructType(others.map(schema(_))), others)))
       val stream = new ArrowStreamWriter(root, null, Channels.newChannel(out))
       stream.start()
       var n = 0
       def flush(): Unit = {
-        writer.finish()
+        arrays.foreach(_.finish())
+        generic.foreach(_._1.finish())
+        root.setRowCount(n)
         stream.writeBatch()
-        writer.reset()
+        arrays.foreach(_.reset())
+        generic.foreach(_._1.reset())
         n = 0
       }
+      def bytes: Long = arrays.foldLeft(0L)(_ + _.sizeInBytes) + generic.map(_._1.sizeInBytes().toLong).getOrElse(0L)
       while (rows.hasNext) {
-        writer.write(rows.next())
+        val row = rows.next()
+        var i = 0
+        while (i < arrays.length) { arrays(i).write(row); i += 1 }
+        generic.foreach { case (w, view) => view.project(row); w.write(view) }
         n += 1
-        if (n >= batchRows || ((n & 31) == 0 && writer.sizeInBytes() >= batchBytes)) flush()
+        if (n >= batchRows || ((n & 31) == 0 && bytes >= batchBytes)) flush()
       }
       if (n > 0) flush()
       stream.end()
@@ -81,6 +98,16 @@ object ArrowBatches {
     }
     checkSchema()
     private val batch = new ColumnarBatch(root.getFieldVectors.asScala.map(v => new ArrowColumnVector(v): org.apache.spark.sql.vectorized.ColumnVector).toArray)
+    private val bulkRow = {
+      val vectors = root.getFieldVectors.asScala.toArray
+      val sizes = expected.fields.map(f => PrimitiveArrays.elementSize(f.dataType))
+      val lists = vectors.zip(sizes).map {
+        case (l: ListVector, s) if s > 0 => l
+        case _ => null
+      }
+      new BulkArrayRow(batch, lists, sizes)
+    }
+    private var rowId = 0
     private val project = UnsafeProjection.create(expected)
     private var rows: Iterator[InternalRow] = Iterator.empty
     Option(TaskContext.get()).foreach(_.addTaskCompletionListener[Unit](_ => close()))
@@ -106,6 +133,8 @@ object ArrowBatches {
       while (!rows.hasNext && !closed) {
         if (reader.loadNextBatch()) {
           batch.setNumRows(root.getRowCount)
+          bulkRow.loaded()
+          rowId = -1
           rows = batch.rowIterator().asScala
         } else close()
       }
@@ -114,7 +143,8 @@ object ArrowBatches {
 
     override def next(): InternalRow = {
       if (!hasNext) throw new NoSuchElementException("end of the worker's output")
-      project(rows.next())
+      rowId += 1
+      project(bulkRow.at(rows.next(), rowId))
     }
   }
 }
