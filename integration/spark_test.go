@@ -97,8 +97,11 @@ func sha256File(t *testing.T, p string) string {
 	return hex.EncodeToString(h[:])
 }
 
-// TestPipeTwoExecutors runs the pipe's scenarios on a local cluster of two
-// executor JVMs, the binary coming only from the jar.
+// TestPipeTwoExecutors runs the pipe's scenarios (the same checks PipeSuite
+// runs on local[2]) on a local cluster of two executor JVMs, the binary
+// coming only from the jar: echo bit-exact, empty partitions, describe
+// against Spark's aggregates, bad rows named, a crashing worker's stderr, a
+// stalled worker's deadline, and a cancelled job leaving no process.
 func TestPipeTwoExecutors(t *testing.T) {
 	s := setup(t)
 	unpack := t.TempDir()
@@ -107,9 +110,9 @@ func TestPipeTwoExecutors(t *testing.T) {
 			"spark.gophas.unpackDir": unpack,
 			"spark.executor.memory":  "1g",
 		},
-		"executors", "echo", "empty", "arrays", "describe", "null-row", "ragged-row")
+		"executors", "echo", "empty", "arrays", "describe", "null-row", "ragged-row", "crash", "stall", "cancel")
 
-	for _, name := range []string{"executors", "echo", "empty", "arrays", "describe", "null-row", "ragged-row"} {
+	for _, name := range []string{"executors", "echo", "empty", "arrays", "describe", "null-row", "ragged-row", "crash", "stall", "cancel"} {
 		t.Run(name, func(t *testing.T) {
 			line, ok := got[name]
 			if !ok {
@@ -128,6 +131,10 @@ func TestPipeTwoExecutors(t *testing.T) {
 			case "echo":
 				if want := "ok 200000"; line != want {
 					t.Errorf("got %q; want %q", line, want)
+				}
+			case "crash":
+				if !strings.Contains(line, "simulated crash after 100000 bytes") {
+					t.Errorf("the exception lacks the worker's stderr: %s", line)
 				}
 			case "null-row", "ragged-row":
 				if !strings.Contains(line, "features") || !strings.Contains(line, "17") {

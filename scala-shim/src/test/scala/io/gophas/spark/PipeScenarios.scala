@@ -160,6 +160,62 @@ object PipeScenarios {
     e.getMessage
   }
 
+  /** A worker that crashes mid-stream fails the job with its stderr text; returns the message. */
+  def crashShowsStderr(spark: SparkSession, real: Path, dir: Path): String = withConf(spark,
+      GophasConf.Binary -> fakeWorker(dir, real, """head -c 100000 >/dev/null; echo "gophas: simulated crash after 100000 bytes" >&2; exit 3""").toString) {
+    val e = expectGophasException(Gophas.pipe(vectors(spark, 2000, 50, 1), Protocol.ModeEcho).count())
+    check(e.getMessage.contains("simulated crash after 100000 bytes") && e.getMessage.contains("exit status 3"),
+      s"the exception lacks the worker's stderr and exit status: ${e.getMessage}")
+    e.getMessage
+  }
+
+  /** A worker that stops reading hits spark.gophas.ioTimeout, and is not left running; returns the seconds taken. */
+  def stallHitsDeadline(spark: SparkSession, real: Path, dir: Path): Double = {
+    val marker = s"${System.nanoTime() % 100000}.5"
+    val secs = withConf(spark, GophasConf.Binary -> fakeWorker(dir, real, s"exec sleep $marker").toString, GophasConf.IoTimeout -> "2s") {
+      val start = System.nanoTime()
+      val e = expectGophasException(Gophas.pipe(vectors(spark, 50000, 100, 1), Protocol.ModeEcho).count())
+      check(e.getMessage.contains("stopped reading its input"), s"not a stall error: ${e.getMessage}")
+      (System.nanoTime() - start) / 1e9
+    }
+    check(secs < 60, s"the stall took $secs s to fail")
+    check(awaitNoProcesses(s"sleep $marker", 10000).isEmpty, "the stalled worker was left running")
+    secs
+  }
+
+  /** Cancelling a running pipe job leaves no worker process behind, and the next job works. */
+  def cancelLeavesNoProcess(spark: SparkSession, real: Path): Unit = {
+    import scala.concurrent.{Await, Future}
+    import scala.concurrent.ExecutionContext.Implicits.global
+    import scala.concurrent.duration._
+    val slow = udf((id: Long) => { Thread.sleep(20); id })
+    val df = vectors(spark, 100000, 8, 2).withColumn("id", slow(col("id")))
+    val needle = s"$real worker"
+    val job = Future {
+      spark.sparkContext.setJobGroup("cancel-me", "a job to cancel", interruptOnCancel = true)
+      Gophas.pipe(df, Protocol.ModeEcho).count()
+    }
+    val end = System.nanoTime() + 60L * 1000 * 1000 * 1000
+    while (processes(needle).isEmpty && System.nanoTime() < end) Thread.sleep(50)
+    check(processes(needle).nonEmpty, "no worker started within 60 s")
+    spark.sparkContext.cancelJobGroup("cancel-me")
+    val failed = try { Await.result(job, 60.seconds); false } catch { case _: Exception => true }
+    check(failed, "the cancelled job succeeded")
+    val left = awaitNoProcesses(needle, 20000)
+    check(left.isEmpty, s"gophas workers still running after the cancel: $left")
+    echoRoundTrip(spark, 1000, 3, 2)
+  }
+
+  /** Runs body with session settings, restoring the previous ones. */
+  def withConf[T](spark: SparkSession, kv: (String, String)*)(body: => T): T = {
+    val old = kv.map { case (k, _) => k -> spark.conf.getOption(k) }
+    kv.foreach { case (k, v) => spark.conf.set(k, v) }
+    try body finally old.foreach {
+      case (k, Some(v)) => spark.conf.set(k, v)
+      case (k, None) => spark.conf.unset(k)
+    }
+  }
+
   /** Runs body, which must fail with a GophasException somewhere in its causes; returns it. */
   def expectGophasException(body: => Any): GophasException = {
     val t = try { body; null } catch { case t: Throwable => t }

@@ -15,6 +15,10 @@ import org.apache.spark.sql.SparkSession
 object PipeScenariosMain {
   def main(args: Array[String]): Unit = {
     val spark = SparkSession.builder().appName("gophas pipe scenarios").getOrCreate()
+    // The driver resolves the binary as the executors do (same machine, same unpack dir):
+    // fake workers answer `version` through it.
+    lazy val real = GophasBinary.get(spark.conf.getOption(GophasConf.Binary), spark.conf.getOption(GophasConf.UnpackDir))
+    lazy val dir = java.nio.file.Files.createTempDirectory("gophas-scenarios")
     val scenarios: Map[String, () => String] = Map(
       "executors" -> (() => executors(spark)),
       "echo" -> (() => PipeScenarios.echoRoundTrip(spark, 200000, 784, 4).toString),
@@ -22,7 +26,10 @@ object PipeScenariosMain {
       "arrays" -> (() => { PipeScenarios.echoArrayEdgeCases(spark); "" }),
       "describe" -> (() => { PipeScenarios.describeMatchesSpark(spark); "" }),
       "null-row" -> (() => PipeScenarios.badRowIsNamed(spark, "null").linesIterator.next()),
-      "ragged-row" -> (() => PipeScenarios.badRowIsNamed(spark, "ragged").linesIterator.next()))
+      "ragged-row" -> (() => PipeScenarios.badRowIsNamed(spark, "ragged").linesIterator.next()),
+      "crash" -> (() => PipeScenarios.crashShowsStderr(spark, real, dir).linesIterator.next()),
+      "stall" -> (() => f"${PipeScenarios.stallHitsDeadline(spark, real, dir)}%.1f s"),
+      "cancel" -> (() => { PipeScenarios.cancelLeavesNoProcess(spark, real); "" }))
     var failed = false
     for (name <- args) {
       val line = scenarios.get(name) match {

@@ -1,14 +1,9 @@
 package io.gophas.spark
 
 import java.nio.file.{Files, Path}
-import java.util.concurrent.TimeUnit
 
-import scala.concurrent.{Await, Future}
-import scala.concurrent.ExecutionContext.Implicits.global
-import scala.concurrent.duration._
 
 import org.apache.spark.sql.SparkSession
-import org.apache.spark.sql.functions.{col, udf}
 import org.scalatest.BeforeAndAfterAll
 import org.scalatest.funsuite.AnyFunSuite
 
@@ -33,15 +28,7 @@ class PipeSuite extends AnyFunSuite with BeforeAndAfterAll {
 
   override def afterAll(): Unit = if (spark != null) spark.stop()
 
-  /** Runs body with spark.gophas.* settings, restoring the previous ones. */
-  private def withConf[T](kv: (String, String)*)(body: => T): T = {
-    val old = kv.map { case (k, _) => k -> spark.conf.getOption(k) }
-    kv.foreach { case (k, v) => spark.conf.set(k, v) }
-    try body finally old.foreach {
-      case (k, Some(v)) => spark.conf.set(k, v)
-      case (k, None) => spark.conf.unset(k)
-    }
-  }
+  private def withConf[T](kv: (String, String)*)(body: => T): T = PipeScenarios.withConf(spark, kv: _*)(body)
 
   test("the embedded binary is unpacked under its hash and speaks our protocol") {
     assert(real.startsWith(dir), s"$real is not under $dir")
@@ -78,44 +65,15 @@ class PipeSuite extends AnyFunSuite with BeforeAndAfterAll {
   }
 
   test("a worker that crashes mid-stream gives its stderr in the exception") {
-    val fake = fakeWorker(dir, real, """head -c 100000 >/dev/null; echo "gophas: simulated crash after 100000 bytes" >&2; exit 3""")
-    withConf(GophasConf.Binary -> fake.toString) {
-      val e = expectGophasException(Gophas.pipe(vectors(spark, 2000, 50, 1), "echo").count())
-      assert(e.getMessage.contains("simulated crash after 100000 bytes"), e.getMessage)
-      assert(e.getMessage.contains("exit status 3"), e.getMessage)
-    }
+    crashShowsStderr(spark, real, dir)
   }
 
   test("a worker that stops reading hits the deadline instead of hanging") {
-    val marker = s"${System.nanoTime() % 100000}.5"
-    val fake = fakeWorker(dir, real, s"exec sleep $marker")
-    withConf(GophasConf.Binary -> fake.toString, GophasConf.IoTimeout -> "2s") {
-      val start = System.nanoTime()
-      val e = expectGophasException(Gophas.pipe(vectors(spark, 50000, 100, 1), "echo").count())
-      val secs = (System.nanoTime() - start) / 1e9
-      assert(e.getMessage.contains("stopped reading its input"), e.getMessage)
-      assert(secs < 60, s"took $secs s")
-    }
-    assert(awaitNoProcesses(s"sleep $marker", 10000).isEmpty, "the stalled worker was left running")
+    stallHitsDeadline(spark, real, dir)
   }
 
   test("a cancelled job leaves no gophas process behind") {
-    val slow = udf((id: Long) => { Thread.sleep(20); id })
-    val df = vectors(spark, 100000, 8, 2).withColumn("id", slow(col("id")))
-    val needle = s"$real worker"
-    val job = Future {
-      spark.sparkContext.setJobGroup("cancel-me", "a job to cancel", interruptOnCancel = true)
-      Gophas.pipe(df, "echo").count()
-    }
-    val end = System.nanoTime() + TimeUnit.SECONDS.toNanos(60)
-    while (processes(needle).isEmpty && System.nanoTime() < end) Thread.sleep(50)
-    assert(processes(needle).nonEmpty, "no worker started")
-    spark.sparkContext.cancelJobGroup("cancel-me")
-    intercept[Exception](Await.result(job, 60.seconds))
-    val left = awaitNoProcesses(needle, 20000)
-    assert(left.isEmpty, s"gophas workers still running: $left")
-    // The next job works.
-    assert(echoRoundTrip(spark, 1000, 3, 2) == 1000)
+    cancelLeavesNoProcess(spark, real)
   }
 
   test("bad arguments fail on the driver with a clear message") {
