@@ -54,15 +54,13 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	case "train":
 		cfg, ferr := trainFlags(rest, stderr)
 		if ferr != nil {
-			fmt.Fprintf(stderr, "%s%v\n", bridge.ErrorPrefix, ferr)
-			return bridge.ExitUsage
+			return flagError(stderr, ferr)
 		}
 		err = bridge.Train(ctx, cfg, stdout, stderr)
 	case "driver":
 		cfg, ferr := driverFlags(rest, stderr, os.Getenv)
 		if ferr != nil {
-			fmt.Fprintf(stderr, "%s%v\n", bridge.ErrorPrefix, ferr)
-			return bridge.ExitUsage
+			return flagError(stderr, ferr)
 		}
 		err = bridge.Driver(ctx, cfg, stdin, stdout, stderr)
 	default:
@@ -75,6 +73,16 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return bridge.ExitError
 	}
 	return bridge.ExitOK
+}
+
+// flagError reports a command line the flag package refused: -h asked for
+// the usage (already printed), anything else is a usage error.
+func flagError(stderr io.Writer, err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return bridge.ExitOK
+	}
+	fmt.Fprintf(stderr, "%s%v\n", bridge.ErrorPrefix, err)
+	return bridge.ExitUsage
 }
 
 func version(w io.Writer) error {
