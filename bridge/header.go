@@ -102,6 +102,8 @@ func (h *Header) check() error {
 		return fmt.Errorf("bridge: header: ioTimeoutMs %d, want at most a day", h.IOTimeoutMs)
 	case h.Threads < 0:
 		return fmt.Errorf("bridge: header: threads %d, want >= 0", h.Threads)
+	case h.Model == "" && (h.Mode == ModePredict || h.Mode == ModeEvaluate):
+		return fmt.Errorf("bridge: header: field \"model\" is required for mode %s (a model directory)", h.Mode)
 	}
 	for i, c := range h.FeaturesCols {
 		if c == "" {
@@ -113,6 +115,9 @@ func (h *Header) check() error {
 	}
 	if h.LabelCol == "" {
 		h.LabelCol = DefaultLabelCol
+	}
+	if h.PredictionCol == "" {
+		h.PredictionCol = DefaultPredictionCol
 	}
 	if h.BatchRows == 0 {
 		h.BatchRows = DefaultBatchRows

@@ -36,6 +36,26 @@ package bridge
 //	          sum/count; with no rows count is 0, sum 0 and min, max, mean NaN
 //	          (never null). A column whose width is unknown (a list column and
 //	          no rows) has no rows in the output. batchRows does not apply.
+//	predict   every input column unchanged (same order, zero-copy) plus the
+//	          column predictionCol appended: the output of the model in
+//	          header field model for each row's features (converted as
+//	          describe does), as float64 when the model has one output and
+//	          as list<float64> of OutputDim values otherwise. Rows keep their
+//	          order; a batch longer than batchRows is split, a batch of no
+//	          rows is dropped; no rows in gives an empty stream with the
+//	          schema. A features width other than the model's InputDim, or
+//	          an input column already named predictionCol, is an error
+//	          before any output.
+//	evaluate  exactly one batch of EvaluateSchema: one row per key of the
+//	          model's evaluation, "loss" first then each compiled metric,
+//	          with sum = the sum over the partition's rows of the per-row
+//	          value (loss with regularization, as gokernel.Sums) and count =
+//	          the rows; the shim combines partitions as sum of sums / sum of
+//	          counts. The label column is a class index (numeric; for
+//	          sparse_categorical_crossentropy, or one-hot encoded when the
+//	          model has several outputs) or OutputDim values (a vector
+//	          column or one numeric column). No rows in gives no rows out.
+//	          batchRows does not apply.
 
 import "time"
 
@@ -69,12 +89,15 @@ const (
 const (
 	ModeEcho     = "echo"     // return the input batches unchanged
 	ModeDescribe = "describe" // per-feature count, sum, min, max, mean
+	ModePredict  = "predict"  // input columns + the model's prediction
+	ModeEvaluate = "evaluate" // per-key loss and metric sums and counts
 )
 
 // Default column names of a task.
 const (
-	DefaultFeaturesCol = "features"
-	DefaultLabelCol    = "label"
+	DefaultFeaturesCol   = "features"
+	DefaultLabelCol      = "label"
+	DefaultPredictionCol = "prediction"
 )
 
 // Defaults of the other header fields.
@@ -88,7 +111,8 @@ const (
 // included); an unknown field is an error naming it. Only Mode is required;
 // a zero or absent field takes its default.
 type Header struct {
-	// Mode is the task: ModeEcho or ModeDescribe. Required.
+	// Mode is the task: ModeEcho, ModeDescribe, ModePredict or
+	// ModeEvaluate. Required.
 	Mode string `json:"mode"`
 	// Protocol, when present, must equal ProtocolVersion.
 	Protocol int `json:"protocol,omitempty"`
@@ -101,6 +125,13 @@ type Header struct {
 	// LabelCol is the label column; default DefaultLabelCol. describe
 	// summarizes it when the input has it.
 	LabelCol string `json:"labelCol,omitempty"`
+	// Model is the directory of a model written by gokernel.SaveModel
+	// (model.json and model.safetensors) on the worker's local disk.
+	// Required for predict and evaluate.
+	Model string `json:"model,omitempty"`
+	// PredictionCol is the column predict appends; default
+	// DefaultPredictionCol.
+	PredictionCol string `json:"predictionCol,omitempty"`
 	// BatchRows caps the rows of an output batch; 0 means DefaultBatchRows.
 	BatchRows int `json:"batchRows,omitempty"`
 	// IOTimeoutMs bounds every single read or write wait on stdin and
@@ -118,3 +149,7 @@ type Header struct {
 // name utf8, index int32, count int64, sum, min, max, mean float64, none
 // nullable.
 var DescribeFields = []string{"name", "index", "count", "sum", "min", "max", "mean"}
+
+// EvaluateFields are the columns of the evaluate output, in order:
+// key utf8, sum float64, count int64, none nullable.
+var EvaluateFields = []string{"key", "sum", "count"}
