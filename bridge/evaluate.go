@@ -105,7 +105,7 @@ func runEvaluate(t *Task) (err error) {
 	if slices.Contains(feat, h.LabelCol) {
 		return fmt.Errorf("column %q is both a feature and the label", h.LabelCol)
 	}
-	x := &matrix{conv: arrowio.NewConverter(feat), cols: feat}
+	x := &matrix{conv: arrowio.NewConverter(feat)}
 	if err := x.conv.Check(in); err != nil {
 		return err
 	}

@@ -155,6 +155,16 @@ func vectors(y []float32) (*tensor.Dense, int) {
 	return tensor.New(tensor.WithShape(len(y)/3, 3), tensor.WithBacking(y)), 3
 }
 
+func TestEvaluateFields(t *testing.T) {
+	var got []string
+	for _, f := range EvaluateSchema.Fields() {
+		got = append(got, f.Name)
+	}
+	if strings.Join(got, ",") != strings.Join(EvaluateFields, ",") {
+		t.Errorf("EvaluateSchema fields: got %v; want EvaluateFields %v", got, EvaluateFields)
+	}
+}
+
 func TestEvaluateEmpty(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)

@@ -48,7 +48,6 @@ func quoteCols(cols []string) string {
 // batches into it.
 type matrix struct {
 	conv *arrowio.Converter
-	cols []string
 	buf  []float32
 }
 
@@ -71,7 +70,7 @@ func runPredict(t *Task) (err error) {
 	h := &t.Header
 	in := t.Input.Schema()
 	feat := h.Features()
-	x := &matrix{conv: arrowio.NewConverter(feat), cols: feat}
+	x := &matrix{conv: arrowio.NewConverter(feat)}
 	if err := x.conv.Check(in); err != nil {
 		return err
 	}
