@@ -125,6 +125,12 @@ type Client struct {
 
 // Dial returns a Client for the server at addr (host:port) that presents
 // token. It does not connect until the first call.
+// windowSize is the HTTP/2 flow-control window of both ends: large enough
+// that a weights stream of 1 MiB chunks never waits for a window update on
+// a fast network (a fixed window turns off gRPC's BDP estimation, which
+// grows windows only after several round trips).
+const windowSize = 16 << 20
+
 func Dial(addr, token string, opts ...ClientOption) (*Client, error) {
 	cfg := clientConfig{
 		callTimeout: 30 * time.Second, roundTimeout: 10 * time.Minute,
@@ -147,7 +153,9 @@ func Dial(addr, token string, opts ...ClientOption) (*Client, error) {
 	if cfg.fingerprint != "" {
 		creds = credentials.NewTLS(pinnedTLS(cfg.fingerprint))
 	}
-	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds))
+	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds),
+		grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
+		grpc.WithWriteBufferSize(1<<20), grpc.WithReadBufferSize(1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("ps: dial %s: %w", addr, err)
 	}

@@ -93,6 +93,10 @@ func NewServer(p *Params, token string, opts ...ServerOption) (*Server, error) {
 	gopts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(s.unaryAuth),
 		grpc.StreamInterceptor(s.streamAuth),
+		grpc.InitialWindowSize(windowSize),
+		grpc.InitialConnWindowSize(windowSize),
+		grpc.WriteBufferSize(1 << 20),
+		grpc.ReadBufferSize(1 << 20),
 	}
 	if cfg.cert != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(&tls.Config{
