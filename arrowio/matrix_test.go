@@ -2,6 +2,7 @@ package arrowio
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -64,7 +65,7 @@ func TestMatrix(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Matrix: %v", err)
 			}
-			if got := []int(m.Shape()); !equalInts(got, tt.shape) {
+			if got := []int(m.Shape()); !slices.Equal(got, tt.shape) {
 				t.Errorf("shape: got %v; want %v", got, tt.shape)
 			}
 			if got := m.Data().([]float32); !equalFloats(got, tt.want) {
@@ -260,7 +261,7 @@ func TestConverterCheckWidths(t *testing.T) {
 	if err := c.Check(schema); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := c.Widths(), []int{-1, 3, 1}; !equalInts(got, want) {
+	if got, want := c.Widths(), []int{-1, 3, 1}; !slices.Equal(got, want) {
 		t.Errorf("Widths: got %v; want %v", got, want)
 	}
 }
@@ -337,18 +338,6 @@ func TestFromMatrix(t *testing.T) {
 			t.Errorf("FromMatrix(width %d): got %v; want %s", tc.width, err, tc.want)
 		}
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func equalFloats(a, b []float32) bool {

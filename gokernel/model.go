@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 
 	"github.com/gophas/gophas/gokernel/internal/gemm"
 )
@@ -179,7 +180,7 @@ func (m *Model) SetWeights(w []NamedTensor) error {
 		return fmt.Errorf("gokernel: SetWeights: got %d tensors, want %d (%v)", len(w), len(m.params), m.names)
 	}
 	for i, t := range w {
-		if !equalInts(t.Shape, m.shapes[i]) || len(t.Data) != len(m.params[i]) {
+		if !slices.Equal(t.Shape, m.shapes[i]) || len(t.Data) != len(m.params[i]) {
 			return fmt.Errorf("gokernel: SetWeights: tensor %d %q: got shape %v (%d values), want %q shape %v", i, t.Name, t.Shape, len(t.Data), m.names[i], m.shapes[i])
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -697,7 +698,7 @@ func (s *Spec) parseChain(rawLayers []json.RawMessage, order []int, buildShape [
 				return c.errf("the model's input shape is unknown (no InputLayer and no build_input_shape)")
 			}
 		}
-		if buildIn != nil && !equalInts(buildIn, shape) {
+		if buildIn != nil && !slices.Equal(buildIn, shape) {
 			return c.errf("build_config input_shape %v does not match the shape %v flowing into it", buildIn, shape)
 		}
 		ls := layerSpec{index: i, name: name, className: cls, inShape: append([]int(nil), shape...)}
@@ -750,18 +751,6 @@ func (s *Spec) parseChain(rawLayers []json.RawMessage, order []int, buildShape [
 		s.inputShape = shape
 	}
 	return nil
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func parseDense(c *obj, ls *layerSpec) error {
