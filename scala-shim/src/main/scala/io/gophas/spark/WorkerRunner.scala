@@ -137,7 +137,8 @@ private[spark] final class WorkerRunner(
         .orElse(if (!proc.isAlive && proc.exitValue() != 0) Some(s"$name failed with exit status ${proc.exitValue()}: ${stderr.lastError.getOrElse("(no error line)")}") else None)
         .orElse(Option(cause).map(c => s"$name pipe failed: ${c.getMessage}"))
         .getOrElse(s"$name failed")
-      val tail = stderr.tail
+      // The error line is already in `why`; the other lines give its context.
+      val tail = stderr.tail.filterNot(l => stderr.lastError.exists(e => l == Protocol.ErrorPrefix + e))
       val msg = if (tail.isEmpty) why else why + "\nworker stderr (last lines):\n  " + tail.mkString("\n  ")
       close()
       new GophasException(msg, Option(writerError.get).orElse(Option(cause)).orNull)
