@@ -27,7 +27,10 @@ object Protocol {
   /** Worker modes. */
   val ModeEcho: String = "echo"
   val ModeDescribe: String = "describe"
+  val ModePredict: String = "predict"
+  val ModeEvaluate: String = "evaluate"
 
   val DefaultFeaturesCol: String = "features"
   val DefaultLabelCol: String = "label"
+  val DefaultPredictionCol: String = "prediction"
 }
