@@ -84,7 +84,7 @@ func Driver(ctx context.Context, cfg DriverConfig, stdin io.Reader, stdout, stde
 		return fmt.Errorf("bridge: driver: ps speaks protocol %d, bridge %d", ps.ProtocolVersion, ProtocolVersion)
 	}
 	if cfg.DieWithParent {
-		if err := driverDieWithParent(); err != nil {
+		if err := dieWithParent("driver"); err != nil {
 			return err
 		}
 	}

@@ -11,7 +11,7 @@ import (
 // when they are pipes or sockets so that every wait on them has a deadline,
 // and runs one task with Work.
 func Worker(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, opts ...Option) error {
-	if err := dieWithParent(); err != nil {
+	if err := dieWithParent("worker"); err != nil {
 		return err
 	}
 	if f, ok := stdin.(*os.File); ok {
