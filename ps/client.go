@@ -231,6 +231,11 @@ type RegisterInfo struct {
 	Version   uint64
 	Mode      Mode
 	Frequency Frequency
+	// LastStep is the worker's last applied step (synchronous: its last
+	// round), meaningful when HasPushed: a retried task skips the steps up
+	// to it.
+	LastStep  uint64
+	HasPushed bool
 }
 
 // Register records this client as worker (a stable name such as the Spark
@@ -247,7 +252,8 @@ func (c *Client) Register(ctx context.Context, worker string) (RegisterInfo, err
 	c.mu.Lock()
 	c.worker = worker
 	c.mu.Unlock()
-	return RegisterInfo{Version: resp.GetVersion(), Mode: Mode(resp.GetMode()), Frequency: Frequency(resp.GetFrequency())}, nil
+	return RegisterInfo{Version: resp.GetVersion(), Mode: Mode(resp.GetMode()), Frequency: Frequency(resp.GetFrequency()),
+		LastStep: resp.GetLastStep(), HasPushed: resp.GetHasPushed()}, nil
 }
 
 func (c *Client) name() string {

@@ -246,10 +246,12 @@ func (p *Params) Weights() ([]NamedTensor, uint64) {
 }
 
 // Register records worker (again, when Spark retried its task) and returns
-// the current version. Registering clears Done.
-func (p *Params) Register(name string) (uint64, error) {
+// the current version, the server's mode and frequency, and the worker's
+// last applied step (HasPushed false when none was), so that a retried task
+// can skip what an earlier attempt already pushed. Registering clears Done.
+func (p *Params) Register(name string) (RegisterInfo, error) {
 	if name == "" {
-		return 0, errors.New("ps: empty worker name")
+		return RegisterInfo{}, errors.New("ps: empty worker name")
 	}
 	p.meta.Lock()
 	defer p.meta.Unlock()
@@ -260,7 +262,8 @@ func (p *Params) Register(name string) (uint64, error) {
 	}
 	w.stats.Registers++
 	w.stats.Done = false
-	return p.version.Load(), nil
+	return RegisterInfo{Version: p.version.Load(), Mode: p.cfg.mode, Frequency: p.cfg.frequency,
+		LastStep: w.lastStep, HasPushed: w.pushed}, nil
 }
 
 // Done records that worker has pushed its last update: synchronous rounds

@@ -194,11 +194,12 @@ func (s *Server) Register(_ context.Context, r *pspb.RegisterRequest) (*pspb.Reg
 	if r.GetProtocol() != ProtocolVersion {
 		return nil, status.Errorf(codes.FailedPrecondition, "ps: worker speaks protocol %d, driver %d: use one gophas binary for both", r.GetProtocol(), ProtocolVersion)
 	}
-	v, err := s.params.Register(r.GetWorker())
+	info, err := s.params.Register(r.GetWorker())
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
-	return &pspb.RegisterResponse{Version: v, Mode: string(s.params.cfg.mode), Frequency: string(s.params.cfg.frequency), Protocol: ProtocolVersion}, nil
+	return &pspb.RegisterResponse{Version: info.Version, Mode: string(info.Mode), Frequency: string(info.Frequency), Protocol: ProtocolVersion,
+		LastStep: info.LastStep, HasPushed: info.HasPushed}, nil
 }
 
 // SetWeights implements pspb.ParameterServerServer.

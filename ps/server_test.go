@@ -373,3 +373,37 @@ func TestShutdownRPC(t *testing.T) {
 		t.Error("Shutdown RPC did not call the shutdown function within 5s")
 	}
 }
+
+// TestRegisterReportsLastStep checks that a worker registering again (a
+// retried task) learns the last step the server applied for it.
+func TestRegisterReportsLastStep(t *testing.T) {
+	_, addr := serve(t, newParams(t, model2()))
+	ctx := testCtx(t)
+	c := dial(t, addr, testToken)
+	info, err := c.Register(ctx, "w0")
+	if err != nil || info.HasPushed || info.LastStep != 0 {
+		t.Fatalf("first Register = %+v, %v; want no step pushed", info, err)
+	}
+	step := uint64(3)<<32 | 7
+	if _, err := c.Push(ctx, step, Delta, infos(model2()), [][]float32{{1, 1, 1, 1}, {1, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	info, err = c.Register(ctx, "w0")
+	if err != nil || !info.HasPushed || info.LastStep != step || info.Version != 2 {
+		t.Errorf("second Register = %+v, %v; want last step %d, version 2", info, err, step)
+	}
+}
+
+func TestStoreDelete(t *testing.T) {
+	s := NewStore()
+	a, b := s.Put("spec", []byte("a")), s.Put("optimizer", []byte("b"))
+	if n := s.Delete(a, "nope", a); n != 1 {
+		t.Errorf("Delete(a, nope, a) = %d; want 1", n)
+	}
+	if _, _, ok := s.Get(a); ok {
+		t.Error("blob a still stored after Delete")
+	}
+	if _, data, ok := s.Get(b); !ok || string(data) != "b" {
+		t.Errorf("blob b = %q, %v; want kept", data, ok)
+	}
+}

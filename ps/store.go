@@ -46,3 +46,18 @@ func (s *Store) Get(hash string) (kind string, data []byte, ok bool) {
 	b, ok := s.blobs[hash]
 	return b.kind, b.data, ok
 }
+
+// Delete removes the blobs stored under hashes and returns how many there
+// were; an unknown hash is not an error.
+func (s *Store) Delete(hashes ...string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, h := range hashes {
+		if _, ok := s.blobs[h]; ok {
+			delete(s.blobs, h)
+			n++
+		}
+	}
+	return n
+}

@@ -471,6 +471,8 @@ type RegisterResponse struct {
 	Mode          string                 `protobuf:"bytes,2,opt,name=mode,proto3" json:"mode,omitempty"`
 	Frequency     string                 `protobuf:"bytes,3,opt,name=frequency,proto3" json:"frequency,omitempty"`
 	Protocol      int32                  `protobuf:"varint,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	LastStep      uint64                 `protobuf:"varint,5,opt,name=last_step,json=lastStep,proto3" json:"last_step,omitempty"`    // the worker's last applied step (valid if has_pushed)
+	HasPushed     bool                   `protobuf:"varint,6,opt,name=has_pushed,json=hasPushed,proto3" json:"has_pushed,omitempty"` // the worker has had a push applied before
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -531,6 +533,20 @@ func (x *RegisterResponse) GetProtocol() int32 {
 		return x.Protocol
 	}
 	return 0
+}
+
+func (x *RegisterResponse) GetLastStep() uint64 {
+	if x != nil {
+		return x.LastStep
+	}
+	return 0
+}
+
+func (x *RegisterResponse) GetHasPushed() bool {
+	if x != nil {
+		return x.HasPushed
+	}
+	return false
 }
 
 type SetWeightsResponse struct {
@@ -1273,12 +1289,15 @@ const file_ps_proto_rawDesc = "" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"E\n" +
 	"\x0fRegisterRequest\x12\x16\n" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x1a\n" +
-	"\bprotocol\x18\x02 \x01(\x05R\bprotocol\"z\n" +
+	"\bprotocol\x18\x02 \x01(\x05R\bprotocol\"\xb6\x01\n" +
 	"\x10RegisterResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x1c\n" +
 	"\tfrequency\x18\x03 \x01(\tR\tfrequency\x12\x1a\n" +
-	"\bprotocol\x18\x04 \x01(\x05R\bprotocol\".\n" +
+	"\bprotocol\x18\x04 \x01(\x05R\bprotocol\x12\x1b\n" +
+	"\tlast_step\x18\x05 \x01(\x04R\blastStep\x12\x1d\n" +
+	"\n" +
+	"has_pushed\x18\x06 \x01(\bR\thasPushed\".\n" +
 	"\x12SetWeightsResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\"\xb5\x01\n" +
 	"\vPullRequest\x12\x16\n" +
