@@ -109,7 +109,7 @@ func runEvaluate(t *Task) (err error) {
 	if err := x.conv.Check(in); err != nil {
 		return err
 	}
-	m, err := loadModel(h)
+	m, err := loadModel(t.Ctx, h)
 	if err != nil {
 		return err
 	}

@@ -102,8 +102,22 @@ func (h *Header) check() error {
 		return fmt.Errorf("bridge: header: ioTimeoutMs %d, want at most a day", h.IOTimeoutMs)
 	case h.Threads < 0:
 		return fmt.Errorf("bridge: header: threads %d, want >= 0", h.Threads)
-	case h.Model == "" && (h.Mode == ModePredict || h.Mode == ModeEvaluate):
+	case h.Model == "" && (h.Mode == ModePredict || h.Mode == ModeEvaluate || h.Mode == ModeTrain):
 		return fmt.Errorf("bridge: header: field \"model\" is required for mode %s (a model directory)", h.Mode)
+	case h.Driver == "" && h.Mode == ModeTrain:
+		return errors.New("bridge: header: field \"driver\" is required for mode train (host:port of the parameter server)")
+	case h.Driver != "" && h.Token == "":
+		return fmt.Errorf("bridge: header: field \"token\" is required with driver %q (the job's token)", h.Driver)
+	case h.Worker == "" && h.Mode == ModeTrain:
+		return errors.New("bridge: header: field \"worker\" is required for mode train (a stable worker name)")
+	case h.Epoch < 1 && h.Mode == ModeTrain:
+		return fmt.Errorf("bridge: header: epoch %d, want >= 1 for mode train (epochs count from 1)", h.Epoch)
+	case h.Epoch < 0 || h.Epochs < 0:
+		return fmt.Errorf("bridge: header: epoch %d of %d, want >= 0", h.Epoch, h.Epochs)
+	case h.BatchSize < 0:
+		return fmt.Errorf("bridge: header: batchSize %d, want >= 0", h.BatchSize)
+	case h.ShuffleBufferBytes < 0:
+		return fmt.Errorf("bridge: header: shuffleBufferBytes %d, want >= 0", h.ShuffleBufferBytes)
 	}
 	for i, c := range h.FeaturesCols {
 		if c == "" {
@@ -121,6 +135,12 @@ func (h *Header) check() error {
 	}
 	if h.BatchRows == 0 {
 		h.BatchRows = DefaultBatchRows
+	}
+	if h.BatchSize == 0 {
+		h.BatchSize = DefaultBatchSize
+	}
+	if h.ShuffleBufferBytes == 0 {
+		h.ShuffleBufferBytes = DefaultShuffleBufferBytes
 	}
 	if h.IOTimeoutMs == 0 {
 		h.IOTimeoutMs = DefaultIOTimeout.Milliseconds()

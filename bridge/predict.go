@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
@@ -14,8 +15,13 @@ import (
 
 func init() { registerMode(ModePredict, runPredict) }
 
-// loadModel loads the header's model directory with the header's threads.
-func loadModel(h *Header) (*gokernel.Model, error) {
+// loadModel loads the header's model directory with the header's threads;
+// with a driver in the header, the spec of the directory with the driver's
+// current weights.
+func loadModel(ctx context.Context, h *Header) (*gokernel.Model, error) {
+	if h.Driver != "" {
+		return driverModel(ctx, h)
+	}
 	m, err := gokernel.LoadModel(h.Model, gokernel.WithThreads(h.Threads))
 	if err != nil {
 		return nil, fmt.Errorf("loading model %q: %w", h.Model, err)
@@ -77,7 +83,7 @@ func runPredict(t *Task) (err error) {
 	if len(in.FieldIndices(h.PredictionCol)) > 0 {
 		return fmt.Errorf("the input already has a column %q (set predictionCol)", h.PredictionCol)
 	}
-	m, err := loadModel(h)
+	m, err := loadModel(t.Ctx, h)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,44 @@ package bridge
 //	          sparse_categorical_crossentropy, or one-hot encoded when the
 //	          model has several outputs) or OutputDim values (a vector
 //	          column or one numeric column). No rows in gives no rows out.
-//	          batchRows does not apply.
+//	          batchRows does not apply. With the header field driver set,
+//	          predict and evaluate take the spec from model and pull the
+//	          current weights from the driver.
+//	train     one epoch of the partition through the parameter server at
+//	          driver (with token, and tlsFingerprint when TLS). The worker
+//	          registers as worker (the server says mode, frequency, version
+//	          and the last step it applied for this worker), pulls the
+//	          weights into the spec of model (its weights file is ignored),
+//	          loads optimizerState (a hash in the driver's model store) when
+//	          set, and trains the rows, converted as evaluate does, in steps
+//	          of batchSize with the spec's optimizer. The rows are shuffled
+//	          in blocks of up to shuffleBufferBytes (seeded from seed,
+//	          epoch and worker; arrival order with noShuffle); the rows of a
+//	          block that do not fill a batch carry over to the next block,
+//	          and the last batch of the partition may be short. Every push
+//	          is a delta (weights after the local steps minus the weights
+//	          pulled). asynchronous and hogwild, frequency batch: pull
+//	          before every batch, push after it with step
+//	          epoch<<32 | (batch index + 1); frequency epoch: one push with
+//	          step epoch<<32. synchronous, frequency batch: batch b belongs
+//	          to round round+b: pull its weights, train, push with step
+//	          round+b and wait for the round to close; frequency epoch: one
+//	          push with step round. A retried task skips (reads but does not
+//	          train) the batches whose step the server already applied, and
+//	          in synchronous mode the rounds that closed without it; the
+//	          skipped rows are logged on stderr. At the end the worker tells
+//	          the server it is done (also with no rows), stores its
+//	          optimizer state (safetensors) in the driver's model store and
+//	          writes exactly one batch of TrainSchema: one row per key,
+//	          "loss" first then each compiled metric, with sum = the sum
+//	          over the rows trained of the per-row training value (the
+//	          batch means TrainOnBatch reports, before each step, times the
+//	          batch's rows), count = the rows trained in this attempt and
+//	          state ""; then one row with key TrainStateKey, sum 0, count 0
+//	          and state = the hex SHA-256 of the optimizer state ("" when no
+//	          row was trained). The shim combines partitions as sum of sums
+//	          / sum of counts and passes each worker's state back as its
+//	          optimizerState the next epoch. batchRows does not apply.
 
 import "time"
 
@@ -91,6 +128,7 @@ const (
 	ModeDescribe = "describe" // per-feature count, sum, min, max, mean
 	ModePredict  = "predict"  // input columns + the model's prediction
 	ModeEvaluate = "evaluate" // per-key loss and metric sums and counts
+	ModeTrain    = "train"    // one epoch on the partition through the driver
 )
 
 // Default column names of a task.
@@ -105,14 +143,17 @@ const (
 	DefaultBatchRows = 10000            // rows per output batch at most
 	DefaultIOTimeout = 10 * time.Minute // per read or write wait on the pipe
 	DefaultPartition = -1               // unknown Spark partition
+
+	DefaultBatchSize          = 32        // train: rows per step (Keras' default)
+	DefaultShuffleBufferBytes = 256 << 20 // train: rows held and shuffled at once
 )
 
 // Header is the JSON task header. Field names are matched exactly (case
 // included); an unknown field is an error naming it. Only Mode is required;
 // a zero or absent field takes its default.
 type Header struct {
-	// Mode is the task: ModeEcho, ModeDescribe, ModePredict or
-	// ModeEvaluate. Required.
+	// Mode is the task: ModeEcho, ModeDescribe, ModePredict, ModeEvaluate
+	// or ModeTrain. Required.
 	Mode string `json:"mode"`
 	// Protocol, when present, must equal ProtocolVersion.
 	Protocol int `json:"protocol,omitempty"`
@@ -127,7 +168,8 @@ type Header struct {
 	LabelCol string `json:"labelCol,omitempty"`
 	// Model is the directory of a model written by gokernel.SaveModel
 	// (model.json and model.safetensors) on the worker's local disk.
-	// Required for predict and evaluate.
+	// Required for predict, evaluate and train. With Driver set, only its
+	// model.json is read: the weights come from the driver.
 	Model string `json:"model,omitempty"`
 	// PredictionCol is the column predict appends; default
 	// DefaultPredictionCol.
@@ -143,6 +185,48 @@ type Header struct {
 	// Partition is the Spark partition id, used only in messages; default
 	// DefaultPartition.
 	Partition int `json:"partition"`
+
+	// Driver is the host:port of the job's parameter server (the driver's
+	// ready line). Required for train; for predict and evaluate it makes
+	// the worker pull the current weights from the driver instead of
+	// reading the model directory's weights file.
+	Driver string `json:"driver,omitempty"`
+	// Token is the job's token (hex, the driver's ready line). Required
+	// with Driver.
+	Token string `json:"token,omitempty"`
+	// TLSFingerprint, when set, makes the worker speak TLS to the driver
+	// and accept only the certificate with this hex SHA-256.
+	TLSFingerprint string `json:"tlsFingerprint,omitempty"`
+	// Worker is the stable name of the worker on the parameter server, the
+	// same when Spark retries the task (the shim sends
+	// "partition-<index>"). Required for train.
+	Worker string `json:"worker,omitempty"`
+	// Epoch is the epoch this train task runs, from 1. Required for train.
+	Epoch int `json:"epoch,omitempty"`
+	// Epochs is the number of epochs of the fit, used only in messages.
+	Epochs int `json:"epochs,omitempty"`
+	// BatchSize is the rows per training step; 0 means DefaultBatchSize.
+	BatchSize int `json:"batchSize,omitempty"`
+	// Round is, in synchronous mode, the server version when this epoch's
+	// job started: batch b of the task belongs to round Round+b
+	// (frequency batch), the epoch's one push to round Round (frequency
+	// epoch). 0 takes the version the worker sees when it registers.
+	Round uint64 `json:"round,omitempty"`
+	// OptimizerState is the hex SHA-256 of a blob in the driver's model
+	// store holding this worker's optimizer state from the previous epoch
+	// (the state column of the previous train output); "" starts a fresh
+	// optimizer.
+	OptimizerState string `json:"optimizerState,omitempty"`
+	// Seed seeds the model's Dropout masks and the shuffle; the shuffle of
+	// an epoch is seeded from (Seed, Epoch, Worker), so a retried task sees
+	// the same order. Default 0.
+	Seed int64 `json:"seed,omitempty"`
+	// ShuffleBufferBytes bounds the rows (features and targets as float32)
+	// train holds and shuffles at once; 0 means DefaultShuffleBufferBytes.
+	ShuffleBufferBytes int64 `json:"shuffleBufferBytes,omitempty"`
+	// NoShuffle trains on the rows in arrival order. Default false:
+	// shuffle.
+	NoShuffle bool `json:"noShuffle,omitempty"`
 }
 
 // DescribeFields are the columns of the describe output, in order:
@@ -153,3 +237,11 @@ var DescribeFields = []string{"name", "index", "count", "sum", "min", "max", "me
 // EvaluateFields are the columns of the evaluate output, in order:
 // key utf8, sum float64, count int64, none nullable.
 var EvaluateFields = []string{"key", "sum", "count"}
+
+// TrainFields are the columns of the train output, in order: key utf8, sum
+// float64, count int64, state utf8, none nullable.
+var TrainFields = []string{"key", "sum", "count", "state"}
+
+// TrainStateKey is the key of the train output's last row, whose state is
+// the hash of the worker's optimizer state in the driver's model store.
+const TrainStateKey = "optimizer_state"

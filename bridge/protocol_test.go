@@ -34,6 +34,7 @@ func TestScalaProtocolMirror(t *testing.T) {
 		{"ModeDescribe", q(ModeDescribe)},
 		{"ModePredict", q(ModePredict)},
 		{"ModeEvaluate", q(ModeEvaluate)},
+		{"ModeTrain", q(ModeTrain)},
 		{"DefaultFeaturesCol", q(DefaultFeaturesCol)},
 		{"DefaultLabelCol", q(DefaultLabelCol)},
 		{"DefaultPredictionCol", q(DefaultPredictionCol)},

@@ -303,7 +303,7 @@ func TestWorkErrors(t *testing.T) {
 		{"no mode", frame(`{"partition":1}`), `bridge: header: field "mode" is required (modes: ` + modesList + `)`},
 		{"unknown mode", frame(`{"mode":"fit"}`), `bridge: header: unknown mode "fit" (modes: ` + modesList + `)`},
 		{"unknown field", frame(`{"mode":"echo","featurescol":"x"}`),
-			`bridge: header: unknown field "featurescol" (fields: mode, protocol, featuresCol, featuresCols, labelCol, model, predictionCol, batchRows, ioTimeoutMs, threads, partition)`},
+			`bridge: header: unknown field "featurescol" (fields: mode, protocol, featuresCol, featuresCols, labelCol, model, predictionCol, batchRows, ioTimeoutMs, threads, partition, driver, token, tlsFingerprint, worker, epoch, epochs, batchSize, round, optimizerState, seed, shuffleBufferBytes, noShuffle)`},
 		{"protocol mismatch", frame(`{"mode":"echo","protocol":2}`), `bridge: header: protocol 2, this worker speaks protocol 1`},
 		{"wrong field type", frame(`{"mode":"echo","batchRows":"10"}`),
 			`bridge: header: json: cannot unmarshal string into Go struct field Header.batchRows of type int`},
