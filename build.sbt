@@ -15,6 +15,8 @@ lazy val root = (project in file("."))
     sparkHome := file(sys.env.getOrElse("SPARK_HOME", sys.error("SPARK_HOME is not set: run the build through `make`"))),
     Compile / scalaSource := baseDirectory.value / "scala-shim" / "src" / "main" / "scala",
     Compile / resourceDirectory := baseDirectory.value / "scala-shim" / "src" / "main" / "resources",
+    // The example applications are part of the jar, so spark-submit runs them.
+    Compile / unmanagedSourceDirectories += baseDirectory.value / "examples" / "mnist_mlp",
     // The Go binaries (built by `make build`) go into the jar as resources.
     Compile / unmanagedResourceDirectories += baseDirectory.value / "target" / "native",
     Test / scalaSource := baseDirectory.value / "scala-shim" / "src" / "test" / "scala",

@@ -3,6 +3,7 @@ package io.gophas.spark
 import org.apache.spark.ml.functions.{array_to_vector, vector_to_array}
 import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.apache.spark.sql.{Column, DataFrame}
+import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.functions.col
 import org.apache.spark.sql.gophas.ArrowBatches
 import org.apache.spark.sql.types._
@@ -66,25 +67,42 @@ object Gophas {
     }
   }
 
-  /** Runs a worker per partition of df with the given header fields; the answer must match outSchema. */
-  private[spark] def run(df: DataFrame, outSchema: StructType, fields: Map[String, Any]): DataFrame = {
+  /**
+   * Runs a worker per partition of df with the given header fields (plus
+   * those perTask gives for a partition, computed on the executor); the
+   * answer must match outSchema.
+   */
+  private[spark] def run(df: DataFrame, outSchema: StructType, fields: Map[String, Any],
+      perTask: Int => Map[String, Any] = _ => Map.empty): DataFrame = {
     val spark = df.sparkSession
     val settings = GophasConf.settings(spark)
     val inSchema = df.schema
-    val header: Map[String, Any] = fields ++ Map[String, Any](
+    val header = taskHeader(settings, fields)
+    val rows = ArrowBatches.internalRows(df).mapPartitionsWithIndex { (partition, input) =>
+      task(settings, inSchema, outSchema, header ++ perTask(partition), partition, input)
+    }
+    ArrowBatches.createDataFrame(spark, rows, outSchema)
+  }
+
+  /** The header fields every task of a job shares. */
+  private[spark] def taskHeader(settings: GophasConf.Settings, fields: Map[String, Any]): Map[String, Any] =
+    fields ++ Map[String, Any](
       "protocol" -> Protocol.Version,
       "batchRows" -> settings.batchRows,
       "ioTimeoutMs" -> settings.ioTimeoutMs)
-    val rows = ArrowBatches.internalRows(df).mapPartitionsWithIndex { (partition, input) =>
-      val binary = GophasBinary.get(settings.binary, settings.unpackDir)
-      val h = new java.util.LinkedHashMap[String, Any]()
-      header.foreach { case (k, v) => h.put(k, v) }
-      h.put("partition", partition)
-      val runner = new WorkerRunner(binary, h, settings.ioTimeoutMs, org.apache.spark.TaskContext.get())
-      runner.run(
-        out => ArrowBatches.write(input, inSchema, settings.batchRows, settings.batchBytes, out),
-        in => ArrowBatches.read(in, outSchema))
-    }
-    ArrowBatches.createDataFrame(spark, rows, outSchema)
+
+  /** Runs one worker over one partition's rows, on an executor; returns its answer's rows. */
+  private[spark] def task(settings: GophasConf.Settings, inSchema: StructType, outSchema: StructType,
+      header: Map[String, Any], partition: Int, input: Iterator[InternalRow]): Iterator[InternalRow] = {
+    val binary = GophasBinary.get(settings.binary, settings.unpackDir)
+    val context = org.apache.spark.TaskContext.get()
+    val h = new java.util.LinkedHashMap[String, Any]()
+    header.foreach { case (k, v) => h.put(k, v) }
+    h.put("partition", partition)
+    if (context != null) h.put("threads", math.max(1, context.cpus()))
+    val runner = new WorkerRunner(binary, h, settings.ioTimeoutMs, context)
+    runner.run(
+      out => ArrowBatches.write(input, inSchema, settings.batchRows, settings.batchBytes, out),
+      in => ArrowBatches.read(in, outSchema))
   }
 }

@@ -31,6 +31,51 @@ object GophasConf {
   /** Directory to unpack the embedded binary into (default: java.io.tmpdir). */
   val UnpackDir = "spark.gophas.unpackDir"
 
+  /**
+   * The address the parameter server binds and executors reach it at
+   * (default: `spark.driver.host`).
+   */
+  val DriverHost = "spark.gophas.driverHost"
+
+  /** Serve the parameter server over TLS with a certificate made per fit, pinned by the workers (default false). */
+  val Tls = "spark.gophas.tls"
+
+  /**
+   * How long a synchronous round may stay open after its first push before
+   * the fit fails naming the workers that did not push (default 30min).
+   */
+  val RoundTimeout = "spark.gophas.roundTimeout"
+  val DefaultRoundTimeoutMs: Long = 30L * 60 * 1000
+
+  /**
+   * Bytes of rows a training worker shuffles at once (default 256m): a
+   * partition that fits is shuffled whole each epoch, as Keras does; a
+   * larger one streams through in shuffled blocks, never held whole in memory.
+   */
+  val ShuffleBufferBytes = "spark.gophas.shuffleBufferBytes"
+  val DefaultShuffleBufferBytes: Long = 256L << 20
+
+  /** What a fit needs to know of the configuration, beside Settings. */
+  private[spark] final case class FitSettings(driverHost: String, tls: Boolean, roundTimeoutMs: Long, shuffleBufferBytes: Long)
+
+  private[spark] def fitSettings(spark: SparkSession): FitSettings = {
+    val conf = spark.conf
+    def parse[T](key: String, default: T)(f: String => T): T = conf.getOption(key) match {
+      case None => default
+      case Some(v) =>
+        try f(v.trim) catch {
+          case e: IllegalArgumentException => throw new GophasException(s"$key: cannot parse '$v': ${e.getMessage}", e)
+        }
+    }
+    val host = conf.getOption(DriverHost).orElse(conf.getOption("spark.driver.host")).getOrElse("127.0.0.1")
+    val tls = parse(Tls, false)(_.toBoolean)
+    val round = parse(RoundTimeout, DefaultRoundTimeoutMs)(JavaUtils.timeStringAsMs)
+    if (round <= 0) throw new GophasException(s"$RoundTimeout must be positive, got ${round}ms")
+    val shuffle = parse(ShuffleBufferBytes, DefaultShuffleBufferBytes)(JavaUtils.byteStringAsBytes)
+    if (shuffle <= 0) throw new GophasException(s"$ShuffleBufferBytes must be positive, got $shuffle")
+    FitSettings(host, tls, round, shuffle)
+  }
+
   /** What a job's tasks need to know of the configuration; serializable. */
   private[spark] final case class Settings(
       batchRows: Int,

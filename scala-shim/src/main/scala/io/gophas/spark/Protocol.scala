@@ -29,6 +29,7 @@ object Protocol {
   val ModeDescribe: String = "describe"
   val ModePredict: String = "predict"
   val ModeEvaluate: String = "evaluate"
+  val ModeTrain: String = "train"
 
   val DefaultFeaturesCol: String = "features"
   val DefaultLabelCol: String = "label"

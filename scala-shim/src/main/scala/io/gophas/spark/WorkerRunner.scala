@@ -52,7 +52,9 @@ private[spark] final class WorkerRunner(
     proc = try pb.start() catch {
       case NonFatal(e) => throw new GophasException(s"cannot start $binary worker: ${e.getMessage}", e)
     }
-    stderr = new StderrTail(proc.getErrorStream, name)
+    // A log line counts as progress: a training worker computes for a while
+    // between reading its input and writing its answer, and logs as it goes.
+    stderr = new StderrTail(proc.getErrorStream, name, onLine = () => lastProgress.set(System.nanoTime()))
     stderr.start()
     if (context != null) context.addTaskCompletionListener[Unit](_ => close())
 
@@ -84,7 +86,7 @@ private[spark] final class WorkerRunner(
           else {
             val idleMs = TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - lastProgress.get())
             if (idleMs > ioTimeoutMs) kill(s"made no progress for ${idleMs / 1000.0} s (spark.gophas.ioTimeout is ${ioTimeoutMs} ms): " +
-              (if (writer.isAlive) "it stopped reading its input" else "it stopped writing its output"))
+              (if (writer.isAlive) "it stopped reading its input" else "it stopped writing its output or its log"))
           }
         }
       }
@@ -179,7 +181,8 @@ private[spark] final class WorkerRunner(
 }
 
 /** Forwards a worker's stderr to the log and keeps its last lines. */
-private[spark] final class StderrTail(in: InputStream, name: String, keep: Int = 20) extends Thread(s"$name stderr") with Logging {
+private[spark] final class StderrTail(in: InputStream, name: String, keep: Int = 20, onLine: () => Unit = () => ())
+    extends Thread(s"$name stderr") with Logging {
   private val lines = new java.util.ArrayDeque[String]()
   @volatile private var error: Option[String] = None
   setDaemon(true)
@@ -190,6 +193,7 @@ private[spark] final class StderrTail(in: InputStream, name: String, keep: Int =
       var line = r.readLine()
       while (line != null) {
         logInfo(s"$name: $line")
+        onLine()
         lines.synchronized {
           lines.addLast(line)
           if (lines.size > keep) lines.removeFirst()

@@ -1,0 +1,459 @@
+package io.gophas.spark
+
+import java.nio.charset.StandardCharsets
+import java.nio.file.Files
+import java.util.concurrent.ConcurrentHashMap
+
+import scala.collection.immutable.ListMap
+import scala.collection.mutable.ArrayBuffer
+
+import org.apache.hadoop.conf.Configuration
+import org.apache.spark.broadcast.Broadcast
+import org.apache.spark.internal.Logging
+import org.apache.spark.ml.functions.{array_to_vector, vector_to_array}
+import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
+import org.apache.spark.sql.{Column, DataFrame, SparkSession}
+import org.apache.spark.sql.catalyst.InternalRow
+import org.apache.spark.sql.functions._
+import org.apache.spark.sql.gophas.{ArrowBatches, SparkInternals}
+import org.apache.spark.sql.types._
+import org.apache.spark.storage.StorageLevel
+
+/**
+ * SparkModel trains, runs and evaluates a Gophas network on Spark DataFrames,
+ * the way Elephas' `SparkModel` does for Keras models, with the math in Go.
+ *
+ *  - `fit` starts a parameter server (`gophas driver`) on the Spark driver,
+ *    runs one Spark job per epoch in which every partition's worker pulls the
+ *    weights, trains on its rows and pushes its update by the rules of `mode`
+ *    and `frequency`, merges the workers' loss and metrics exactly, and stops
+ *    the server in a `finally`, whatever happens.
+ *  - `predict` appends the network's output to every row, distributed.
+ *  - `evaluate` computes the loss and every compiled metric from
+ *    per-partition sums and counts.
+ *  - `masterNetwork` is the current network (spec and weights).
+ *
+ * @param network    the model: spec with its compile config, and weights
+ * @param mode       `synchronous` (a barrier stage: all workers at once,
+ *                   their updates averaged), `asynchronous` (the default:
+ *                   each update applied alone, under a lock) or `hogwild`
+ *                   (applied without locking)
+ * @param frequency  when workers push: every `epoch` (the default) or every `batch`
+ * @param numWorkers repartition the data to this many workers; 0 (the
+ *                   default) keeps the DataFrame's partitions
+ * @param batchSize  rows per training step (default 32); `fit` may override it
+ */
+class SparkModel(
+    network: GophasNetwork,
+    val mode: String = SparkModel.Asynchronous,
+    val frequency: String = SparkModel.Epoch,
+    val numWorkers: Int = 0,
+    val batchSize: Int = 32) extends Logging {
+
+  SparkModel.checkArguments(mode, frequency, numWorkers, batchSize)
+
+  @volatile private var master: GophasNetwork = network
+  @volatile private var stats: Option[ServerStats] = None
+  private val fitLock = new Object
+
+  /** The current network: the one given, or the result of the last successful fit. */
+  def masterNetwork: GophasNetwork = master
+
+  /** The parameter server's counters at the end of the last successful fit (mode, version, per-worker pushes). */
+  def lastServerStats: Option[ServerStats] = stats
+
+  /** Saves the master network as a model directory through Hadoop's FileSystem API. */
+  def save(path: String): Unit = master.save(path, SparkModel.hadoopConf())
+
+  /**
+   * Trains the network on df for epochs epochs and returns the merged
+   * history. The network continues from its current weights; the trained
+   * network becomes the master network when the fit succeeds (a failed or
+   * cancelled fit leaves it as it was).
+   *
+   * @param validationSplit fraction of rows (chosen at random with seed) held
+   *                        out and evaluated after each epoch as `val_` keys
+   * @param verbose         0: log at debug level; 1: a line per epoch with the
+   *                        merged loss and metrics in the driver log and on
+   *                        stdout; 2: also a line per worker
+   */
+  def fit(
+      df: DataFrame,
+      epochs: Int = 1,
+      batchSize: Int = this.batchSize,
+      validationSplit: Double = 0.0,
+      verbose: Int = 0,
+      featuresCol: String = Protocol.DefaultFeaturesCol,
+      labelCol: String = Protocol.DefaultLabelCol,
+      seed: Long = 0L): History = fitLock.synchronized {
+    if (epochs < 1) throw new GophasException(s"epochs must be at least 1, got $epochs")
+    if (batchSize < 1) throw new GophasException(s"batchSize must be at least 1, got $batchSize")
+    if (!(validationSplit >= 0 && validationSplit < 1)) throw new GophasException(s"validationSplit must be in [0, 1), got $validationSplit")
+    if (verbose < 0) throw new GophasException(s"verbose must be 0, 1 or 2, got $verbose")
+    val (history, net, st) = new FitRun(df, master, mode, frequency, numWorkers, epochs, batchSize, validationSplit, verbose,
+      featuresCol, labelCol, seed).run()
+    master = net
+    stats = Some(st)
+    history
+  }
+
+  /**
+   * Appends outputCol to every row of df: the network's output for the row's
+   * features, as a vector (probabilities for a classifier) when the network
+   * has several outputs and as a double when it has one. Distributed: nothing
+   * is collected to the driver; input columns and row order are kept.
+   */
+  def predict(df: DataFrame, outputCol: String = Protocol.DefaultPredictionCol, featuresCol: String = Protocol.DefaultFeaturesCol): DataFrame =
+    SparkModel.predict(df, master, outputCol, featuresCol)
+
+  /**
+   * The loss and every compiled metric of the master network on df, in
+   * Keras' order (`loss` first), each the sum over all rows of the per-row
+   * value divided by the number of rows, from per-partition sums and counts.
+   */
+  def evaluate(df: DataFrame, featuresCol: String = Protocol.DefaultFeaturesCol, labelCol: String = Protocol.DefaultLabelCol): ListMap[String, Double] =
+    SparkModel.evaluate(df, master, featuresCol, labelCol)
+
+  override def toString: String = s"SparkModel($mode, $frequency, numWorkers=$numWorkers, batchSize=$batchSize, $master)"
+}
+
+object SparkModel extends Logging {
+  val Synchronous = "synchronous"
+  val Asynchronous = "asynchronous"
+  val Hogwild = "hogwild"
+  val Epoch = "epoch"
+  val Batch = "batch"
+  val Modes: Seq[String] = Seq(Synchronous, Asynchronous, Hogwild)
+  val Frequencies: Seq[String] = Seq(Epoch, Batch)
+
+  /** Schema of a training worker's answer (bridge.TrainFields). */
+  private[spark] val TrainSchema: StructType = StructType(Seq(
+    StructField("key", StringType, nullable = false),
+    StructField("sum", DoubleType, nullable = false),
+    StructField("count", LongType, nullable = false),
+    StructField("state", StringType, nullable = false)))
+
+  /** Schema of an evaluating worker's answer (bridge.EvaluateFields). */
+  private[spark] val EvaluateSchema: StructType = StructType(Seq(
+    StructField("key", StringType, nullable = false),
+    StructField("sum", DoubleType, nullable = false),
+    StructField("count", LongType, nullable = false)))
+
+  private[spark] val OptimizerStateKey = "optimizer_state"
+
+  /** A SparkModel over a saved model directory (local path or Hadoop URI). */
+  def load(path: String, mode: String = Asynchronous, frequency: String = Epoch, numWorkers: Int = 0, batchSize: Int = 32): SparkModel =
+    new SparkModel(GophasNetwork.load(path, hadoopConf()), mode, frequency, numWorkers, batchSize)
+
+  /**
+   * A SparkModel from a spec (the JSON of Keras' `model.to_json()` with its
+   * compile config) and, optionally, weights (safetensors); without weights,
+   * the Go kernel initializes them as Keras would, from seed.
+   */
+  def fromSpec(spec: String, weights: Option[Array[Byte]] = None, seed: Long = 0L, mode: String = Asynchronous,
+      frequency: String = Epoch, numWorkers: Int = 0, batchSize: Int = 32): SparkModel = {
+    checkArguments(mode, frequency, numWorkers, batchSize)
+    new SparkModel(network(spec, weights, seed), mode, frequency, numWorkers, batchSize)
+  }
+
+  /** A network from a spec and optional weights, checked by the Go kernel (weights initialized from seed when absent). */
+  def network(spec: String, weights: Option[Array[Byte]], seed: Long): GophasNetwork = {
+    val spark = SparkSession.getActiveSession.orElse(SparkSession.getDefaultSession)
+    val settings = spark.map(GophasConf.settings).getOrElse(GophasConf.Settings(0, 0, GophasConf.DefaultIoTimeoutMs, None, None))
+    val binary = GophasBinary.get(settings.binary, settings.unpackDir)
+    val tmp = Files.createTempDirectory("gophas-spec")
+    try {
+      val in = tmp.resolve("in")
+      Files.createDirectories(in)
+      Files.write(in.resolve(GophasNetwork.SpecFile), spec.getBytes(StandardCharsets.UTF_8))
+      weights.foreach(w => Files.write(in.resolve(GophasNetwork.WeightsFile), w))
+      val out = tmp.resolve("out")
+      ModelInfo.inspect(binary, in, seed, Some(out), settings.ioTimeoutMs)
+      GophasNetwork.readLocal(out)
+    } finally GophasNetwork.deleteRecursively(tmp)
+  }
+
+  private[spark] def checkArguments(mode: String, frequency: String, numWorkers: Int, batchSize: Int): Unit = {
+    if (!Modes.contains(mode)) throw new GophasException(s"unknown mode '$mode': use ${Modes.mkString(", ")}")
+    if (!Frequencies.contains(frequency)) throw new GophasException(s"unknown frequency '$frequency': use ${Frequencies.mkString(" or ")}")
+    if (numWorkers < 0) throw new GophasException(s"numWorkers must be 0 (the DataFrame's partitions) or more, got $numWorkers")
+    if (batchSize < 1) throw new GophasException(s"batchSize must be at least 1, got $batchSize")
+  }
+
+  private[spark] def hadoopConf(): Configuration =
+    SparkSession.getActiveSession.orElse(SparkSession.getDefaultSession)
+      .map(_.sparkContext.hadoopConfiguration).getOrElse(new Configuration())
+
+  private val infos = new ConcurrentHashMap[String, ModelInfo]()
+
+  /** The Go kernel's view of a network, asked once per network on the driver. */
+  private[spark] def info(net: GophasNetwork, settings: GophasConf.Settings): ModelInfo =
+    infos.computeIfAbsent(net.hash, _ => {
+      val binary = GophasBinary.get(settings.binary, settings.unpackDir)
+      val dir = Files.createTempDirectory("gophas-inspect")
+      try ModelInfo.inspect(binary, net.writeTo(dir.resolve("model")), 0L, None, settings.ioTimeoutMs)
+      finally GophasNetwork.deleteRecursively(dir)
+    })
+
+  private[spark] def predict(df: DataFrame, net: GophasNetwork, outputCol: String, featuresCol: String): DataFrame = {
+    val spark = df.sparkSession
+    val settings = GophasConf.settings(spark)
+    Gophas.requireColumn(df, featuresCol, "features")
+    if (df.columns.contains(outputCol))
+      throw new GophasException(s"output column '$outputCol' is already in the DataFrame; choose another outputCol")
+    val info = SparkModel.info(net, settings)
+    val (prepared, vectors) = Gophas.vectorsToArrays(df)
+    val outType = if (info.outputDim == 1) DoubleType else ArrayType(DoubleType, containsNull = false)
+    val outSchema = prepared.schema.add(StructField(outputCol, outType, nullable = false))
+    val bc = spark.sparkContext.broadcast(net)
+    val unpackDir = settings.unpackDir
+    val out = Gophas.run(prepared, outSchema,
+      Map("mode" -> Protocol.ModePredict, "featuresCol" -> featuresCol, "predictionCol" -> outputCol),
+      _ => Map("model" -> GophasNetwork.localDir(bc.value, unpackDir).toString))
+    val cols = out.columns.toIndexedSeq.map { c =>
+      if (vectors.contains(c) || (c == outputCol && info.outputDim > 1)) array_to_vector(col(c)).as(c) else col(c)
+    }
+    out.select(cols: _*)
+  }
+
+  private[spark] def evaluate(df: DataFrame, net: GophasNetwork, featuresCol: String, labelCol: String): ListMap[String, Double] = {
+    val settings = GophasConf.settings(df.sparkSession)
+    val info = SparkModel.info(net, settings)
+    val prepared = prepare(df, featuresCol, labelCol)
+    val bc = df.sparkSession.sparkContext.broadcast(net)
+    try {
+      withDescription(df.sparkSession, "gophas evaluate") {
+        merge(evaluateRows(prepared, featuresCol, labelCol, bc, settings, Map.empty).toSeq, info.evaluateKeys)
+      }
+    } finally bc.destroy()
+  }
+
+  /** Runs an evaluate job and returns every partition's (key, sum, count). */
+  private[spark] def evaluateRows(prepared: DataFrame, featuresCol: String, labelCol: String, bc: Broadcast[GophasNetwork],
+      settings: GophasConf.Settings, extra: Map[String, Any]): Array[(String, Double, Long)] = {
+    val unpackDir = settings.unpackDir
+    Gophas.run(prepared, EvaluateSchema,
+      Map("mode" -> Protocol.ModeEvaluate, "featuresCol" -> featuresCol, "labelCol" -> labelCol) ++ extra,
+      _ => Map("model" -> GophasNetwork.localDir(bc.value, unpackDir).toString))
+      .collect().map(r => (r.getString(0), r.getDouble(1), r.getLong(2)))
+  }
+
+  /** Σsum/Σcount per key, keys in the given order first, then any others in order of appearance. */
+  private[spark] def merge(rows: Seq[(String, Double, Long)], order: Seq[String]): ListMap[String, Double] = {
+    val keys = (order ++ rows.map(_._1)).distinct.filter(k => rows.exists(_._1 == k) || order.contains(k))
+    ListMap(keys.map { k =>
+      val rs = rows.filter(_._1 == k)
+      val n = rs.map(_._3).sum
+      k -> (if (n > 0) rs.map(_._2).sum / n else Double.NaN)
+    }: _*)
+  }
+
+  /**
+   * The features and label columns as the workers read them: ML vectors and
+   * numeric arrays as arrays of float (the kernel computes in float32, so no
+   * precision is lost and half the bytes travel), numbers as doubles.
+   */
+  private[spark] def prepare(df: DataFrame, featuresCol: String, labelCol: String): DataFrame = {
+    Gophas.requireColumn(df, featuresCol, "features")
+    Gophas.requireColumn(df, labelCol, "label")
+    if (featuresCol == labelCol) throw new GophasException(s"features and label are the same column '$featuresCol'")
+    def convert(name: String, role: String): Column = df.schema(name).dataType match {
+      case VectorType => vector_to_array(col(name), "float32").as(name)
+      case ArrayType(_: NumericType, _) => col(name).cast(ArrayType(FloatType)).as(name)
+      case _: NumericType => col(name).cast(DoubleType).as(name)
+      case t => throw new GophasException(s"$role column '$name' has type ${t.simpleString}; want a vector, an array of numbers or a number")
+    }
+    df.select(convert(featuresCol, "features"), convert(labelCol, "label"))
+  }
+
+  /**
+   * Checks prepared data against the network in one pass (which also fills
+   * the cache): no nulls, feature width equal to the network's input, labels
+   * that fit the loss. Returns the number of rows.
+   */
+  private[spark] def check(prepared: DataFrame, info: ModelInfo, featuresCol: String, labelCol: String): Long = {
+    val f = col(featuresCol)
+    val l = col(labelCol)
+    val fArray = prepared.schema(featuresCol).dataType.isInstanceOf[ArrayType]
+    val lArray = prepared.schema(labelCol).dataType.isInstanceOf[ArrayType]
+    def width(c: Column, isArray: Boolean) = if (isArray) when(c.isNotNull, size(c)) else when(c.isNotNull, lit(1))
+    val row = prepared.agg(
+      count(lit(1)),
+      sum(when(f.isNull, 1).otherwise(0)), min(width(f, fArray)), max(width(f, fArray)),
+      sum(when(l.isNull, 1).otherwise(0)), min(width(l, lArray)), max(width(l, lArray)),
+      (if (lArray) lit(null).cast(DoubleType) else min(l)), (if (lArray) lit(null).cast(DoubleType) else max(l)),
+      (if (lArray) lit(0L) else sum(when(l =!= floor(l), 1).otherwise(0)))).head()
+    val rows = row.getLong(0)
+    if (rows == 0) return 0
+    def long(i: Int) = if (row.isNullAt(i)) 0L else row.getAs[Number](i).longValue()
+    if (long(1) > 0) throw new GophasException(s"features column '$featuresCol' has ${long(1)} null rows of $rows")
+    if (long(4) > 0) throw new GophasException(s"label column '$labelCol' has ${long(4)} null rows of $rows")
+    val (fMin, fMax) = (long(2), long(3))
+    if (fMin != fMax)
+      throw new GophasException(s"features column '$featuresCol' holds rows of widths $fMin to $fMax; the network's input is ${info.inputDim} wide")
+    if (fMin != info.inputDim)
+      throw new GophasException(s"features column '$featuresCol' holds rows of width $fMin; the network '${info.name}' wants ${info.inputDim} features")
+    val (lMin, lMax) = (long(5), long(6))
+    if (lMin != lMax) throw new GophasException(s"label column '$labelCol' holds rows of widths $lMin to $lMax")
+    if (lMin != info.outputDim && !(lMin == 1 && info.categorical))
+      throw new GophasException(s"label column '$labelCol' holds $lMin values per row; the network has ${info.outputDim} outputs (loss ${info.loss})")
+    if (!lArray) {
+      val (lo, hi, fractional) = (row.getDouble(7), row.getDouble(8), long(9))
+      if (info.categorical && info.outputDim > 1 && (fractional > 0 || lo < 0 || hi >= info.outputDim))
+        throw new GophasException(s"label column '$labelCol' holds values from $lo to $hi${if (fractional > 0) s" ($fractional not whole numbers)" else ""}; " +
+          s"loss ${info.loss} wants class indexes 0 to ${info.outputDim - 1}")
+      if (info.loss == "binary_crossentropy" && (lo < 0 || hi > 1))
+        throw new GophasException(s"label column '$labelCol' holds values from $lo to $hi; loss binary_crossentropy wants labels in [0, 1]")
+    }
+    rows
+  }
+
+  private[spark] def withDescription[T](spark: SparkSession, description: String)(body: => T): T = {
+    val sc = spark.sparkContext
+    val before = sc.getLocalProperty("spark.job.description")
+    sc.setJobDescription(description)
+    try body finally sc.setJobDescription(before)
+  }
+
+  /** One row of a training worker's answer. */
+  private[spark] final case class TrainRow(partition: Int, key: String, sum: Double, count: Long, state: String)
+
+  /**
+   * The training task of one partition; in the companion object so the
+   * closure captures only what it names.
+   */
+  private[spark] def trainTask(settings: GophasConf.Settings, inSchema: StructType, header: Map[String, Any],
+      states: Array[String], bc: Broadcast[GophasNetwork])(partition: Int, input: Iterator[InternalRow]): Iterator[TrainRow] = {
+    val dir = GophasNetwork.localDir(bc.value, settings.unpackDir)
+    val extra = Map[String, Any]("model" -> dir.toString, "worker" -> s"partition-$partition") ++
+      (if (states(partition).nonEmpty) Map("optimizerState" -> states(partition)) else Map.empty)
+    Gophas.task(settings, inSchema, TrainSchema, header ++ extra, partition, input)
+      .map(r => TrainRow(partition, r.getUTF8String(0).toString, r.getDouble(1), r.getLong(2), r.getUTF8String(3).toString))
+  }
+}
+
+/** One fit, from checking the data to stopping the parameter server. */
+private final class FitRun(
+    df: DataFrame,
+    initial: GophasNetwork,
+    mode: String,
+    frequency: String,
+    numWorkers: Int,
+    epochs: Int,
+    batchSize: Int,
+    validationSplit: Double,
+    verbose: Int,
+    featuresCol: String,
+    labelCol: String,
+    seed: Long) extends Logging {
+
+  import SparkModel._
+
+  private val spark = df.sparkSession
+  private val sc = spark.sparkContext
+  private val settings = GophasConf.settings(spark)
+  private val fitSettings = GophasConf.fitSettings(spark)
+
+  private def say(line: => String, level: Int = 1): Unit =
+    if (verbose >= level) { logInfo(line); Console.out.println(line) } else logDebug(line)
+
+  def run(): (History, GophasNetwork, ServerStats) = {
+    val info = SparkModel.info(initial, settings)
+    if (info.evaluateKeys.isEmpty) throw new GophasException(s"the network '${info.name}' has no loss: compile it with a loss to fit it")
+    val prepared0 = prepare(df, featuresCol, labelCol)
+    val prepared = if (numWorkers > 0) prepared0.repartition(numWorkers) else prepared0
+    val (train, validation) =
+      if (validationSplit > 0) {
+        val parts = prepared.randomSplit(Array(1 - validationSplit, validationSplit), seed)
+        (parts(0), Some(parts(1)))
+      } else (prepared, None)
+    val cached = train.persist(StorageLevel.MEMORY_AND_DISK)
+    validation.foreach(_.persist(StorageLevel.MEMORY_AND_DISK))
+    val tmp = Files.createTempDirectory("gophas-fit")
+    try {
+      val rows = withDescription(spark, "gophas fit: check the data") { check(cached, info, featuresCol, labelCol) }
+      if (rows == 0) throw new GophasException("the DataFrame has no rows to train on" +
+        (if (validationSplit > 0) s" (after holding out validationSplit $validationSplit)" else ""))
+      val workers = ArrowBatches.internalRows(cached).getNumPartitions
+      if (mode == Synchronous) {
+        val slots = SparkInternals.taskSlots(sc)
+        if (workers > slots)
+          throw new GophasException(s"synchronous mode runs all $workers workers at once, but the cluster has $slots task slots " +
+            s"now: set numWorkers to at most $slots, add executors or cores, or use mode asynchronous")
+      }
+      val binary = GophasBinary.get(settings.binary, settings.unpackDir)
+      val ps = ParameterServer.start(binary, fitSettings.driverHost, mode, frequency, workers, fitSettings.tls,
+        fitSettings.roundTimeoutMs, math.min(settings.ioTimeoutMs, 120000L))
+      val bc = sc.broadcast(initial)
+      try {
+        ps.load(initial.writeTo(tmp.resolve("initial")))
+        val history = epochLoop(ps, bc, info, cached, validation, workers, rows)
+        ps.save(tmp.resolve("final"))
+        val net = GophasNetwork.readLocal(tmp.resolve("final"))
+        (history, net, ps.stats())
+      } finally {
+        ps.stop()
+        bc.destroy()
+      }
+    } finally {
+      cached.unpersist()
+      validation.foreach(_.unpersist())
+      GophasNetwork.deleteRecursively(tmp)
+    }
+  }
+
+  private def epochLoop(ps: ParameterServer, bc: Broadcast[GophasNetwork], info: ModelInfo, cached: DataFrame,
+      validation: Option[DataFrame], workers: Int, rows: Long): History = {
+    say(s"gophas fit: $rows rows, $workers workers, $mode, push every $frequency, batch size $batchSize, $epochs epochs, " +
+      s"parameter server at ${ps.address}")
+    val states = Array.fill(workers)("")
+    val merged = ArrayBuffer.empty[ListMap[String, Double]]
+    val perWorker = Array.fill(workers)(ArrayBuffer.empty[ListMap[String, Double]])
+    val seconds = ArrayBuffer.empty[Double]
+    val inSchema = cached.schema
+    val input = ArrowBatches.internalRows(cached)
+    val driverFields = Map[String, Any]("driver" -> ps.address, "token" -> ps.token) ++
+      (if (ps.tlsFingerprint.nonEmpty) Map("tlsFingerprint" -> ps.tlsFingerprint) else Map.empty)
+    for (epoch <- 1 to epochs) {
+      val start = System.nanoTime()
+      val round = if (mode == Synchronous) ps.stats().version else 0L
+      val header = Gophas.taskHeader(settings, driverFields ++ Map[String, Any](
+        "mode" -> Protocol.ModeTrain, "featuresCol" -> featuresCol, "labelCol" -> labelCol,
+        "epoch" -> epoch, "epochs" -> epochs, "batchSize" -> batchSize, "round" -> round, "seed" -> seed,
+        "shuffleBufferBytes" -> fitSettings.shuffleBufferBytes))
+      val task = trainTask(settings, inSchema, header, states.clone(), bc) _
+      val out = if (mode == Synchronous) input.barrier().mapPartitionsWithIndex(task) else input.mapPartitionsWithIndex(task)
+      val got = withDescription(spark, s"gophas fit epoch $epoch/$epochs") { out.collect() }
+      val metrics = got.filter(_.key != OptimizerStateKey).toSeq
+      var logs = merge(metrics.map(r => (r.key, r.sum, r.count)), info.evaluateKeys)
+      for (p <- 0 until workers) {
+        val mine = metrics.filter(_.partition == p)
+        perWorker(p) += merge(mine.map(r => (r.key, r.sum, r.count)), info.evaluateKeys)
+      }
+      val replaced = ArrayBuffer.empty[String]
+      got.filter(r => r.key == OptimizerStateKey && r.state.nonEmpty).foreach { r =>
+        if (states(r.partition).nonEmpty && states(r.partition) != r.state) replaced += states(r.partition)
+        states(r.partition) = r.state
+      }
+      ps.forget(replaced.toSeq)
+      validation.foreach { v =>
+        val vals = withDescription(spark, s"gophas fit epoch $epoch/$epochs: validation") {
+          merge(evaluateRows(v, featuresCol, labelCol, bc, settings, driverFields).toSeq, info.evaluateKeys)
+        }
+        logs = logs ++ vals.map { case (k, x) => s"val_$k" -> x }
+      }
+      merged += logs
+      seconds += (System.nanoTime() - start) / 1e9
+      say(f"gophas fit epoch $epoch/$epochs: ${logs.map { case (k, x) => f"$k $x%.4f" }.mkString(", ")} (${seconds.last}%.1f s)")
+      for (p <- 0 until workers)
+        say(s"  partition-$p: ${perWorker(p).last.map { case (k, x) => f"$k $x%.4f" }.mkString(", ")}", 2)
+    }
+    def columns(eps: Seq[ListMap[String, Double]]): ListMap[String, IndexedSeq[Double]] = {
+      val keys = eps.flatMap(_.keys).distinct
+      ListMap(keys.map(k => k -> eps.map(_.getOrElse(k, Double.NaN)).toIndexedSeq): _*)
+    }
+    new History(columns(merged.toSeq),
+      ListMap((0 until workers).map(p => s"partition-$p" -> columns(perWorker(p).toSeq)): _*),
+      seconds.toIndexedSeq)
+  }
+}
