@@ -62,8 +62,9 @@ type Ready struct {
 
 // Driver serves the parameter server and model store on cfg.Host until ctx
 // ends, stdin reaches EOF, or a client calls Shutdown; then it drains calls in
-// flight for up to cfg.DrainTimeout and returns. Its only stdout output is
-// the Ready line; logs go to stderr.
+// flight for up to cfg.DrainTimeout and returns. Its stdout output is the
+// Ready line, then one answer line per command line read on stdin (see
+// control.go: load, save, stats, forget); logs go to stderr.
 func Driver(ctx context.Context, cfg DriverConfig, stdin io.Reader, stdout, stderr io.Writer) error {
 	if cfg.Host == "" {
 		return errors.New("bridge: driver: --host is required (the address executors reach the driver at)")
@@ -152,8 +153,11 @@ func Driver(ctx context.Context, cfg DriverConfig, stdin io.Reader, stdout, stde
 	logger.Info("gophas driver serving", "address", lis.Addr().String(), "mode", mode, "tls", cfg.TLS)
 
 	if stdin != nil {
+		ctl := &control{params: params, store: srv.Store(), log: logger}
 		go func() {
-			_, _ = io.Copy(io.Discard, stdin)
+			if err := ctl.serve(stdin, stdout); err != nil {
+				logger.Warn("gophas driver: control channel", "error", err)
+			}
 			logger.Info("gophas driver: stdin closed; shutting down")
 			cancel()
 		}()
