@@ -203,12 +203,7 @@ func runTrain(t *Task) (err error) {
 			tr.skipAll = true
 		}
 	}
-	tr.keys = []string{"loss"}
-	for _, k := range spec.Metrics() {
-		if !slices.Contains(tr.keys, k) {
-			tr.keys = append(tr.keys, k)
-		}
-	}
+	tr.keys = evaluateKeys(spec)
 	tr.sums = make([]float64, len(tr.keys))
 	if !h.NoShuffle {
 		hw := fnv.New64a()

@@ -2,7 +2,9 @@
 //
 //	gophas version   print the version and protocol version as JSON
 //	gophas worker    run one executor task (the pipe protocol of package bridge)
+//	gophas driver    serve the parameter server and model store
 //	gophas train     train a model on MNIST, a CSV or an Arrow file
+//	gophas inspect   describe a model spec or directory as one JSON line
 //
 // main only parses the command line and calls a package; run is what the
 // tests call.
@@ -36,6 +38,7 @@ commands:
   worker    run one executor task: header + Arrow IPC on stdin, Arrow IPC on stdout
   driver    serve the parameter server and model store (driver -h)
   train     train a model on MNIST, a CSV or an Arrow file (train -h)
+  inspect   describe a model as one JSON line; --out writes a model directory (inspect -h)
 `
 
 // run executes one subcommand and returns the process exit status. A failing
@@ -57,6 +60,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return flagError(stderr, ferr)
 		}
 		err = bridge.Train(ctx, cfg, stdout, stderr)
+	case "inspect":
+		cfg, ferr := inspectFlags(rest, stderr)
+		if ferr != nil {
+			return flagError(stderr, ferr)
+		}
+		err = bridge.Inspect(cfg, stdout)
 	case "driver":
 		cfg, ferr := driverFlags(rest, stderr, os.Getenv)
 		if ferr != nil {
@@ -117,6 +126,27 @@ func trainFlags(args []string, stderr io.Writer) (bridge.TrainConfig, error) {
 	}
 	if c.Model == "" || c.Data == "" {
 		return c, errors.New("train: --model and --data are required")
+	}
+	return c, nil
+}
+
+// inspectFlags parses the flags of `gophas inspect` into a
+// bridge.InspectConfig.
+func inspectFlags(args []string, stderr io.Writer) (bridge.InspectConfig, error) {
+	var c bridge.InspectConfig
+	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.Model, "model", "", "model spec (Keras JSON) or model directory (required)")
+	fs.Int64Var(&c.Seed, "seed", 0, "seed of the initializers when the model has no weights")
+	fs.StringVar(&c.Out, "out", "", "directory to write the model to (model.json and model.safetensors)")
+	if err := fs.Parse(args); err != nil {
+		return c, fmt.Errorf("inspect: %w", err)
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("inspect: unexpected argument %q", fs.Arg(0))
+	}
+	if c.Model == "" {
+		return c, errors.New("inspect: --model is required")
 	}
 	return c, nil
 }

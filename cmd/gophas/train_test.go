@@ -43,7 +43,7 @@ func TestTrainFlags(t *testing.T) {
 // TestHelp checks that -h prints a subcommand's flags and exits 0, with no
 // error line.
 func TestHelp(t *testing.T) {
-	for _, cmd := range []string{"train", "driver"} {
+	for _, cmd := range []string{"train", "driver", "inspect"} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), []string{cmd, "-h"}, strings.NewReader(""), &stdout, &stderr)
 		if code != bridge.ExitOK || !strings.Contains(stderr.String(), "Usage of "+cmd) || strings.Contains(stderr.String(), bridge.ErrorPrefix) {

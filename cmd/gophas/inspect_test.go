@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"github.com/gophas/gophas/bridge"
+	"github.com/gophas/gophas/gokernel"
+)
+
+const mnistSpec = "../../gokernel/testdata/spec/mnist_mlp.json"
+
+func inspect(t *testing.T, args ...string) bridge.ModelInfo {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), append([]string{"inspect"}, args...), strings.NewReader(""), &stdout, &stderr); code != bridge.ExitOK {
+		t.Fatalf("inspect %q: exit %d, stderr %s", args, code, stderr.String())
+	}
+	if n := strings.Count(stdout.String(), "\n"); n != 1 || !strings.HasSuffix(stdout.String(), "\n") {
+		t.Fatalf("inspect %q: stdout %q; want one line", args, stdout.String())
+	}
+	var info bridge.ModelInfo
+	dec := json.NewDecoder(&stdout)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&info); err != nil {
+		t.Fatal(err)
+	}
+	return info
+}
+
+func TestInspect(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "init")
+	info := inspect(t, "--model", mnistSpec, "--seed", "7", "--out", out)
+	want := bridge.ModelInfo{Name: "mnist_mlp", InputDim: 784, InputShape: []int{784}, OutputDim: 10, Loss: "categorical_crossentropy",
+		Metrics: []string{"accuracy"}, EvaluateKeys: []string{"loss", "accuracy"}, Params: 784*128 + 128 + 128*128 + 128 + 128*10 + 10}
+	if !sameInfo(info, want) {
+		t.Errorf("inspect spec file: got %+v; want %+v", info, want)
+	}
+
+	// The written dir holds the seed's weights, loads, and trains.
+	m, err := gokernel.LoadModel(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(mnistSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := gokernel.ParseSpec(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := gokernel.NewModel(spec, gokernel.WithSeed(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range m.Weights() {
+		if !slices.Equal(w.Data, fresh.Weights()[i].Data) {
+			t.Fatalf("written weight %s differs from the seed-7 initialization", w.Name)
+		}
+	}
+	x := tensor.New(tensor.WithShape(2, 784), tensor.WithBacking(make([]float32, 2*784)))
+	y := tensor.New(tensor.WithShape(2, 10), tensor.WithBacking([]float32{1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0}))
+	if _, err := m.TrainOnBatch(x, y); err != nil {
+		t.Errorf("training the written model: %v", err)
+	}
+
+	// A dir with weights keeps them, whatever the seed.
+	info = inspect(t, "--model", out, "--seed", "8", "--out", filepath.Join(t.TempDir(), "copy"))
+	want.HasWeights = true
+	if !sameInfo(info, want) {
+		t.Errorf("inspect model dir: got %+v; want %+v", info, want)
+	}
+
+	// A dir of a spec alone is initialized.
+	bare := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bare, gokernel.SpecFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info = inspect(t, "--model", bare)
+	want.HasWeights = false
+	if !sameInfo(info, want) {
+		t.Errorf("inspect dir without weights: got %+v; want %+v", info, want)
+	}
+	if _, err := os.Stat(filepath.Join(bare, gokernel.WeightsFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("inspect without --out wrote %s", gokernel.WeightsFile)
+	}
+}
+
+func TestInspectNoCompile(t *testing.T) {
+	b, err := os.ReadFile(mnistSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.json")
+	if err := os.WriteFile(path, doc["model"], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info := inspect(t, "--model", path)
+	if info.Loss != "" || info.EvaluateKeys == nil || len(info.EvaluateKeys) != 0 || info.Metrics == nil {
+		t.Errorf("inspect without compile config: got %+v; want no loss and empty (not null) key lists", info)
+	}
+}
+
+func sameInfo(a, b bridge.ModelInfo) bool {
+	return a.Name == b.Name && a.InputDim == b.InputDim && slices.Equal(a.InputShape, b.InputShape) && a.OutputDim == b.OutputDim &&
+		a.Loss == b.Loss && slices.Equal(a.Metrics, b.Metrics) && slices.Equal(a.EvaluateKeys, b.EvaluateKeys) &&
+		a.Params == b.Params && a.HasWeights == b.HasWeights
+}
+
+func TestInspectErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"inspect"}, bridge.ExitUsage, "inspect: --model is required"},
+		{[]string{"inspect", "--model", "m.json", "extra"}, bridge.ExitUsage, `inspect: unexpected argument "extra"`},
+		{[]string{"inspect", "--model", "m.json", "--seed", "x"}, bridge.ExitUsage, `invalid value "x" for flag -seed`},
+		{[]string{"inspect", "--model", "/nonexistent/m.json"}, bridge.ExitError, "bridge: inspect: model: stat /nonexistent/m.json: no such file or directory"},
+		{[]string{"inspect", "--model", "main.go"}, bridge.ExitError, `bridge: inspect: model "main.go": gokernel: `},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
+		lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
+		last := lines[len(lines)-1]
+		if code != tc.code || !strings.HasPrefix(last, bridge.ErrorPrefix) || !strings.Contains(last, tc.want) {
+			t.Errorf("run(%q): got exit %d, last stderr line %q; want exit %d and a line starting %q containing %q", tc.args, code, last, tc.code, bridge.ErrorPrefix, tc.want)
+		}
+		if stdout.Len() != 0 {
+			t.Errorf("run(%q): got stdout %q; want none", tc.args, stdout.String())
+		}
+	}
+}
