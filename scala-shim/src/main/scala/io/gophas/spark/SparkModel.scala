@@ -323,12 +323,13 @@ object SparkModel extends Logging {
    * closure captures only what it names.
    */
   private[spark] def trainTask(settings: GophasConf.Settings, inSchema: StructType, header: Map[String, Any],
-      states: Array[String], bc: Broadcast[GophasNetwork])(partition: Int, input: Iterator[InternalRow]): Iterator[TrainRow] = {
-    val dir = GophasNetwork.localDir(bc.value, settings.unpackDir)
-    val extra = Map[String, Any]("model" -> dir.toString, "worker" -> s"partition-$partition") ++
-      (if (states(partition).nonEmpty) Map("optimizerState" -> states(partition)) else Map.empty)
-    Gophas.task(settings, inSchema, TrainSchema, header ++ extra, partition, input)
-      .map(r => TrainRow(partition, r.getUTF8String(0).toString, r.getDouble(1), r.getLong(2), r.getUTF8String(3).toString))
+      states: Array[String], bc: Broadcast[GophasNetwork]): (Int, Iterator[InternalRow]) => Iterator[TrainRow] = {
+    (partition, input) =>
+      val dir = GophasNetwork.localDir(bc.value, settings.unpackDir)
+      val extra = Map[String, Any]("model" -> dir.toString, "worker" -> s"partition-$partition") ++
+        (if (states(partition).nonEmpty) Map("optimizerState" -> states(partition)) else Map.empty)
+      Gophas.task(settings, inSchema, TrainSchema, header ++ extra, partition, input)
+        .map(r => TrainRow(partition, r.getUTF8String(0).toString, r.getDouble(1), r.getLong(2), r.getUTF8String(3).toString))
   }
 }
 
@@ -421,7 +422,7 @@ private final class FitRun(
         "mode" -> Protocol.ModeTrain, "featuresCol" -> featuresCol, "labelCol" -> labelCol,
         "epoch" -> epoch, "epochs" -> epochs, "batchSize" -> batchSize, "round" -> round, "seed" -> seed,
         "shuffleBufferBytes" -> fitSettings.shuffleBufferBytes))
-      val task = trainTask(settings, inSchema, header, states.clone(), bc) _
+      val task = trainTask(settings, inSchema, header, states.clone(), bc)
       val out = if (mode == Synchronous) input.barrier().mapPartitionsWithIndex(task) else input.mapPartitionsWithIndex(task)
       val got = withDescription(spark, s"gophas fit epoch $epoch/$epochs") { out.collect() }
       val metrics = got.filter(_.key != OptimizerStateKey).toSeq

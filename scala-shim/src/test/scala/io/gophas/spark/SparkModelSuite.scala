@@ -1,0 +1,225 @@
+package io.gophas.spark
+
+import java.nio.charset.StandardCharsets
+import java.nio.file.{Files, Path, Paths}
+import java.util.concurrent.ConcurrentLinkedQueue
+
+import scala.concurrent.{Await, Future}
+import scala.concurrent.ExecutionContext.Implicits.global
+import scala.concurrent.duration._
+import scala.jdk.CollectionConverters._
+
+import org.apache.spark.ml.functions.vector_to_array
+import org.apache.spark.ml.linalg.Vector
+import org.apache.spark.scheduler.{SparkListener, SparkListenerJobStart}
+import org.apache.spark.sql.{DataFrame, SparkSession}
+import org.apache.spark.sql.functions._
+import org.scalatest.BeforeAndAfterAll
+import org.scalatest.funsuite.AnyFunSuite
+
+import io.gophas.spark.examples.Mnist
+
+/**
+ * SparkModel on a real local Spark (local[2]) with the real binary and MNIST
+ * subsets: every mode and frequency, predict, evaluate, save and load, bad
+ * input, cancellation. The multi-JVM and fault-injection checks run from
+ * the Go integration tests (SparkModelScenarios).
+ */
+class SparkModelSuite extends AnyFunSuite with BeforeAndAfterAll {
+  private var spark: SparkSession = _
+  private var dir: Path = _
+  private var train: DataFrame = _
+  private var testSet: DataFrame = _
+  private var spec: String = _
+  private val jobs = new ConcurrentLinkedQueue[String]()
+
+  override def beforeAll(): Unit = {
+    dir = Files.createTempDirectory("gophas-sparkmodel-suite")
+    spark = SparkSession.builder()
+      .master("local[2]")
+      .appName("SparkModelSuite")
+      .config("spark.ui.enabled", "false")
+      .config("spark.sql.shuffle.partitions", "4")
+      .config(GophasConf.UnpackDir, dir.toString)
+      .getOrCreate()
+    spark.sparkContext.addSparkListener(new SparkListener {
+      override def onJobStart(e: SparkListenerJobStart): Unit =
+        jobs.add(Option(e.properties).flatMap(p => Option(p.getProperty("spark.job.description"))).getOrElse(""))
+    })
+    val data = Mnist.dir(None)
+    train = Mnist.frame(spark, Mnist.read(data, train = true), 2, 0, SparkModelScenarios.TrainRows).cache()
+    testSet = Mnist.frame(spark, Mnist.read(data, train = false), 2, 0, SparkModelScenarios.TestRows).cache()
+    spec = SparkModelScenarios.mlpSpec()
+  }
+
+  override def afterAll(): Unit = if (spark != null) spark.stop()
+
+  private def model(mode: String = SparkModel.Asynchronous, frequency: String = SparkModel.Epoch, workers: Int = 0) =
+    SparkModel.fromSpec(spec, seed = 7L, mode = mode, frequency = frequency, numWorkers = workers, batchSize = 64)
+
+  for (mode <- SparkModel.Modes; frequency <- SparkModel.Frequencies)
+    test(s"$mode, every $frequency: an MNIST subset trains past the measured bar, and the server ran that mode") {
+      val m = model(mode, frequency)
+      val before = jobs.size
+      val h = m.fit(train, epochs = SparkModelScenarios.Epochs)
+      val descriptions = jobs.asScala.drop(before).toSeq
+      assert((1 to SparkModelScenarios.Epochs).forall(e => descriptions.contains(s"gophas fit epoch $e/${SparkModelScenarios.Epochs}")),
+        s"job descriptions: $descriptions")
+      assert(h.history.keys.toSeq == Seq("loss", "accuracy"))
+      assert(h("loss").length == SparkModelScenarios.Epochs && h("loss").last < h("loss").head, s"$h")
+      assert(h.workers.keys.toSeq == Seq("partition-0", "partition-1"))
+      val stats = m.lastServerStats.get
+      assert(stats.mode == mode && stats.frequency == frequency, s"$stats")
+      assert(stats.workers.map(_.worker).sorted == Seq("partition-0", "partition-1"), s"$stats")
+      assert(stats.workers.forall(w => w.applied > 0 && w.refused == 0 && w.duplicate == 0), s"$stats")
+      val acc = m.evaluate(testSet)("accuracy")
+      info(f"$mode/$frequency: test accuracy $acc%.4f, history $h")
+      assert(acc >= SparkModelScenarios.SubsetAccuracy, f"$mode/$frequency: accuracy $acc%.4f below ${SparkModelScenarios.SubsetAccuracy}")
+    }
+
+  test("a validation split adds val_ keys, and a second fit continues from the trained weights") {
+    val m = model()
+    val h1 = m.fit(train, epochs = 1, validationSplit = 0.2, seed = 3L)
+    assert(h1.history.keys.toSeq == Seq("loss", "accuracy", "val_loss", "val_accuracy"), s"$h1")
+    assert(h1("val_accuracy").head > 0.5, s"$h1")
+    val first = m.masterNetwork
+    val acc1 = m.evaluate(testSet)("accuracy")
+    val h2 = m.fit(train, epochs = 1)
+    assert(m.masterNetwork != first)
+    assert(h2("loss").head < h1("loss").head, s"second fit did not continue: $h1 then $h2")
+    assert(m.evaluate(testSet)("accuracy") >= acc1 - 0.01)
+  }
+
+  test("predict appends a probability vector, keeps columns and order; save, load, predict again: identical") {
+    val m = model()
+    m.fit(train, epochs = 1)
+    val input = testSet.withColumn("extra", col("id") * 2)
+    val out = m.predict(input)
+    assert(out.columns.toSeq == input.columns.toSeq :+ "prediction")
+    val rows = out.collect()
+    assert(rows.map(_.getLong(0)).toSeq == input.select("id").collect().map(_.getLong(0)).toSeq, "row order changed")
+    rows.foreach { r =>
+      val p = r.getAs[Vector]("prediction")
+      assert(p.size == 10 && math.abs(p.toArray.sum - 1) < 1e-5, s"row ${r.getLong(0)}: $p")
+      assert(r.getAs[Long]("extra") == r.getLong(0) * 2)
+    }
+    val path = dir.resolve("saved").toString
+    m.save(path)
+    val loaded = SparkModel.load(path)
+    assert(loaded.masterNetwork == m.masterNetwork)
+    val again = loaded.predict(input).collect()
+    assert(again.map(_.getAs[Vector]("prediction")).toSeq == rows.map(_.getAs[Vector]("prediction")).toSeq)
+    // Accuracy from predict agrees with evaluate's.
+    val correct = rows.count(r => r.getAs[Vector]("prediction").argmax == r.getAs[Double]("label").toInt)
+    assert(math.abs(correct.toDouble / rows.length - m.evaluate(testSet)("accuracy")) < 1e-9)
+  }
+
+  test("evaluate combines partitions exactly: one partition or five, the same loss and accuracy") {
+    val m = model()
+    val one = m.evaluate(testSet.coalesce(1))
+    val five = m.evaluate(testSet.repartition(5))
+    assert(one.keys.toSeq == Seq("loss", "accuracy"))
+    one.foreach { case (k, v) => assert(math.abs(v - five(k)) <= 1e-9 * math.abs(v), s"$k: $v vs ${five(k)}") }
+  }
+
+  test("bad input fails with a GophasException before any training") {
+    val m = model()
+    def fails(df: DataFrame, featuresCol: String = "features", labelCol: String = "label"): String = {
+      val before = jobs.size
+      val e = intercept[GophasException](m.fit(df, epochs = 1, featuresCol = featuresCol, labelCol = labelCol))
+      assert(!jobs.asScala.drop(before).exists(_.startsWith("gophas fit epoch")), s"training started for: ${e.getMessage}")
+      e.getMessage
+    }
+    assert(fails(train, featuresCol = "pixels").contains("features column 'pixels' is not in the DataFrame"))
+    assert(fails(train.drop("label")).contains("label column 'label' is not in the DataFrame"))
+    val outOfRange = fails(train.withColumn("label", when(col("id") === 5, 10.0).otherwise(col("label"))))
+    assert(outOfRange.contains("label column 'label' holds values from 0.0 to 10.0") && outOfRange.contains("0 to 9"), outOfRange)
+    val narrow = train.withColumn("features", slice(vector_to_array(col("features")), 1, 780))
+    assert(fails(narrow).contains("width 780; the network 'mnist_mlp' wants 784"))
+    assert(fails(train.withColumn("features", lit("x"))).contains("features column 'features' has type string"))
+    assert(intercept[GophasException](model(mode = "sync")).getMessage.contains("unknown mode 'sync'"))
+  }
+
+  test("synchronous mode with more workers than task slots fails at once, saying what to change") {
+    val start = System.nanoTime()
+    val e = intercept[GophasException](model(SparkModel.Synchronous, workers = 3).fit(train, epochs = 1))
+    assert(e.getMessage.contains("runs all 3 workers at once, but the cluster has 2 task slots"), e.getMessage)
+    assert((System.nanoTime() - start) / 1e9 < 60)
+  }
+
+  test("partitions smaller than a batch, and empty ones, all take part") {
+    val small = train.limit(100).repartition(1).union(spark.createDataFrame(spark.sparkContext.emptyRDD[org.apache.spark.sql.Row], train.schema))
+      .repartition(4) // some partitions may be empty; each holds fewer rows than a batch
+    val m = model()
+    val h = m.fit(small, epochs = 2)
+    assert(h.workers.size == 4)
+    val stats = m.lastServerStats.get
+    assert(stats.workers.size == 4 && stats.workers.forall(_.done), s"$stats")
+    val trained = h.workers.values.count(w => !w("loss").head.isNaN)
+    assert(trained >= 1 && h("loss").forall(!_.isNaN), s"$h")
+  }
+
+  test("a cancelled fit leaves no gophas process, and the next fit works") {
+    val m = model(frequency = SparkModel.Batch)
+    val sc = spark.sparkContext
+    val fit = Future {
+      sc.setJobGroup("cancel-me", "a fit to cancel", interruptOnCancel = true)
+      try m.fit(train, epochs = 50) finally sc.clearJobGroup()
+    }
+    val deadline = System.nanoTime() + 120L * 1000000000L
+    while (SparkModelScenarios.gophasProcesses("worker").isEmpty && System.nanoTime() < deadline) Thread.sleep(50)
+    assert(SparkModelScenarios.gophasProcesses("worker").nonEmpty, "no worker started")
+    assert(SparkModelScenarios.gophasProcesses("driver").nonEmpty, "no parameter server running during the fit")
+    sc.cancelJobGroup("cancel-me")
+    intercept[Exception](Await.result(fit, 2.minutes))
+    val gone = System.nanoTime() + 30L * 1000000000L
+    while (SparkModelScenarios.gophasProcesses("").nonEmpty && System.nanoTime() < gone) Thread.sleep(100)
+    assert(SparkModelScenarios.gophasProcesses("").isEmpty, s"left behind: ${SparkModelScenarios.gophasProcesses("")}")
+    val h = m.fit(train, epochs = 1)
+    assert(!h("loss").head.isNaN)
+  }
+
+  test("two SparkModels fitting at once have separate parameter servers") {
+    val a = model()
+    val b = model(frequency = SparkModel.Batch)
+    val fa = Future(a.fit(train, epochs = 1))
+    val fb = Future(b.fit(train, epochs = 1))
+    Await.result(fa, 5.minutes)
+    Await.result(fb, 5.minutes)
+    assert(a.lastServerStats.get.frequency == "epoch" && b.lastServerStats.get.frequency == "batch")
+    assert(a.lastServerStats.get.version < b.lastServerStats.get.version, "batch pushes should outnumber epoch pushes")
+  }
+
+  test("a spec without weights gets Keras-style initial weights from the seed, and the same seed gives the same weights") {
+    val a = SparkModel.fromSpec(spec, seed = 11L).masterNetwork
+    val b = SparkModel.fromSpec(spec, seed = 11L).masterNetwork
+    val c = SparkModel.fromSpec(spec, seed = 12L).masterNetwork
+    assert(a == b && a != c)
+    val bad = intercept[GophasException](SparkModel.fromSpec(spec.replace("\"Dense\"", "\"Conv9D\""), seed = 1L))
+    assert(bad.getMessage.contains("Conv9D"), bad.getMessage)
+  }
+}
+
+/** Shared by SparkModelSuite and the spark-submit scenarios. */
+object SparkModelScenarios {
+  val TrainRows = 6000
+  val TestRows = 2000
+  val Epochs = 3
+  /** Measured 0.8585 to 0.8935 over the six mode × frequency pairs (3 epochs, 6000 rows, 2 workers); the bar leaves room for push-order noise. */
+  val SubsetAccuracy = 0.83
+
+  /** The MNIST MLP spec of examples/mnist_mlp/model.json. */
+  def mlpSpec(): String = {
+    val p = Seq(Paths.get("examples/mnist_mlp/model.json"), Paths.get(sys.env.getOrElse("GOPHAS_REPO", "."), "examples/mnist_mlp/model.json"))
+      .find(Files.isRegularFile(_)).getOrElse(throw new IllegalStateException("examples/mnist_mlp/model.json not found: run from the repository"))
+    new String(Files.readAllBytes(p), StandardCharsets.UTF_8)
+  }
+
+  /** This JVM's descendant processes running `gophas <role>` (any role when empty). */
+  def gophasProcesses(role: String): Seq[ProcessHandle] =
+    ProcessHandle.current().descendants().iterator().asScala.filter { p =>
+      val info = p.info()
+      p.isAlive && info.command().orElse("").endsWith("gophas") &&
+        (role.isEmpty || info.arguments().orElse(Array.empty[String]).headOption.contains(role))
+    }.toSeq
+}
