@@ -8,4 +8,12 @@
 // stream on stdout; protocol.go defines the wire format, the header fields
 // and each mode's output. Every wait on the pipe has a deadline, a panic
 // becomes an error, and errors name the partition, column, row or field.
+// The train mode trains one epoch of a partition through the parameter
+// server of package ps.
+//
+// The Spark driver starts `gophas driver` (Driver), which serves the
+// parameter server, prints one ready line and then answers one JSON command
+// line on stdin (load, save, stats, forget; see control.go) with one JSON
+// line on stdout until stdin closes. Inspect describes a model spec for the
+// shim (`gophas inspect`).
 package bridge

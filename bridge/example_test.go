@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -52,4 +53,15 @@ func Example() {
 	// features 0 2 1 3 2
 	// features 1 2 10 30 20
 	// label 0 2 0 1 0.5
+}
+
+// ExampleInspect describes a Keras model spec the way `gophas inspect`
+// prints it.
+func ExampleInspect() {
+	err := bridge.Inspect(bridge.InspectConfig{Model: "../gokernel/testdata/spec/mnist_mlp.json"}, os.Stdout)
+	if err != nil {
+		fmt.Println(err)
+	}
+	// Output:
+	// {"name":"mnist_mlp","inputDim":784,"inputShape":[784],"outputDim":10,"loss":"categorical_crossentropy","metrics":["accuracy"],"evaluateKeys":["loss","accuracy"],"params":118282,"hasWeights":false}
 }

@@ -199,7 +199,11 @@ func testAccuracy(t *testing.T, addr, dir string, test []arrow.RecordBatch) floa
 func TestTrainWorkerModes(t *testing.T) {
 	train, test := mnistSets(t)
 	mem := memory.NewGoAllocator()
-	const rows, workers, epochs = 2000, 2, 3
+	rows, epochs := 3000, 4
+	if raceEnabled {
+		rows, epochs = 400, 2
+	}
+	const workers = 2
 	shards := make([][]arrow.RecordBatch, workers)
 	for i := range shards {
 		shards[i] = mnistRecords(mem, train.Slice(i*rows, (i+1)*rows), 300)
@@ -209,16 +213,21 @@ func TestTrainWorkerModes(t *testing.T) {
 	defer release(testRecs)
 	dir, init := mnistModelDir(t, 1)
 
+	// Test accuracies measured (3000 rows × 2 workers, 4 epochs): 0.872
+	// asynchronous/epoch (the two epoch deltas add up, as in Elephas),
+	// 0.910 asynchronous/batch, 0.908 hogwild/batch, 0.899
+	// synchronous/epoch, 0.894 synchronous/batch. The thresholds leave
+	// about two points for the order of asynchronous pushes.
 	for _, tt := range []struct {
 		mode ps.Mode
 		freq ps.Frequency
-		min  float64 // test accuracy at least
+		min  float64
 	}{
 		{ps.Asynchronous, ps.Epoch, 0.85},
-		{ps.Asynchronous, ps.Batch, 0.85},
-		{ps.Hogwild, ps.Batch, 0.85},
-		{ps.Synchronous, ps.Epoch, 0.85},
-		{ps.Synchronous, ps.Batch, 0.85},
+		{ps.Asynchronous, ps.Batch, 0.89},
+		{ps.Hogwild, ps.Batch, 0.89},
+		{ps.Synchronous, ps.Epoch, 0.875},
+		{ps.Synchronous, ps.Batch, 0.875},
 	} {
 		t.Run(fmt.Sprintf("%s/%s", tt.mode, tt.freq), func(t *testing.T) {
 			start := time.Now()
@@ -246,7 +255,7 @@ func TestTrainWorkerModes(t *testing.T) {
 					if got, want := strings.Join(r.keys, ","), "loss,accuracy"; got != want {
 						t.Errorf("keys: got %s; want %s", got, want)
 					}
-					if r.counts["loss"] != rows || r.counts["accuracy"] != rows {
+					if r.counts["loss"] != int64(rows) || r.counts["accuracy"] != int64(rows) {
 						t.Errorf("epoch %d worker %d: counts %v; want %d rows", epoch, i, r.counts, rows)
 					}
 					if len(r.state) != 64 {
@@ -257,21 +266,25 @@ func TestTrainWorkerModes(t *testing.T) {
 					acc += r.sums["accuracy"]
 					n += r.counts["loss"]
 				}
-				if n != workers*rows || !(loss > 0) || acc <= 0 || acc > float64(n) {
+				if n != int64(workers*rows) || !(loss > 0) || acc <= 0 || acc > float64(n) {
 					t.Errorf("epoch %d: merged loss %v, accuracy sum %v over %d rows; want %d rows, positive sums, accuracy <= 1", epoch, loss, acc, n, workers*rows)
 				}
 				t.Logf("epoch %d: loss %.4f, accuracy %.4f over %d rows, version %d", epoch, loss/float64(n), acc/float64(n), n, p.Version())
 			}
 			st := p.Stats()
 			for _, w := range st.Workers {
-				if w.Refused != 0 || w.Duplicate != 0 || !w.Done || w.Registers != epochs {
+				if w.Refused != 0 || w.Duplicate != 0 || !w.Done || w.Registers != uint64(epochs) {
 					t.Errorf("worker stats %+v; want nothing refused or duplicate, done, %d registrations", w, epochs)
 				}
 			}
 			acc := testAccuracy(t, addr, dir, testRecs)
 			t.Logf("%s/%s: test accuracy %.4f after %d epochs of %d×%d rows, version %d, %v", tt.mode, tt.freq, acc, epochs, workers, rows, st.Version, time.Since(start).Round(time.Millisecond))
-			if acc < tt.min {
-				t.Errorf("test accuracy %.4f; want >= %.2f", acc, tt.min)
+			minAcc := tt.min
+			if raceEnabled {
+				minAcc = 0.5 // 400 rows, 2 epochs: a smoke test
+			}
+			if acc < minAcc {
+				t.Errorf("test accuracy %.4f; want >= %.3f", acc, minAcc)
 			}
 		})
 	}
