@@ -1,8 +1,10 @@
 package bridge
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -649,4 +651,90 @@ func TestPredictFromDriver(t *testing.T) {
 
 func dense(rows, cols int, data []float32) *tensor.Dense {
 	return tensor.New(tensor.WithShape(rows, cols), tensor.WithBacking(data))
+}
+
+// TestTrainThroughDriver plays the Scala side of a synchronous fit against
+// the in-process driver over TLS: load the initial model through the
+// control channel, read the round from stats, run two workers' epochs with
+// the ready line's address, token and fingerprint, and save the result.
+func TestTrainThroughDriver(t *testing.T) {
+	train, _ := mnistSets(t)
+	mem := memory.NewGoAllocator()
+	shards := [][]arrow.RecordBatch{
+		mnistRecords(mem, train.Slice(0, 300), 100),
+		mnistRecords(mem, train.Slice(300, 550), 100),
+	}
+	for _, s := range shards {
+		defer release(s)
+	}
+	dir, _ := mnistModelDir(t, 2)
+
+	inR, inW := io.Pipe()
+	outR, outW := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- Driver(context.Background(), DriverConfig{Host: "127.0.0.1", TLS: true, Mode: "synchronous", Frequency: "batch", Workers: 2}, inR, outW, io.Discard)
+	}()
+	br := bufio.NewReader(outR)
+	rd := readReady(t, br)
+	command := func(line string) map[string]any {
+		t.Helper()
+		if _, err := io.WriteString(inW, line+"\n"); err != nil {
+			t.Fatal(err)
+		}
+		answer, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(answer), &m); err != nil || m["ok"] != true {
+			t.Fatalf("%s: answer %q (%v); want ok", line, answer, err)
+		}
+		return m
+	}
+	command(`{"cmd":"load","model":"` + dir + `"}`)
+	states := make([]string, len(shards))
+	for epoch := 1; epoch <= 2; epoch++ {
+		round := uint64(command(`{"cmd":"stats"}`)["version"].(float64))
+		res := make([]trainResult, len(shards))
+		errs := make([]error, len(shards))
+		var wg sync.WaitGroup
+		for i := range shards {
+			wg.Go(func() {
+				h := Header{Mode: ModeTrain, Model: dir, Driver: rd.Address, Token: rd.Token, TLSFingerprint: rd.TLSFingerprint,
+					Worker: fmt.Sprint("partition-", i), Partition: i, Epoch: epoch, Epochs: 2, Round: round, BatchSize: 50,
+					OptimizerState: states[i]}
+				res[i], errs[i] = runTask(h, vectorSchema, shards[i])
+			})
+		}
+		wg.Wait()
+		for i, want := range []int64{300, 250} {
+			if errs[i] != nil {
+				t.Fatalf("epoch %d worker %d: %v\n%s", epoch, i, errs[i], res[i].stderr)
+			}
+			if res[i].counts["loss"] != want {
+				t.Errorf("epoch %d worker %d trained %d rows; want %d", epoch, i, res[i].counts["loss"], want)
+			}
+			states[i] = res[i].state
+		}
+		st := command(`{"cmd":"stats"}`)
+		if v := uint64(st["version"].(float64)); v != round+6 {
+			t.Errorf("epoch %d: version %d; want %d (six rounds of 50 rows)", epoch, v, round+6)
+		}
+		command(`{"cmd":"forget","hashes":["` + strings.Repeat("0", 64) + `"]}`)
+	}
+	out := filepath.Join(t.TempDir(), "trained")
+	command(`{"cmd":"save","dir":"` + out + `"}`)
+	if _, err := gokernel.LoadModel(out); err != nil {
+		t.Errorf("loading the saved model: %v", err)
+	}
+	inW.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Driver: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Driver still serving 15s after stdin closed")
+	}
 }
