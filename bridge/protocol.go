@@ -217,9 +217,9 @@ type Header struct {
 	// (the state column of the previous train output); "" starts a fresh
 	// optimizer.
 	OptimizerState string `json:"optimizerState,omitempty"`
-	// Seed seeds the model's Dropout masks and the shuffle; the shuffle of
-	// an epoch is seeded from (Seed, Epoch, Worker), so a retried task sees
-	// the same order. Default 0.
+	// Seed seeds the shuffle and the Dropout masks of train, mixed with
+	// Epoch and Worker: workers and epochs differ, and a retried task sees
+	// the same order and masks. Default 0.
 	Seed int64 `json:"seed,omitempty"`
 	// ShuffleBufferBytes bounds the rows (features and targets as float32)
 	// train holds and shuffles at once; 0 means DefaultShuffleBufferBytes.

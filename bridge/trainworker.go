@@ -145,7 +145,8 @@ func runTrain(t *Task) (err error) {
 	if spec.Loss() == "" {
 		return fmt.Errorf("model %q has no compile config with a loss", h.Model)
 	}
-	m, err := gokernel.NewModel(spec, gokernel.WithSeed(h.Seed), gokernel.WithThreads(h.Threads))
+	seed := taskSeed(h)
+	m, err := gokernel.NewModel(spec, gokernel.WithSeed(int64(seed)), gokernel.WithThreads(h.Threads))
 	if err != nil {
 		return fmt.Errorf("model %q: %w", h.Model, err)
 	}
@@ -206,9 +207,7 @@ func runTrain(t *Task) (err error) {
 	tr.keys = evaluateKeys(spec)
 	tr.sums = make([]float64, len(tr.keys))
 	if !h.NoShuffle {
-		hw := fnv.New64a()
-		fmt.Fprintf(hw, "%d/%s", h.Epoch, h.Worker)
-		tr.rng = rand.New(rand.NewPCG(uint64(h.Seed), hw.Sum64()))
+		tr.rng = rand.New(rand.NewPCG(uint64(h.Seed), seed))
 	}
 
 	for t.Input.Next() {
@@ -260,6 +259,15 @@ func runTrain(t *Task) (err error) {
 	}
 	tr.log()
 	return tr.write(state)
+}
+
+// taskSeed mixes the header's epoch and worker name into its seed, so that
+// workers and epochs shuffle and drop out differently while a retried task
+// repeats its first attempt exactly.
+func taskSeed(h *Header) uint64 {
+	hw := fnv.New64a()
+	fmt.Fprintf(hw, "%d/%d/%s", h.Seed, h.Epoch, h.Worker)
+	return hw.Sum64()
 }
 
 // epochStep is the step of an asynchronous epoch push: the epoch in the
