@@ -88,9 +88,11 @@ package bridge
 //	          over the rows trained of the per-row training value (the
 //	          batch means TrainOnBatch reports, before each step, times the
 //	          batch's rows), count = the rows trained in this attempt and
-//	          state ""; then one row with key TrainStateKey, sum 0, count 0
-//	          and state = the hex SHA-256 of the optimizer state ("" when no
-//	          row was trained). The shim combines partitions as sum of sums
+//	          state "" (these rows are there with sum 0 and count 0 when no
+//	          row was trained: an empty partition, or a retry that skipped
+//	          everything); then one row with key TrainStateKey, sum 0,
+//	          count 0 and state = the hex SHA-256 of the optimizer state (""
+//	          when no row was trained). The shim combines partitions as sum of sums
 //	          / sum of counts and passes each worker's state back as its
 //	          optimizerState the next epoch. batchRows does not apply.
 
