@@ -213,19 +213,25 @@ func workerPIDs(dir string) []int {
 			continue
 		}
 		args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
-		if len(args) >= 2 && args[1] == "worker" && strings.HasPrefix(args[0], dir) {
-			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
-				pids = append(pids, pid)
-			}
+		if len(args) < 2 || args[1] != "worker" || !strings.HasPrefix(args[0], dir) {
+			continue
+		}
+		// Skip a worker that has exited but is not reaped yet (state Z).
+		stat, err := os.ReadFile(filepath.Join(filepath.Dir(p), "stat"))
+		if _, after, ok := strings.Cut(string(stat), ") "); err != nil || !ok || strings.HasPrefix(after, "Z") {
+			continue
+		}
+		if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
 // TestSparkModelSurvivesKilledWorker kills one `gophas worker` with SIGKILL
-// in the middle of an asynchronous fit on two executor JVMs: Spark retries
-// the task, the fit completes, the retried worker registered again, and the
-// accuracy holds.
+// in the middle of an asynchronous fit pushing every batch on two executor
+// JVMs: Spark retries the task, the retried worker registers again and skips
+// the batches already applied, the fit completes, and the accuracy holds.
 func TestSparkModelSurvivesKilledWorker(t *testing.T) {
 	s := setup(t)
 	unpack := t.TempDir()
@@ -241,11 +247,17 @@ func TestSparkModelSurvivesKilledWorker(t *testing.T) {
 		once.Do(func() {
 			go func() {
 				deadline := time.Now().Add(2 * time.Minute)
+				seen := map[int]time.Time{}
 				for time.Now().Before(deadline) {
-					if pids := workerPIDs(unpack); len(pids) > 0 {
-						time.Sleep(150 * time.Millisecond) // let it get into training
-						if err := syscall.Kill(pids[0], syscall.SIGKILL); err == nil {
-							killed <- pids[0]
+					for _, pid := range workerPIDs(unpack) {
+						first, ok := seen[pid]
+						if !ok {
+							seen[pid] = time.Now()
+							continue
+						}
+						// Old enough to be training, not just starting.
+						if time.Since(first) > 200*time.Millisecond && syscall.Kill(pid, syscall.SIGKILL) == nil {
+							killed <- pid
 							return
 						}
 					}
@@ -267,15 +279,17 @@ func TestSparkModelSurvivesKilledWorker(t *testing.T) {
 	}
 	res := scenario(t, lines, "kill")
 	t.Logf("killed worker pid %d; result %v", pid, res)
-	regs := res["registers"].(map[string]any)
+	if failed := res["failedTasks"].(float64); failed < 1 {
+		t.Errorf("Spark saw no failed task: the kill did not hit a running task (%v)", res)
+	}
 	retried := 0
-	for _, r := range regs {
+	for _, r := range res["registers"].(map[string]any) {
 		if r.(float64) > epochs {
 			retried++
 		}
 	}
 	if retried == 0 {
-		t.Errorf("no worker registered more than %d times: the killed task was not retried (%v)", epochs, regs)
+		t.Errorf("no worker registered more than %d times: the killed task was not retried (%v)", epochs, res["registers"])
 	}
 	if acc := res["accuracy"].(float64); acc < subsetAccuracy {
 		t.Errorf("accuracy %.4f after a killed worker; want >= %.2f", acc, subsetAccuracy)

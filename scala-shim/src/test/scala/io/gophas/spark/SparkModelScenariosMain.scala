@@ -52,14 +52,21 @@ object SparkModelScenariosMain {
           val executors = spark.sparkContext.getExecutorMemoryStatus.size - 1
           emit("parity", Map[String, Any]("executors" -> executors, "loss" -> h("loss").head) ++ scores.map { case (k, v) => s"evaluate_$k" -> v })
         case "kill" :: epochs :: Nil =>
-          val m = SparkModel.fromSpec(SparkModelScenarios.mlpSpec(), seed = 5L, numWorkers = workers, batchSize = 64)
+          val m = SparkModel.fromSpec(SparkModelScenarios.mlpSpec(), seed = 5L, frequency = SparkModel.Batch,
+            numWorkers = workers, batchSize = 64)
+          val failed = new java.util.concurrent.atomic.AtomicInteger()
+          spark.sparkContext.addSparkListener(new org.apache.spark.scheduler.SparkListener {
+            override def onTaskEnd(e: org.apache.spark.scheduler.SparkListenerTaskEnd): Unit =
+              if (!e.taskInfo.successful) failed.incrementAndGet()
+          })
           val h = m.fit(train, epochs = epochs.toInt, verbose = 1)
           val stats = m.lastServerStats.get
           emit("kill", Map(
             "accuracy" -> m.evaluate(test)("accuracy"),
             "loss" -> h("loss").asJava,
             "registers" -> stats.workers.map(w => w.worker -> w.registers).toMap.asJava,
-            "duplicate" -> stats.workers.map(_.duplicate).sum))
+            "duplicate" -> stats.workers.map(_.duplicate).sum,
+            "failedTasks" -> failed.get()))
         case other =>
           throw new IllegalArgumentException(s"unknown scenario ${other.mkString(" ")}")
       }
