@@ -77,7 +77,11 @@ package bridge
 //	          step epoch<<32. synchronous, frequency batch: batch b belongs
 //	          to round round+b: pull its weights, train, push with step
 //	          round+b and wait for the round to close; frequency epoch: one
-//	          push with step round. A retried task skips (reads but does not
+//	          push with step round. Before its first synchronous push a
+//	          worker waits (at most the call timeout) until every worker
+//	          the server knows has registered epoch times, that is, has
+//	          started this epoch: a worker still done from the previous
+//	          epoch would otherwise let rounds close without it. A retried task skips (reads but does not
 //	          train) the batches whose step the server already applied, and
 //	          in synchronous mode the rounds that closed without it; the
 //	          skipped rows are logged on stderr. At the end the worker tells

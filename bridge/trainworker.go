@@ -123,6 +123,7 @@ type trainer struct {
 	batches                     int   // batch index of the next batch
 	trained, skipped            int64 // rows
 	pushes, duplicates, skipSet int
+	peersChecked                bool // synchronous: awaitPeers ran
 }
 
 // runTrain trains one epoch of the partition through the driver's parameter
@@ -472,8 +473,62 @@ func (tr *trainer) pull() error {
 	return nil
 }
 
+// awaitPeers runs once, before the task's first synchronous push: it waits
+// until every worker the server knows has registered for this epoch. A
+// worker registers at least once per epoch, so its count of registrations
+// reaches Epoch; one below it has not started this epoch's task yet, and
+// is still marked done from the previous epoch, so a round would close
+// without it and it would then skip the round. (In epoch 1 the server's
+// worker count does this.) The wait is bounded by the call timeout; then
+// the push goes ahead.
+func (tr *trainer) awaitPeers() error {
+	if !tr.sync || tr.peersChecked {
+		return nil
+	}
+	tr.peersChecked = true
+	ctx := tr.t.Ctx
+	start := time.Now()
+	limit := min(tr.h.IOTimeout(), maxCallTimeout)
+	wait := 5 * time.Millisecond
+	for {
+		st, err := tr.c.Stats(ctx)
+		if err != nil {
+			return err
+		}
+		var late []string
+		for _, w := range st.Workers {
+			if w.Worker != tr.h.Worker && w.Registers < uint64(tr.h.Epoch) {
+				late = append(late, w.Worker)
+			}
+		}
+		if len(late) == 0 {
+			if d := time.Since(start); d > time.Second {
+				fmt.Fprintf(tr.t.Log, "gophas worker: partition %d, train: waited %v for the other workers to start epoch %d\n",
+					tr.h.Partition, d.Round(time.Millisecond), tr.h.Epoch)
+			}
+			return nil
+		}
+		if time.Since(start) > limit {
+			fmt.Fprintf(tr.t.Log, "gophas worker: partition %d, train: workers %v have not started epoch %d after %v; pushing without them\n",
+				tr.h.Partition, late, tr.h.Epoch, limit)
+			return nil
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("cancelled: %w", ctx.Err())
+		case <-t.C:
+		}
+		wait = min(2*wait, 200*time.Millisecond)
+	}
+}
+
 // push sends the model's weights minus the pulled ones as step.
 func (tr *trainer) push(step uint64) error {
+	if err := tr.awaitPeers(); err != nil {
+		return err
+	}
 	after := tr.m.Weights()
 	delta := make([][]float32, len(after))
 	for i, w := range after {

@@ -739,3 +739,58 @@ func TestTrainThroughDriver(t *testing.T) {
 		t.Fatal("Driver still serving 15s after stdin closed")
 	}
 }
+
+// TestTrainWorkerSyncLateStart starts one worker of a synchronous epoch
+// after the other has begun: the rounds wait for it instead of closing
+// without it, though it is still marked done from the previous epoch.
+func TestTrainWorkerSyncLateStart(t *testing.T) {
+	train, _ := mnistSets(t)
+	mem := memory.NewGoAllocator()
+	shards := [][]arrow.RecordBatch{mnistRecords(mem, train.Slice(0, 200), 100), mnistRecords(mem, train.Slice(200, 400), 100)}
+	for _, s := range shards {
+		defer release(s)
+	}
+	dir, init := mnistModelDir(t, 1)
+	for _, freq := range []ps.Frequency{ps.Batch, ps.Epoch} {
+		t.Run(string(freq), func(t *testing.T) {
+			p, addr := psServer(t, init, ps.WithMode(ps.Synchronous), ps.WithFrequency(freq), ps.WithWorkers(2))
+			for epoch := 1; epoch <= 2; epoch++ {
+				round := p.Version()
+				res := make([]trainResult, 2)
+				errs := make([]error, 2)
+				var wg sync.WaitGroup
+				for i := range 2 {
+					wg.Go(func() {
+						if i == 1 {
+							time.Sleep(300 * time.Millisecond)
+						}
+						h := Header{Mode: ModeTrain, Model: dir, Driver: addr, Token: trainToken, Worker: fmt.Sprint("partition-", i),
+							Epoch: epoch, Round: round, BatchSize: 50}
+						res[i], errs[i] = runTask(h, vectorSchema, shards[i])
+					})
+				}
+				wg.Wait()
+				for i := range 2 {
+					if errs[i] != nil {
+						t.Fatalf("epoch %d worker %d: %v\n%s", epoch, i, errs[i], res[i].stderr)
+					}
+					if res[i].counts["loss"] != 200 {
+						t.Errorf("epoch %d worker %d trained %d rows; want 200\n%s", epoch, i, res[i].counts["loss"], res[i].stderr)
+					}
+				}
+				want := round + 4
+				if freq == ps.Epoch {
+					want = round + 1
+				}
+				if v := p.Version(); v != want {
+					t.Errorf("epoch %d: version %d; want %d", epoch, v, want)
+				}
+				for _, w := range p.Stats().Workers {
+					if w.Duplicate != 0 {
+						t.Errorf("epoch %d: %+v; want no duplicate push", epoch, w)
+					}
+				}
+			}
+		})
+	}
+}
