@@ -126,7 +126,7 @@ demo-pipe: $(JAR)
 
 # ---- benchmarks -----------------------------------------------------------
 
-bench: bench-gemm bench-kernel bench-ps bench-worker bench-pipe
+bench: bench-gemm bench-kernel bench-ps bench-worker bench-pipe bench-e2e
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -132,10 +132,11 @@ private[spark] object ParameterServer extends Logging {
    * Starts `gophas driver` on host for a fit in mode/frequency with workers
    * workers. Every wait for it is bounded by timeoutMs.
    */
-  def start(binary: Path, host: String, mode: String, frequency: String, workers: Int, tls: Boolean,
+  def start(binary: Path, host: String, mode: String, frequency: String, workers: Int, scale: Boolean, tls: Boolean,
       roundTimeoutMs: Long, timeoutMs: Long): ParameterServer = {
     val args = Seq(binary.toString, "driver", "--host", host, "--mode", mode, "--frequency", frequency,
-      "--workers", workers.toString, "--round-timeout", s"${roundTimeoutMs}ms") ++ (if (tls) Seq("--tls") else Nil)
+      "--workers", workers.toString, "--round-timeout", s"${roundTimeoutMs}ms") ++
+      (if (scale) Seq("--scale") else Nil) ++ (if (tls) Seq("--tls") else Nil)
     val proc = try new ProcessBuilder(args: _*).start() catch {
       case NonFatal(e) => throw new GophasException(s"cannot start ${args.mkString(" ")}: ${e.getMessage}", e)
     }
@@ -158,7 +159,7 @@ private[spark] object ParameterServer extends Logging {
     try ps.readReady() catch {
       case NonFatal(e) => ps.stop(); throw e
     }
-    logInfo(s"gophas driver serving at ${ps.address} ($mode, $frequency, $workers workers${if (tls) ", TLS" else ""})")
+    logInfo(s"gophas driver serving at ${ps.address} ($mode, $frequency, $workers workers${if (scale) ", deltas scaled by 1/workers" else ""}${if (tls) ", TLS" else ""})")
     ps
   }
 }

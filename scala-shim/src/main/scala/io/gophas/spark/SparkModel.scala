@@ -37,7 +37,8 @@ import org.apache.spark.storage.StorageLevel
  * @param mode       `synchronous` (a barrier stage: all workers at once,
  *                   their updates averaged), `asynchronous` (the default:
  *                   each update applied alone, under a lock) or `hogwild`
- *                   (applied without locking)
+ *                   (applied without locking); asynchronous and hogwild epoch
+ *                   updates count 1/workers each (see `spark.gophas.scaleDeltas`)
  * @param frequency  when workers push: every `epoch` (the default) or every `batch`
  * @param numWorkers repartition the data to this many workers; 0 (the
  *                   default) keeps the DataFrame's partitions
@@ -383,7 +384,8 @@ private final class FitRun(
             s"now: set numWorkers to at most $slots, add executors or cores, or use mode asynchronous")
       }
       val binary = GophasBinary.get(settings.binary, settings.unpackDir)
-      val ps = ParameterServer.start(binary, fitSettings.driverHost, mode, frequency, workers, fitSettings.tls,
+      val scale = mode != Synchronous && fitSettings.scaleDeltas.getOrElse(frequency == Epoch)
+      val ps = ParameterServer.start(binary, fitSettings.driverHost, mode, frequency, workers, scale, fitSettings.tls,
         fitSettings.roundTimeoutMs, math.min(settings.ioTimeoutMs, 120000L))
       val bc = sc.broadcast(initial)
       try {
