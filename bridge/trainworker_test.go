@@ -284,7 +284,7 @@ func TestTrainWorkerModes(t *testing.T) {
 			t.Logf("%s/%s: test accuracy %.4f after %d epochs of %d×%d rows, version %d, %v", tt.mode, tt.freq, acc, epochs, workers, rows, st.Version, time.Since(start).Round(time.Millisecond))
 			minAcc := tt.min
 			if raceEnabled {
-				minAcc = 0.5 // 400 rows, 2 epochs: a smoke test
+				minAcc = 0.3 // 400 rows, 2 epochs: a smoke test (chance is 0.1)
 			}
 			if acc < minAcc {
 				t.Errorf("test accuracy %.4f; want >= %.3f", acc, minAcc)
