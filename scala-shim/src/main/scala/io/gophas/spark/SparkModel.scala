@@ -196,6 +196,20 @@ object SparkModel extends Logging {
       finally GophasNetwork.deleteRecursively(dir)
     })
 
+
+  /** The Go kernel's view of a spec alone (no weights needed), asked once per spec on the driver. */
+  private[spark] def specInfo(spec: String): ModelInfo =
+    infos.computeIfAbsent("spec:" + new GophasNetwork(spec, Array.emptyByteArray).hash, _ => {
+      val spark = SparkSession.getActiveSession.orElse(SparkSession.getDefaultSession)
+      val settings = spark.map(GophasConf.settings).getOrElse(GophasConf.Settings(0, 0, GophasConf.DefaultIoTimeoutMs, None, None))
+      val binary = GophasBinary.get(settings.binary, settings.unpackDir)
+      val dir = Files.createTempDirectory("gophas-inspect")
+      try {
+        Files.write(dir.resolve(GophasNetwork.SpecFile), spec.getBytes(StandardCharsets.UTF_8))
+        ModelInfo.inspect(binary, dir, 0L, None, settings.ioTimeoutMs)
+      } finally GophasNetwork.deleteRecursively(dir)
+    })
+
   private[spark] def predict(df: DataFrame, net: GophasNetwork, outputCol: String, featuresCol: String): DataFrame = {
     val spark = df.sparkSession
     val settings = GophasConf.settings(spark)
