@@ -223,6 +223,12 @@ func (b *base) setState(state []NamedTensor, kinds ...string) ([][][]float32, er
 		return nil, fmt.Errorf("%s %s: %d state entries after \"iteration\" is not a multiple of %d (%s)", optPrefix, b.opt.name, len(rest), len(kinds), strings.Join(kinds, ", "))
 	}
 	np := len(rest) / len(kinds)
+	if np == 0 && b.sizes == nil {
+		// The state of an optimizer that has not stepped yet (its slots are
+		// built on the first Apply): only the iteration count to restore.
+		b.iterations = int64(state[0].Data[0])
+		return make([][][]float32, len(kinds)), nil
+	}
 	out := make([][][]float32, len(kinds))
 	sizes := make([]int, np)
 	for k, kind := range kinds {

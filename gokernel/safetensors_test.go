@@ -211,3 +211,28 @@ func TestSaveLoadModel(t *testing.T) {
 		t.Errorf("LoadModel of an empty directory: got %v; want an error naming model.json", err)
 	}
 }
+
+// A model saved before it ever trained has an optimizer state of only its
+// iteration count; loaded, it must still train (the slots build on the
+// first step) and match a model that never went through the disk.
+func TestSaveLoadUntrainedModelTrains(t *testing.T) {
+	spec := seqJSON(4, `"categorical_crossentropy"`, `["accuracy"]`, dense("h", 5, "relu", ""), dense("o", 3, "softmax", ""))
+	fresh := mustModel(t, spec, WithSeed(9))
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := SaveModel(dir, fresh); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, y, _ := blobs(16, 8)
+	for _, m := range []*Model{fresh, loaded} {
+		if _, err := m.TrainOnBatch(dense2(16, 4, x), dense2(16, 3, y)); err != nil {
+			t.Fatalf("TrainOnBatch after SaveModel/LoadModel of an untrained model: %v", err)
+		}
+	}
+	if !reflect.DeepEqual(bits(loaded.Weights()), bits(fresh.Weights())) {
+		t.Error("the loaded model took a different step than the fresh one")
+	}
+}
