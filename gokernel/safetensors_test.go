@@ -216,7 +216,8 @@ func TestSaveLoadModel(t *testing.T) {
 // iteration count; loaded, it must still train (the slots build on the
 // first step) and match a model that never went through the disk.
 func TestSaveLoadUntrainedModelTrains(t *testing.T) {
-	spec := seqJSON(4, `"categorical_crossentropy"`, `["accuracy"]`, dense("h", 5, "relu", ""), dense("o", 3, "softmax", ""))
+	spec := bytes.Replace(seqJSON(4, `"categorical_crossentropy"`, `["accuracy"]`, dense("h", 5, "relu", ""), dense("o", 3, "softmax", "")),
+		[]byte(`{"class_name":"SGD","config":{"learning_rate":0.1}}`), []byte(`"adam"`), 1)
 	fresh := mustModel(t, spec, WithSeed(9))
 	dir := filepath.Join(t.TempDir(), "model")
 	if err := SaveModel(dir, fresh); err != nil {
