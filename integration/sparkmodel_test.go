@@ -314,7 +314,7 @@ func TestMnistExample(t *testing.T) {
 				if rest, ok := strings.CutPrefix(l, "test accuracy: "); ok {
 					acc, _ = strconv.ParseFloat(rest, 64)
 				}
-				if strings.HasPrefix(l, "time:") || strings.HasPrefix(l, "gophas fit epoch") {
+				if strings.HasPrefix(l, "time:") || strings.HasPrefix(l, "test ") || strings.HasPrefix(l, "gophas fit epoch") {
 					t.Log(l)
 				}
 			}
