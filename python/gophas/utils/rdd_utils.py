@@ -1,0 +1,196 @@
+"""Numpy arrays to Spark RDDs and DataFrames, with Elephas' names.
+
+``to_simple_rdd(sc, x, y)`` is what Elephas users hand to ``fit``; Gophas
+turns such an RDD into a DataFrame once per fit (an ``array<float>``
+features column and a label column) and trains on the executors without
+Python.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+    from pyspark import RDD, SparkContext
+    from pyspark.sql import DataFrame
+
+__all__ = ["to_simple_rdd", "to_data_frame", "from_data_frame"]
+
+
+def to_simple_rdd(sc: "SparkContext", features: "np.ndarray", labels: "np.ndarray") -> "RDD":
+    """An RDD of ``(x, y)`` pairs, one per row, as Elephas makes it.
+
+    Parameters
+    ----------
+    sc : pyspark.SparkContext
+    features : numpy.ndarray
+        One row per sample.
+    labels : numpy.ndarray
+        One label per sample: a number, a class index or a one-hot vector.
+
+    Returns
+    -------
+    pyspark.RDD
+    """
+    if len(features) != len(labels):
+        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
+    return sc.parallelize(list(zip(features, labels)))
+
+
+def to_data_frame(sc: "SparkContext", features: "np.ndarray", labels: "np.ndarray",
+                  categorical: bool = False) -> "DataFrame":
+    """A DataFrame of ``features`` (a dense Spark ML vector) and ``label``.
+
+    Parameters
+    ----------
+    sc : pyspark.SparkContext
+    features : numpy.ndarray
+    labels : numpy.ndarray
+    categorical : bool, default False
+        When True the labels are one-hot rows and ``label`` is their class
+        index (a double); else each label is kept: a double, or an array
+        when it has several values.
+
+    Returns
+    -------
+    pyspark.sql.DataFrame
+    """
+    import numpy as np
+    from pyspark.ml.functions import array_to_vector
+
+    if len(features) != len(labels):
+        raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
+    y = np.asarray(labels, dtype=np.float64)
+    if categorical and y.ndim > 1:
+        y = y.reshape(len(y), -1).argmax(axis=1).astype(np.float64)
+    df = _local_frame(features, y, spark=_spark_of(sc))
+    return df.select(array_to_vector("features").alias("features"), "label")
+
+
+def from_data_frame(df: "DataFrame", categorical: bool = False, nb_classes: int | None = None,
+                    features_col: str = "features", label_col: str = "label") -> tuple:
+    """Features and labels of a DataFrame as numpy arrays (collected to the driver).
+
+    Parameters
+    ----------
+    df : pyspark.sql.DataFrame
+    categorical : bool, default False
+        When True the labels (class indexes) come back one-hot.
+    nb_classes : int, optional
+        Width of the one-hot labels; default the largest label plus one.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        ``(features, labels)``.
+    """
+    import numpy as np
+
+    rows = df.select(features_col, label_col).collect()
+    x = np.array([r[0].toArray() if hasattr(r[0], "toArray") else r[0] for r in rows], dtype=np.float32)
+    y = np.array([r[1] for r in rows], dtype=np.float32)
+    if categorical:
+        k = nb_classes or int(y.max()) + 1
+        y = np.eye(k, dtype=np.float32)[y.astype(np.int64)]
+    return x, y
+
+
+# ---- what SparkModel uses -------------------------------------------------------
+
+
+def _pair_row(label_array: bool):
+    def row(pair: Any) -> tuple:
+        import numpy as np
+
+        x, y = pair
+        xs = np.asarray(x, dtype=np.float32).ravel().tolist()
+        ys = np.asarray(y, dtype=np.float64).ravel()
+        return (xs, ys.tolist() if label_array else float(ys[0]))
+    return row
+
+
+def _pairs_schema(label_array: bool):
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField, StructType
+
+    label_type = ArrayType(DoubleType(), False) if label_array else DoubleType()
+    return StructType([StructField("features", ArrayType(FloatType(), False), False),
+                       StructField("label", label_type, False)])
+
+
+def _rdd_frame(rdd: "RDD") -> "DataFrame":
+    """An RDD of (x, y) pairs as a DataFrame of features and label."""
+    import numpy as np
+
+    from gophas.context import _session
+    from gophas.errors import GophasError
+
+    first = rdd.take(1)
+    if not first:
+        raise GophasError("the RDD has no rows to train on")
+    try:
+        _, y = first[0]
+    except (TypeError, ValueError):
+        raise ValueError(f"the RDD must hold (x, y) pairs; its first element is a {type(first[0]).__name__}") from None
+    label_array = np.asarray(y).size > 1
+    return _session().createDataFrame(rdd.map(_pair_row(label_array)), _pairs_schema(label_array), verifySchema=False)
+
+
+def _pairs_frame(x: "np.ndarray", y: "np.ndarray") -> "DataFrame":
+    """Numpy features and labels as a DataFrame of features and label."""
+    if len(x) != len(y):
+        raise ValueError(f"{len(x)} feature rows but {len(y)} labels")
+    return _local_frame(x, y)
+
+
+def _spark_of(sc: "SparkContext | None"):
+    from pyspark.sql import SparkSession
+
+    from gophas.context import _session
+
+    active = SparkSession.getActiveSession()
+    if active is not None or sc is None:
+        return active or _session()
+    return SparkSession(sc)
+
+
+def _local_frame(x: "np.ndarray", y: "np.ndarray | None" = None, ids: bool = False, spark=None) -> "DataFrame":
+    """Numpy rows as a DataFrame, in order: ``id`` (with ids), ``features``
+    (array<float>) and, with y, ``label`` (a double, or array<double> when
+    each label has several values). Through Arrow when pyarrow is installed,
+    else as pickled rows."""
+    import numpy as np
+    from pyspark.sql.types import ArrayType, DoubleType, FloatType, LongType, StructField, StructType
+
+    spark = spark or _spark_of(None)
+    xs = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(len(x), -1))
+    n, width = xs.shape
+    ys = None if y is None else np.asarray(y, dtype=np.float64).reshape(n, -1)
+    label_array = ys is not None and ys.shape[1] > 1
+    fields = ([StructField("id", LongType(), False)] if ids else []) + \
+        [StructField("features", ArrayType(FloatType(), False), False)]
+    if ys is not None:
+        fields.append(StructField("label", ArrayType(DoubleType(), False) if label_array else DoubleType(), False))
+    schema = StructType(fields)
+    try:
+        import pyarrow as pa
+    except ImportError:
+        pa = None
+    if pa is not None:
+        def lists(flat, w, t):
+            return pa.ListArray.from_arrays(pa.array(np.arange(0, n * w + 1, w, dtype=np.int32)), pa.array(flat, t))
+        cols = {}
+        if ids:
+            cols["id"] = pa.array(np.arange(n, dtype=np.int64))
+        cols["features"] = lists(xs.ravel(), width, pa.float32())
+        if ys is not None:
+            cols["label"] = lists(ys.ravel(), ys.shape[1], pa.float64()) if label_array else pa.array(ys[:, 0])
+        return spark.createDataFrame(pa.table(cols), schema=schema)
+    rows = []
+    for i in range(n):
+        row = ([i] if ids else []) + [xs[i].tolist()]
+        if ys is not None:
+            row.append(ys[i].tolist() if label_array else float(ys[i, 0]))
+        rows.append(tuple(row))
+    parts = max(1, min(spark.sparkContext.defaultParallelism, n))
+    return spark.createDataFrame(spark.sparkContext.parallelize(rows, parts), schema, verifySchema=False)

@@ -1,0 +1,115 @@
+package io.gophas.spark.python
+
+import com.fasterxml.jackson.databind.ObjectMapper
+import com.fasterxml.jackson.databind.node.ObjectNode
+
+import org.apache.spark.sql.{DataFrame, SparkSession}
+
+import io.gophas.spark.{GophasConf, GophasException, GophasNetwork, ModelInfo, SparkModel}
+
+/**
+ * PythonGophas is the Python package's door into the shim: static methods
+ * taking and returning only what py4j carries well (strings, numbers, byte
+ * arrays, DataFrames, the shim's own objects), no Scala default arguments,
+ * Options or collections. Structured answers are JSON strings. Every
+ * failure is a [[io.gophas.spark.GophasException]] with the full message,
+ * which the Python side turns into `gophas.GophasError`.
+ */
+object PythonGophas {
+  private val json = new ObjectMapper()
+
+  /**
+   * A network from a spec (the JSON of Keras' `model.to_json()`, plain or as
+   * `{"model", "compile"}`) and weights (safetensors bytes, or null to have
+   * the Go kernel initialize them from seed), checked by the Go kernel: an
+   * unsupported layer or argument fails here, naming it.
+   */
+  def network(spec: String, weights: Array[Byte], seed: Long): GophasNetwork =
+    SparkModel.network(spec, Option(weights), seed)
+
+  /** A model directory (local path or Hadoop URI) as a network. */
+  def load(path: String): GophasNetwork = GophasNetwork.load(path, SparkModel.hadoopConf())
+
+  /** Saves a network as a model directory (local path or Hadoop URI). */
+  def save(network: GophasNetwork, path: String): Unit = network.save(path, SparkModel.hadoopConf())
+
+  /** The spec of a network, as JSON. */
+  def spec(network: GophasNetwork): String = network.spec
+
+  /** The weights of a network, as safetensors bytes. */
+  def weights(network: GophasNetwork): Array[Byte] = network.weights
+
+  /**
+   * What the Go kernel makes of a network, as JSON: name, inputDim,
+   * outputDim, loss, metrics, evaluateKeys, params, hasWeights.
+   */
+  def info(network: GophasNetwork): String = {
+    val settings = SparkSession.getActiveSession.orElse(SparkSession.getDefaultSession).map(GophasConf.settings)
+      .getOrElse(GophasConf.Settings(0, 0, GophasConf.DefaultIoTimeoutMs, None, None))
+    infoJson(SparkModel.info(network, settings))
+  }
+
+  /** A SparkModel; numWorkers 0 keeps the DataFrame's partitions. */
+  def sparkModel(network: GophasNetwork, mode: String, frequency: String, numWorkers: Int, batchSize: Int): SparkModel =
+    new SparkModel(network, mode, frequency, numWorkers, batchSize)
+
+  /** Trains model on df; returns the history as `History.toJson` writes it. */
+  def fit(model: SparkModel, df: DataFrame, epochs: Int, batchSize: Int, validationSplit: Double, verbose: Int,
+      featuresCol: String, labelCol: String, seed: Long): String =
+    model.fit(df, epochs, batchSize, validationSplit, verbose, featuresCol, labelCol, seed).toJson
+
+  /** The loss and metrics of model on df, as a JSON object in Keras' order (loss first); NaN becomes null. */
+  def evaluate(model: SparkModel, df: DataFrame, featuresCol: String, labelCol: String): String = {
+    val out = json.createObjectNode()
+    model.evaluate(df, featuresCol, labelCol).foreach { case (k, v) => if (v.isNaN) out.putNull(k) else out.put(k, v) }
+    json.writeValueAsString(out)
+  }
+
+  /** df with outputCol appended: the model's output per row. */
+  def predict(model: SparkModel, df: DataFrame, outputCol: String, featuresCol: String): DataFrame =
+    model.predict(df, outputCol, featuresCol)
+
+  /** The model's current network. */
+  def masterNetwork(model: SparkModel): GophasNetwork = model.masterNetwork
+
+  /** Saves the model's network as a model directory. */
+  def saveModel(model: SparkModel, path: String): Unit = model.save(path)
+
+  /** The parameter server's counters after the last fit, as JSON, or null before any. */
+  def lastServerStats(model: SparkModel): String = model.lastServerStats.map { s =>
+    val out = json.createObjectNode()
+    out.put("mode", s.mode).put("frequency", s.frequency).put("version", s.version).put("round", s.round)
+    val ws = out.putArray("workers")
+    s.workers.foreach { w =>
+      ws.addObject().put("worker", w.worker).put("applied", w.applied).put("refused", w.refused)
+        .put("duplicate", w.duplicate).put("nonFinite", w.nonFinite).put("registers", w.registers).put("done", w.done)
+    }
+    json.writeValueAsString(out)
+  }.orNull
+
+  /** The message of the GophasException in t's cause chain, or null when there is none. */
+  def gophasMessage(t: Throwable): String = {
+    var c = t
+    var depth = 0
+    while (c != null && depth < 32) {
+      c match {
+        case g: GophasException => return g.getMessage
+        case _ =>
+      }
+      c = c.getCause
+      depth += 1
+    }
+    null
+  }
+
+  private def infoJson(i: ModelInfo): String = {
+    val out: ObjectNode = json.createObjectNode()
+    out.put("name", i.name).put("inputDim", i.inputDim).put("outputDim", i.outputDim).put("loss", i.loss)
+    val ms = out.putArray("metrics")
+    i.metrics.foreach(m => ms.add(m))
+    val ks = out.putArray("evaluateKeys")
+    i.evaluateKeys.foreach(k => ks.add(k))
+    out.put("params", i.params).put("hasWeights", i.hasWeights)
+    json.writeValueAsString(out)
+  }
+}
