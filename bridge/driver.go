@@ -81,9 +81,6 @@ func Driver(ctx context.Context, cfg DriverConfig, stdin io.Reader, stdout, stde
 	if cfg.DrainTimeout == 0 {
 		cfg.DrainTimeout = 10 * time.Second
 	}
-	if ps.ProtocolVersion != ProtocolVersion {
-		return fmt.Errorf("bridge: driver: ps speaks protocol %d, bridge %d", ps.ProtocolVersion, ProtocolVersion)
-	}
 	if cfg.DieWithParent {
 		if err := dieWithParent("driver"); err != nil {
 			return err

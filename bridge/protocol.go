@@ -100,12 +100,18 @@ package bridge
 //	          / sum of counts and passes each worker's state back as its
 //	          optimizerState the next epoch. batchRows does not apply.
 
-import "time"
+import (
+	"time"
+
+	"github.com/gophas/gophas/ps"
+)
 
 // ProtocolVersion is bumped whenever the pipe or the RPC contract changes in
 // a way the other side must know about. `gophas version` reports it and the
-// shim refuses a binary whose version differs from its own.
-const ProtocolVersion = 1
+// shim refuses a binary whose version differs from its own. It is defined
+// once, as ps.ProtocolVersion, because the parameter server's Register
+// checks it too and ps cannot import bridge.
+const ProtocolVersion = ps.ProtocolVersion
 
 // Version is the release of this binary; the build may override it with
 // -ldflags "-X github.com/gophas/gophas/bridge.Version=...".

@@ -1,10 +1,9 @@
 package ps
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"slices"
+	"unsafe"
 
 	"github.com/gophas/gophas/ps/pspb"
 )
@@ -35,6 +34,7 @@ func sendChunks(hdr *pspb.Header, payload []byte, chunkSize int, send func(*pspb
 
 // assembler reassembles a chunk stream: the header comes first, then data
 // adding up to exactly the declared payload size, no more than max bytes.
+// It is a chunkReceiver.
 type assembler struct {
 	max uint64
 	hdr *pspb.Header
@@ -42,14 +42,15 @@ type assembler struct {
 }
 
 // add takes the next chunk.
-func (a *assembler) add(c *pspb.Chunk) error {
+func (a *assembler) add(c *pspb.Chunk) error { return feedChunk(c, a) }
+
+func (a *assembler) begin(h *pspb.Header) error {
 	switch {
-	case a.hdr == nil && c.GetHeader() == nil:
+	case a.hdr == nil && h == nil:
 		return fmt.Errorf("%w: first chunk has no header", errCorrupt)
-	case a.hdr != nil && c.GetHeader() != nil:
+	case a.hdr != nil && h != nil:
 		return fmt.Errorf("%w: header repeated after %d bytes", errCorrupt, len(a.buf))
 	case a.hdr == nil:
-		h := c.GetHeader()
 		if h.GetPayloadSize() > a.max {
 			return fmt.Errorf("%w: payload of %d bytes exceeds %d", errCorrupt, h.GetPayloadSize(), a.max)
 		}
@@ -57,10 +58,14 @@ func (a *assembler) add(c *pspb.Chunk) error {
 		// Trust the declared size only up to 64 MiB before data arrives.
 		a.buf = make([]byte, 0, min(h.GetPayloadSize(), 1<<26))
 	}
-	if uint64(len(a.buf))+uint64(len(c.GetData())) > a.hdr.GetPayloadSize() {
+	return nil
+}
+
+func (a *assembler) write(p []byte) error {
+	if uint64(len(a.buf))+uint64(len(p)) > a.hdr.GetPayloadSize() {
 		return fmt.Errorf("%w: more than the declared %d payload bytes", errCorrupt, a.hdr.GetPayloadSize())
 	}
-	a.buf = append(a.buf, c.GetData()...)
+	a.buf = append(a.buf, p...)
 	return nil
 }
 
@@ -75,31 +80,20 @@ func (a *assembler) done() (*pspb.Header, []byte, error) {
 	return a.hdr, a.buf, nil
 }
 
-// receive reads a chunk stream to its end.
-func receive(recv func() (*pspb.Chunk, error), max uint64) (*pspb.Header, []byte, error) {
+// receive reads a chunk stream to its end (fast: through chunkCodec).
+func receive(s chunkStream, fast bool, max uint64) (*pspb.Header, []byte, error) {
 	a := assembler{max: max}
-	for {
-		c, err := recv()
-		if errors.Is(err, io.EOF) {
-			return a.done()
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := a.add(c); err != nil {
-			return nil, nil, err
-		}
+	if err := receiveInto(s, fast, &a); err != nil {
+		return nil, nil, err
 	}
+	return a.done()
 }
 
 // decodeTensors decodes a header's tensor list and its payload into values,
 // one slice per tensor. With ref non-nil the shapes must be ref's (a push);
-// only then may the values be sparse.
+// only then may the values be sparse. A compressed payload may not declare
+// more raw bytes than its tensors need, and never decompresses to more.
 func decodeTensors(h *pspb.Header, payload []byte, ref []TensorInfo) ([]NamedTensor, error) {
-	raw, err := decompress(Compression(h.GetCompression()), payload, h.GetRawSize())
-	if err != nil {
-		return nil, err
-	}
 	total := 0
 	ts := make([]NamedTensor, len(h.GetTensors()))
 	for i, t := range h.GetTensors() {
@@ -118,15 +112,34 @@ func decodeTensors(h *pspb.Header, payload []byte, ref []TensorInfo) ([]NamedTen
 		ts[i] = NamedTensor{Name: t.GetName(), Shape: shape}
 	}
 	enc := Encoding(h.GetEncoding())
-	if want := payloadSize(enc, total); want >= 0 && want != len(raw) {
-		return nil, fmt.Errorf("%w: %d values as %v need %d bytes, payload has %d", errCorrupt, total, enc, want, len(raw))
-	}
 	if ref != nil {
 		if err := sameShapes(ts, ref); err != nil {
 			return nil, err
 		}
 	} else if enc == Sparse {
 		return nil, fmt.Errorf("%w: sparse values need the model's shapes", errCorrupt)
+	}
+	limit := uint64(payloadSize(enc, total))
+	if enc == Sparse {
+		limit = 4 + 8*uint64(total)
+	}
+	raw, err := decompress(Compression(h.GetCompression()), payload, h.GetRawSize(), limit)
+	if err != nil {
+		return nil, err
+	}
+	if want := payloadSize(enc, total); want >= 0 && want != len(raw) {
+		return nil, fmt.Errorf("%w: %d values as %v need %d bytes, payload has %d", errCorrupt, total, enc, want, len(raw))
+	}
+	if enc == Dense && littleEndian && len(raw) > 0 && uintptr(unsafe.Pointer(&raw[0]))%4 == 0 {
+		// The payload is this call's own buffer: view it as the values.
+		all := unsafe.Slice((*float32)(unsafe.Pointer(&raw[0])), total)
+		at := 0
+		for i := range ts {
+			n := numel(ts[i].Shape)
+			ts[i].Data = all[at : at+n : at+n]
+			at += n
+		}
+		return ts, nil
 	}
 	dst := make([][]float32, len(ts))
 	for i := range ts {
@@ -173,33 +186,33 @@ func sameShapes(ts []NamedTensor, ref []TensorInfo) error {
 	return nil
 }
 
-// receiveWeights reads a pulled weights stream. Dense uncompressed chunks are
-// copied straight into the tensors as they arrive (one copy, no reassembly
-// buffer); other encodings go through the assembler.
-func receiveWeights(recv func() (*pspb.Chunk, error)) (*pspb.Header, []NamedTensor, error) {
-	first, err := recv()
-	if err != nil {
-		return nil, nil, err
+// weightsReceiver takes a pulled weights stream. Dense uncompressed chunks
+// are copied straight into the tensors as they arrive (one copy, no
+// reassembly buffer); other encodings go through an assembler.
+type weightsReceiver struct {
+	hdr *pspb.Header
+	a   *assembler // not dense
+	buf []float32
+	dst []byte // buf's bytes
+	off int
+}
+
+func (w *weightsReceiver) begin(h *pspb.Header) error {
+	if w.a != nil {
+		return w.a.begin(h)
 	}
-	h := first.GetHeader()
-	if h == nil || h.GetNotModified() || h.GetEncoding() != pspb.Encoding_ENCODING_DENSE || h.GetCompression() != pspb.Compression_COMPRESSION_NONE || !littleEndian {
-		a := assembler{max: MaxPayload}
-		for c := first; ; {
-			if err := a.add(c); err != nil {
-				return nil, nil, err
-			}
-			if c, err = recv(); errors.Is(err, io.EOF) {
-				break
-			} else if err != nil {
-				return nil, nil, err
-			}
+	if w.hdr != nil {
+		if h != nil {
+			return fmt.Errorf("%w: header repeated", errCorrupt)
 		}
-		h, payload, err := a.done()
-		if err != nil || h.GetNotModified() {
-			return h, nil, err
-		}
-		ts, err := decodeTensors(h, payload, nil)
-		return h, ts, err
+		return nil
+	}
+	if h == nil {
+		return fmt.Errorf("%w: first chunk has no header", errCorrupt)
+	}
+	if h.GetNotModified() || h.GetEncoding() != pspb.Encoding_ENCODING_DENSE || h.GetCompression() != pspb.Compression_COMPRESSION_NONE || !littleEndian {
+		w.a = &assembler{max: MaxPayload}
+		return w.a.begin(h)
 	}
 	// Dense: lay the tensors out in one buffer and fill its bytes.
 	total := 0
@@ -207,50 +220,72 @@ func receiveWeights(recv func() (*pspb.Chunk, error)) (*pspb.Header, []NamedTens
 		n := 1
 		for _, d := range t.GetShape() {
 			if d < 0 || d > MaxPayload || (d > 0 && n > MaxPayload/4/int(d)) {
-				return nil, nil, fmt.Errorf("%w: tensor %q has bad shape %v", errCorrupt, t.GetName(), t.GetShape())
+				return fmt.Errorf("%w: tensor %q has bad shape %v", errCorrupt, t.GetName(), t.GetShape())
 			}
 			n *= int(d)
 		}
 		total += n
 		if total > MaxPayload/4 {
-			return nil, nil, fmt.Errorf("%w: %d values", errCorrupt, total)
+			return fmt.Errorf("%w: %d values", errCorrupt, total)
 		}
 	}
 	if uint64(4*total) != h.GetPayloadSize() || h.GetRawSize() != h.GetPayloadSize() {
-		return nil, nil, fmt.Errorf("%w: %d values but %d payload bytes", errCorrupt, total, h.GetPayloadSize())
+		return fmt.Errorf("%w: %d values but %d payload bytes", errCorrupt, total, h.GetPayloadSize())
 	}
-	buf := make([]float32, total)
-	dst := f32Bytes(buf)
-	off := 0
-	for c := first; ; {
-		if c != first && c.GetHeader() != nil {
-			return nil, nil, fmt.Errorf("%w: header repeated", errCorrupt)
-		}
-		if len(c.GetData()) > len(dst)-off {
-			return nil, nil, fmt.Errorf("%w: more than the declared %d payload bytes", errCorrupt, len(dst))
-		}
-		off += copy(dst[off:], c.GetData())
-		c, err = recv()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, nil, err
-		}
+	w.hdr = h
+	w.buf = make([]float32, total)
+	w.dst = f32Bytes(w.buf)
+	return nil
+}
+
+func (w *weightsReceiver) write(p []byte) error {
+	if w.a != nil {
+		return w.a.write(p)
 	}
-	if off != len(dst) {
-		return nil, nil, fmt.Errorf("%w: stream ended after %d of %d payload bytes", errCorrupt, off, len(dst))
+	if len(p) > len(w.dst)-w.off {
+		return fmt.Errorf("%w: more than the declared %d payload bytes", errCorrupt, len(w.dst))
 	}
-	ts := make([]NamedTensor, len(h.GetTensors()))
+	w.off += copy(w.dst[w.off:], p)
+	return nil
+}
+
+// done returns the header and the tensors once the stream has ended (no
+// tensors when the header says not modified).
+func (w *weightsReceiver) done() (*pspb.Header, []NamedTensor, error) {
+	if w.a != nil {
+		h, payload, err := w.a.done()
+		if err != nil || h.GetNotModified() {
+			return h, nil, err
+		}
+		ts, err := decodeTensors(h, payload, nil)
+		return h, ts, err
+	}
+	if w.hdr == nil {
+		return nil, nil, fmt.Errorf("%w: empty stream", errCorrupt)
+	}
+	if w.off != len(w.dst) {
+		return nil, nil, fmt.Errorf("%w: stream ended after %d of %d payload bytes", errCorrupt, w.off, len(w.dst))
+	}
+	ts := make([]NamedTensor, len(w.hdr.GetTensors()))
 	at := 0
-	for i, t := range h.GetTensors() {
+	for i, t := range w.hdr.GetTensors() {
 		shape := make([]int, len(t.GetShape()))
 		for j, d := range t.GetShape() {
 			shape[j] = int(d)
 		}
 		n := numel(shape)
-		ts[i] = NamedTensor{Name: t.GetName(), Shape: shape, Data: buf[at : at+n : at+n]}
+		ts[i] = NamedTensor{Name: t.GetName(), Shape: shape, Data: w.buf[at : at+n : at+n]}
 		at += n
 	}
-	return h, ts, nil
+	return w.hdr, ts, nil
+}
+
+// receiveWeights reads a pulled weights stream to its end (fast: through
+// chunkCodec).
+func receiveWeights(s chunkStream, fast bool) (*pspb.Header, []NamedTensor, error) {
+	var w weightsReceiver
+	if err := receiveInto(s, fast, &w); err != nil {
+		return nil, nil, err
+	}
+	return w.done()
 }

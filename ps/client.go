@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
@@ -155,7 +156,8 @@ func Dial(addr, token string, opts ...ClientOption) (*Client, error) {
 	}
 	conn, err := grpc.NewClient("passthrough:///"+addr, grpc.WithTransportCredentials(creds),
 		grpc.WithInitialWindowSize(windowSize), grpc.WithInitialConnWindowSize(windowSize),
-		grpc.WithWriteBufferSize(1<<20), grpc.WithReadBufferSize(1<<20))
+		grpc.WithWriteBufferSize(1<<20), grpc.WithReadBufferSize(1<<20),
+		grpc.WithDefaultCallOptions(grpc.CallContentSubtype(codecName)), experimental.WithBufferPool(dirtyPool))
 	if err != nil {
 		return nil, fmt.Errorf("ps: dial %s: %w", addr, err)
 	}
@@ -300,7 +302,7 @@ func (c *Client) Pull(ctx context.Context, newerThan uint64) (ws []NamedTensor, 
 		if err != nil {
 			return err
 		}
-		h, got, err := receiveWeights(st.Recv)
+		h, got, err := receiveWeights(st, true)
 		if err != nil {
 			return err
 		}
@@ -357,6 +359,59 @@ func (c *Client) Push(ctx context.Context, step uint64, kind Kind, shapes []Tens
 		return PushResult{}, err
 	}
 	return PushResult{Version: resp.GetVersion(), Duplicate: resp.GetDuplicate()}, nil
+}
+
+// OptimizerState returns the state of the server's optimizer (the one that
+// applies gradient pushes: WithOptimizer) and the weights version it goes
+// with. It fails with FailedPrecondition when the server has none.
+func (c *Client) OptimizerState(ctx context.Context) (state []NamedTensor, version uint64, err error) {
+	err = c.call(ctx, "get optimizer state", true, c.cfg.callTimeout, func(ctx context.Context) error {
+		st, err := c.api.GetOptimizerState(ctx, &pspb.GetOptimizerStateRequest{Compression: pspb.Compression(c.cfg.compression)})
+		if err != nil {
+			return err
+		}
+		h, payload, err := receive(st, true, MaxPayload)
+		if err != nil {
+			return err
+		}
+		got, err := decodeTensors(h, payload, nil)
+		if err != nil {
+			return err
+		}
+		state, version = got, h.GetVersion()
+		return nil
+	})
+	return state, version, err
+}
+
+// SetOptimizerState replaces the state of the server's optimizer with state
+// (as OptimizerState returns it) and returns the weights version in force.
+func (c *Client) SetOptimizerState(ctx context.Context, state []NamedTensor) (uint64, error) {
+	if err := checkTensors(state); err != nil {
+		return 0, err
+	}
+	var raw []byte
+	for _, t := range state {
+		raw = appendDense(raw, t.Data)
+	}
+	payload, err := compress(c.cfg.compression, raw)
+	if err != nil {
+		return 0, err
+	}
+	var resp *pspb.SetOptimizerStateResponse
+	err = c.call(ctx, "set optimizer state", true, c.cfg.callTimeout, func(ctx context.Context) error {
+		st, err := c.api.SetOptimizerState(ctx)
+		if err != nil {
+			return err
+		}
+		h := &pspb.Header{Worker: c.name(), Tensors: tensorHeader(infos(state)), RawSize: uint64(len(raw)), Compression: pspb.Compression(c.cfg.compression)}
+		if err := sendChunks(h, payload, c.cfg.chunkSize, st.Send); err != nil && !errors.Is(err, io.EOF) {
+			return err
+		}
+		resp, err = st.CloseAndRecv()
+		return err
+	})
+	return resp.GetVersion(), err
 }
 
 // WaitRound blocks until synchronous round r closes and returns the new

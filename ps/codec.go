@@ -1,10 +1,14 @@
 package ps
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"math"
+	"slices"
+	"sync"
 	"unsafe"
 
 	"github.com/klauspost/compress/zstd"
@@ -192,10 +196,16 @@ func decodeValues(enc Encoding, payload []byte, dst [][]float32) error {
 	return fmt.Errorf("%w: unknown encoding %d", errCorrupt, int32(enc))
 }
 
-var (
-	zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	zdec, _ = zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(MaxPayload))
-)
+var zenc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+
+// zdecs holds streaming zstd decoders (synchronous, one goroutine each).
+var zdecs = sync.Pool{New: func() any {
+	d, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(MaxPayload))
+	if err != nil {
+		panic(err) // only bad options fail
+	}
+	return d
+}}
 
 // compress applies c to payload.
 func compress(c Compression, payload []byte) ([]byte, error) {
@@ -208,8 +218,13 @@ func compress(c Compression, payload []byte) ([]byte, error) {
 	return nil, fmt.Errorf("ps: unknown compression %d", int32(c))
 }
 
-// decompress undoes c; rawSize is the size the sender declared.
-func decompress(c Compression, payload []byte, rawSize uint64) ([]byte, error) {
+// decompress undoes c; rawSize is the size the sender declared and limit
+// the most the receiver can expect (the size of the tensors in the header,
+// or of the largest blob it takes). A declared size above limit is refused
+// before anything is allocated, and zstd output is read no further than the
+// declared size, so a small payload cannot make the receiver allocate more
+// than it really decompresses to, nor more than limit.
+func decompress(c Compression, payload []byte, rawSize, limit uint64) ([]byte, error) {
 	switch c {
 	case NoCompression:
 		if uint64(len(payload)) != rawSize {
@@ -217,19 +232,57 @@ func decompress(c Compression, payload []byte, rawSize uint64) ([]byte, error) {
 		}
 		return payload, nil
 	case Zstd:
-		if rawSize > MaxPayload {
-			return nil, fmt.Errorf("%w: declared size %d exceeds %d", errCorrupt, rawSize, MaxPayload)
+		if rawSize > limit || rawSize > MaxPayload {
+			return nil, fmt.Errorf("%w: declared size %d exceeds the %d bytes expected", errCorrupt, rawSize, min(limit, MaxPayload))
 		}
-		out, err := zdec.DecodeAll(payload, make([]byte, 0, min(rawSize, 1<<26)))
+		return unzstd(payload, rawSize)
+	}
+	return nil, fmt.Errorf("%w: unknown compression %d", errCorrupt, int32(c))
+}
+
+// unzstd decompresses payload, which must hold exactly rawSize bytes. The
+// output buffer starts at most 16 times the payload and doubles as data
+// arrives, never beyond rawSize.
+func unzstd(payload []byte, rawSize uint64) ([]byte, error) {
+	d := zdecs.Get().(*zstd.Decoder)
+	defer func() {
+		_ = d.Reset(nil)
+		zdecs.Put(d)
+	}()
+	if err := d.Reset(bytes.NewReader(payload)); err != nil {
+		return nil, fmt.Errorf("%w: zstd: %w", errCorrupt, err)
+	}
+	// Dense, bf16 and sparse updates compress far less than 16:1, so they
+	// take one allocation; a payload claiming more grows as it proves it.
+	out := make([]byte, 0, min(rawSize, 16*uint64(len(payload))+64<<10))
+	for {
+		if len(out) == cap(out) {
+			if uint64(len(out)) == rawSize {
+				var one [1]byte
+				n, err := io.ReadFull(d, one[:])
+				if n > 0 {
+					return nil, fmt.Errorf("%w: zstd gives more than the declared %d bytes", errCorrupt, rawSize)
+				}
+				if !errors.Is(err, io.EOF) {
+					return nil, fmt.Errorf("%w: zstd: %w", errCorrupt, err)
+				}
+				return out, nil
+			}
+			out = slices.Grow(out, int(min(rawSize-uint64(len(out)), uint64(len(out)))))
+			out = out[:len(out):min(uint64(cap(out)), rawSize)]
+		}
+		n, err := d.Read(out[len(out):cap(out)])
+		out = out[:len(out)+n]
+		if errors.Is(err, io.EOF) {
+			if uint64(len(out)) != rawSize {
+				return nil, fmt.Errorf("%w: zstd gave %d bytes, declared %d", errCorrupt, len(out), rawSize)
+			}
+			return out, nil
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%w: zstd: %w", errCorrupt, err)
 		}
-		if uint64(len(out)) != rawSize {
-			return nil, fmt.Errorf("%w: zstd gave %d bytes, declared %d", errCorrupt, len(out), rawSize)
-		}
-		return out, nil
 	}
-	return nil, fmt.Errorf("%w: unknown compression %d", errCorrupt, int32(c))
 }
 
 // MaxPayload bounds one pull, push or model blob (2 GiB less one byte): a

@@ -49,7 +49,7 @@ func TestDecodeValuesRoundTrip(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			raw, err := decompress(comp, wire, uint64(len(tt.payload)))
+			raw, err := decompress(comp, wire, uint64(len(tt.payload)), uint64(len(tt.payload)))
 			if err != nil {
 				t.Fatalf("%s/%d: decompress: %v", tt.name, comp, err)
 			}

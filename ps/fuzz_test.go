@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/gophas/gophas/ps/pspb"
@@ -33,6 +34,42 @@ func splitChunks(data []byte) []*pspb.Chunk {
 	return out
 }
 
+// sliceStream is a chunkStream over chunks. Into a chunkInto it marshals
+// each chunk with chunkCodec and decodes it in pieces of 5 bytes, as gRPC
+// might hand over its receive buffers.
+type sliceStream struct {
+	chunks []*pspb.Chunk
+	next   int
+}
+
+func (s *sliceStream) RecvMsg(m any) error {
+	if s.next == len(s.chunks) {
+		return io.EOF
+	}
+	c := s.chunks[s.next]
+	s.next++
+	switch m := m.(type) {
+	case *pspb.Chunk:
+		proto.Reset(m)
+		proto.Merge(m, c)
+		return nil
+	case *chunkInto:
+		bs, err := chunkCodec{}.Marshal(c)
+		if err != nil {
+			return err
+		}
+		flat := bs.Materialize()
+		var pieces mem.BufferSlice
+		for len(flat) > 0 {
+			n := min(5, len(flat))
+			pieces = append(pieces, mem.SliceBuffer(flat[:n]))
+			flat = flat[n:]
+		}
+		return chunkCodec{}.Unmarshal(pieces, m)
+	}
+	return fmt.Errorf("sliceStream: cannot receive into %T", m)
+}
+
 func joinChunks(cs []*pspb.Chunk) []byte {
 	var out []byte
 	for _, c := range cs {
@@ -48,17 +85,14 @@ func joinChunks(cs []*pspb.Chunk) []byte {
 func FuzzAssemble(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		chunks := splitChunks(data)
-		next := 0
-		if h, ts, err := receiveWeights(func() (*pspb.Chunk, error) {
-			if next == len(chunks) {
-				return nil, io.EOF
+		for _, fast := range []bool{false, true} {
+			h, ts, err := receiveWeights(&sliceStream{chunks: chunks}, fast)
+			if err != nil || h.GetNotModified() {
+				continue
 			}
-			next++
-			return chunks[next-1], nil
-		}); err == nil && !h.GetNotModified() {
 			for _, tn := range ts {
 				if numel(tn.Shape) != len(tn.Data) {
-					t.Fatalf("pulled tensor %q shape %v with %d values", tn.Name, tn.Shape, len(tn.Data))
+					t.Fatalf("pulled tensor %q shape %v with %d values (fast %v)", tn.Name, tn.Shape, len(tn.Data), fast)
 				}
 			}
 		}

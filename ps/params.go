@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -84,8 +85,9 @@ var (
 	// ErrRoundNotOpen reports a synchronous push for a round after the
 	// current one.
 	ErrRoundNotOpen = errors.New("ps: round not open")
-	// ErrNoOptimizer reports a gradient push to a server without an optimizer.
-	ErrNoOptimizer = errors.New("ps: gradient push but the server has no optimizer")
+	// ErrNoOptimizer reports a gradient push, or a call for optimizer state,
+	// to a server without an optimizer.
+	ErrNoOptimizer = errors.New("ps: the server has no optimizer (gradient pushes need one: WithOptimizer)")
 	// ErrUnknownWorker reports a push from a worker that never registered.
 	ErrUnknownWorker = errors.New("ps: worker not registered")
 )
@@ -124,6 +126,61 @@ func WithRoundTimeout(d time.Duration) Option { return func(c *config) { c.round
 // WithOptimizer keeps an optimizer on the server so that workers may push
 // gradients. Default none: gradient pushes are refused.
 func WithOptimizer(o Optimizer) Option { return func(c *config) { c.optimizer = o } }
+
+// HasOptimizer reports whether gradient pushes are applied by an optimizer
+// kept here (WithOptimizer).
+func (p *Params) HasOptimizer() bool { return p.cfg.optimizer != nil }
+
+// OptimizerState returns a copy of the state of the optimizer that applies
+// gradient pushes, and the weights version it goes with. Without an
+// optimizer it fails with ErrNoOptimizer.
+func (p *Params) OptimizerState() ([]NamedTensor, uint64, error) {
+	if p.cfg.optimizer == nil {
+		return nil, 0, ErrNoOptimizer
+	}
+	p.mu.Lock() // lock order: mu, then optMu, as gradients are applied
+	defer p.mu.Unlock()
+	p.optMu.Lock()
+	defer p.optMu.Unlock()
+	return cloneTensors(p.cfg.optimizer.State()), p.version.Load(), nil
+}
+
+// SetOptimizerState replaces the optimizer's state (as OptimizerState
+// returns it, perhaps from an earlier job) and returns the weights version
+// in force. Without an optimizer it fails with ErrNoOptimizer; a state the
+// optimizer refuses, or whose slot "<kind>/<i>" does not have the size of
+// weight tensor i, fails with ErrShape and changes nothing.
+func (p *Params) SetOptimizerState(state []NamedTensor) (uint64, error) {
+	if p.cfg.optimizer == nil {
+		return 0, ErrNoOptimizer
+	}
+	if err := checkTensors(state); err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrShape, err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.weights != nil {
+		for _, t := range state {
+			i := strings.LastIndexByte(t.Name, '/')
+			if i < 0 {
+				continue
+			}
+			k, err := strconv.Atoi(t.Name[i+1:])
+			if err != nil || k < 0 {
+				continue
+			}
+			if k >= len(p.weights) || len(t.Data) != len(p.weights[k].Data) {
+				return 0, fmt.Errorf("%w: optimizer state %q has %d values, but the model has no weight tensor %d of that size", ErrShape, t.Name, len(t.Data), k)
+			}
+		}
+	}
+	p.optMu.Lock()
+	defer p.optMu.Unlock()
+	if err := p.cfg.optimizer.SetState(cloneTensors(state)); err != nil {
+		return 0, fmt.Errorf("%w: optimizer state: %w", ErrShape, err)
+	}
+	return p.version.Load(), nil
+}
 
 // WorkerStats counts one worker's pushes.
 type WorkerStats struct {

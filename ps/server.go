@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/experimental"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -22,8 +23,12 @@ import (
 	"github.com/gophas/gophas/ps/pspb"
 )
 
-// ProtocolVersion is the RPC contract's version, reported by Register; it
-// equals bridge.ProtocolVersion (bridge checks).
+// ProtocolVersion is the version of Gophas' contracts: this RPC service and
+// the executor pipe (bridge re-exports it as bridge.ProtocolVersion, the one
+// the Scala shim mirrors). It is bumped whenever either changes in a way the
+// other side must know about: Register refuses a worker speaking another
+// version, `gophas version` reports it, and the shim refuses a binary whose
+// version differs from its own.
 const ProtocolVersion = 1
 
 // authKey is the metadata key carrying "Bearer <token>".
@@ -35,6 +40,7 @@ type serverConfig struct {
 	store     *Store
 	shutdown  func()
 	chunkSize int
+	maxBlob   uint64
 }
 
 // ServerOption configures a Server.
@@ -60,6 +66,10 @@ func WithShutdown(f func()) ServerOption { return func(c *serverConfig) { c.shut
 // DefaultChunkSize (1 MiB).
 func WithChunkSize(n int) ServerOption { return func(c *serverConfig) { c.chunkSize = n } }
 
+// WithMaxBlobSize bounds the raw size of a model blob PutModel takes, also
+// after decompression. Default MaxPayload (2 GiB less one byte).
+func WithMaxBlobSize(n uint64) ServerOption { return func(c *serverConfig) { c.maxBlob = n } }
+
 // Server adapts Params and a Store to gRPC. Every call must carry the job's
 // token; others fail with codes.Unauthenticated and are logged.
 type Server struct {
@@ -79,7 +89,7 @@ func NewServer(p *Params, token string, opts ...ServerOption) (*Server, error) {
 	if len(token) < 16 {
 		return nil, errors.New("ps: token must have at least 16 characters")
 	}
-	cfg := serverConfig{logger: slog.Default(), chunkSize: DefaultChunkSize}
+	cfg := serverConfig{logger: slog.Default(), chunkSize: DefaultChunkSize, maxBlob: MaxPayload}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -89,6 +99,9 @@ func NewServer(p *Params, token string, opts ...ServerOption) (*Server, error) {
 	if cfg.chunkSize <= 0 || cfg.chunkSize > 3<<20 {
 		return nil, fmt.Errorf("ps: chunk size %d outside (0, 3 MiB]", cfg.chunkSize)
 	}
+	if cfg.maxBlob == 0 || cfg.maxBlob > MaxPayload {
+		return nil, fmt.Errorf("ps: blob size limit %d outside (0, %d]", cfg.maxBlob, uint64(MaxPayload))
+	}
 	s := &Server{params: p, token: []byte("Bearer " + token), cfg: cfg}
 	gopts := []grpc.ServerOption{
 		grpc.UnaryInterceptor(s.unaryAuth),
@@ -97,6 +110,7 @@ func NewServer(p *Params, token string, opts ...ServerOption) (*Server, error) {
 		grpc.InitialConnWindowSize(windowSize),
 		grpc.WriteBufferSize(1 << 20),
 		grpc.ReadBufferSize(1 << 20),
+		experimental.BufferPool(dirtyPool),
 	}
 	if cfg.cert != nil {
 		gopts = append(gopts, grpc.Creds(credentials.NewTLS(&tls.Config{
@@ -204,7 +218,7 @@ func (s *Server) Register(_ context.Context, r *pspb.RegisterRequest) (*pspb.Reg
 
 // SetWeights implements pspb.ParameterServerServer.
 func (s *Server) SetWeights(stream grpc.ClientStreamingServer[pspb.Chunk, pspb.SetWeightsResponse]) error {
-	h, payload, err := receive(stream.Recv, MaxPayload)
+	h, payload, err := receive(stream, usesChunkCodec(stream.Context()), MaxPayload)
 	if err != nil {
 		return statusOf(err)
 	}
@@ -240,7 +254,7 @@ func (s *Server) Pull(r *pspb.PullRequest, stream grpc.ServerStreamingServer[psp
 
 // Push implements pspb.ParameterServerServer.
 func (s *Server) Push(stream grpc.ClientStreamingServer[pspb.Chunk, pspb.PushResponse]) error {
-	h, payload, err := receive(stream.Recv, MaxPayload)
+	h, payload, err := receive(stream, usesChunkCodec(stream.Context()), MaxPayload)
 	if err != nil {
 		return statusOf(err)
 	}
@@ -307,11 +321,11 @@ func (s *Server) Shutdown(ctx context.Context, _ *pspb.ShutdownRequest) (*pspb.S
 
 // PutModel implements pspb.ParameterServerServer.
 func (s *Server) PutModel(stream grpc.ClientStreamingServer[pspb.Chunk, pspb.PutModelResponse]) error {
-	h, payload, err := receive(stream.Recv, MaxPayload)
+	h, payload, err := receive(stream, usesChunkCodec(stream.Context()), s.cfg.maxBlob)
 	if err != nil {
 		return statusOf(err)
 	}
-	raw, err := decompress(Compression(h.GetCompression()), payload, h.GetRawSize())
+	raw, err := decompress(Compression(h.GetCompression()), payload, h.GetRawSize(), s.cfg.maxBlob)
 	if err != nil {
 		return statusOf(err)
 	}
@@ -330,4 +344,43 @@ func (s *Server) GetModel(r *pspb.GetModelRequest, stream grpc.ServerStreamingSe
 	s.modelFetches.Add(1)
 	h := &pspb.Header{BlobKind: kind, Sha256: r.GetSha256(), RawSize: uint64(len(data))}
 	return sendChunks(h, data, s.cfg.chunkSize, stream.Send)
+}
+
+// GetOptimizerState implements pspb.ParameterServerServer.
+func (s *Server) GetOptimizerState(r *pspb.GetOptimizerStateRequest, stream grpc.ServerStreamingServer[pspb.Chunk]) error {
+	st, v, err := s.params.OptimizerState()
+	if err != nil {
+		return statusOf(err)
+	}
+	var raw []byte
+	for _, t := range st {
+		raw = appendDense(raw, t.Data)
+	}
+	comp := Compression(r.GetCompression())
+	payload, err := compress(comp, raw)
+	if err != nil {
+		return status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	h := &pspb.Header{Version: v, Compression: pspb.Compression(comp), Tensors: tensorHeader(infos(st)), RawSize: uint64(len(raw))}
+	return sendChunks(h, payload, s.cfg.chunkSize, stream.Send)
+}
+
+// SetOptimizerState implements pspb.ParameterServerServer.
+func (s *Server) SetOptimizerState(stream grpc.ClientStreamingServer[pspb.Chunk, pspb.SetOptimizerStateResponse]) error {
+	if !s.params.HasOptimizer() {
+		return statusOf(ErrNoOptimizer)
+	}
+	h, payload, err := receive(stream, usesChunkCodec(stream.Context()), MaxPayload)
+	if err != nil {
+		return statusOf(err)
+	}
+	st, err := decodeTensors(h, payload, nil)
+	if err != nil {
+		return statusOf(err)
+	}
+	v, err := s.params.SetOptimizerState(st)
+	if err != nil {
+		return statusOf(err)
+	}
+	return stream.SendAndClose(&pspb.SetOptimizerStateResponse{Version: v})
 }

@@ -76,10 +76,6 @@ func (p *Params) Snapshot(enc Encoding, comp Compression) (*Snapshot, error) {
 
 // DecodeSnapshot turns a snapshot's payload back into tensors.
 func DecodeSnapshot(s *Snapshot) ([]NamedTensor, error) {
-	raw, err := decompress(s.Compression, s.Payload, uint64(s.RawSize))
-	if err != nil {
-		return nil, err
-	}
 	total := 0
 	for _, ti := range s.Tensors {
 		n := numel(ti.Shape)
@@ -87,6 +83,13 @@ func DecodeSnapshot(s *Snapshot) ([]NamedTensor, error) {
 			return nil, fmt.Errorf("%w: tensor %q has bad shape %v", errCorrupt, ti.Name, ti.Shape)
 		}
 		total += n
+	}
+	if s.RawSize < 0 || payloadSize(s.Encoding, total) < 0 {
+		return nil, fmt.Errorf("%w: snapshot of %d bytes as %v", errCorrupt, s.RawSize, s.Encoding)
+	}
+	raw, err := decompress(s.Compression, s.Payload, uint64(s.RawSize), uint64(payloadSize(s.Encoding, total)))
+	if err != nil {
+		return nil, err
 	}
 	if want := payloadSize(s.Encoding, total); want != len(raw) {
 		return nil, fmt.Errorf("%w: %d values as %v need %d bytes, payload has %d", errCorrupt, total, s.Encoding, want, len(raw))
