@@ -24,10 +24,20 @@ const MaxControlLineBytes = 1 << 20
 // line on stdout, in order:
 //
 //	{"cmd":"load","model":DIR}      install DIR's weights (model.json and
-//	                                model.safetensors), remember its spec
+//	                                model.safetensors), remember its spec;
+//	                                when the server keeps an optimizer (for
+//	                                gradient pushes) and DIR has
+//	                                optimizer.safetensors, set that
+//	                                optimizer's state from it (without the
+//	                                file the server's state stays as it is)
 //	                                -> {"ok":true,"version":N}
 //	{"cmd":"save","dir":DIR}        write the current weights with that spec
-//	                                as a model directory
+//	                                as a model directory, with the server
+//	                                optimizer's state as
+//	                                optimizer.safetensors when there is one
+//	                                (model.json then names that optimizer,
+//	                                so the directory loads as a whole), and
+//	                                no such file otherwise
 //	                                -> {"ok":true,"version":N}
 //	{"cmd":"stats"}                 -> {"ok":true,"version":N,"mode":..,
 //	                                "frequency":..,"round":N,"workers":[
@@ -86,6 +96,9 @@ type control struct {
 	params *ps.Params
 	store  *ps.Store
 	log    *slog.Logger
+	// optimizer is the config of the server's optimizer (DriverConfig's),
+	// nil when it has none.
+	optimizer []byte
 
 	mu   sync.Mutex
 	spec *gokernel.Spec // of the last load
@@ -187,6 +200,15 @@ func (c *control) do(cmd controlCommand) (any, error) {
 			return nil, fmt.Errorf("load %s: %w", cmd.Model, err)
 		}
 		c.spec = m.Spec()
+		if c.params.HasOptimizer() {
+			restored, err := loadOptimizerState(c.params, cmd.Model)
+			if err != nil {
+				return nil, fmt.Errorf("load %s: weights installed (version %d) but the server optimizer's state was not: %w", cmd.Model, v, err)
+			}
+			if restored {
+				c.log.Info("gophas driver: server optimizer state loaded", "model", cmd.Model)
+			}
+		}
 		c.log.Info("gophas driver: weights loaded", "model", cmd.Model, "version", v)
 		return controlVersion{OK: true, Version: v}, nil
 	case "save":
@@ -200,6 +222,33 @@ func (c *control) do(cmd controlCommand) (any, error) {
 			return nil, errors.New("save: no model loaded yet (send a load command first)")
 		}
 		ws, v := c.params.Weights()
+		var err error
+		var state []ps.NamedTensor
+		if c.params.HasOptimizer() {
+			// The state that goes with these weights: retry if a gradient
+			// push came between the two reads.
+			for try := 0; ; try++ {
+				st, sv, err := c.params.OptimizerState()
+				if err != nil {
+					return nil, fmt.Errorf("save %s: %w", cmd.Dir, err)
+				}
+				if sv == v || try == 10 {
+					state = st
+					break
+				}
+				ws, v = c.params.Weights()
+			}
+		}
+		if state != nil {
+			// The state is the server optimizer's: the saved spec names it,
+			// so that the directory loads as a whole.
+			if !spec.HasCompile() {
+				c.log.Warn("gophas driver: the loaded spec has no compile config; the server optimizer's state is not saved", "dir", cmd.Dir)
+				state = nil
+			} else if spec, err = withOptimizer(spec, c.optimizer); err != nil {
+				return nil, fmt.Errorf("save %s: %w", cmd.Dir, err)
+			}
+		}
 		m, err := gokernel.NewModel(spec)
 		if err != nil {
 			return nil, fmt.Errorf("save %s: %w", cmd.Dir, err)
@@ -209,6 +258,11 @@ func (c *control) do(cmd controlCommand) (any, error) {
 		}
 		if err := saveModelDir(cmd.Dir, m); err != nil {
 			return nil, fmt.Errorf("save %s: %w", cmd.Dir, err)
+		}
+		if state != nil {
+			if err := saveOptimizerState(cmd.Dir, state); err != nil {
+				return nil, fmt.Errorf("save %s: %w", cmd.Dir, err)
+			}
 		}
 		return controlVersion{OK: true, Version: v}, nil
 	case "stats":
@@ -233,8 +287,8 @@ func (c *control) do(cmd controlCommand) (any, error) {
 
 // saveModelDir writes m as a model directory (model.json and
 // model.safetensors) without optimizer state: SaveModel would write a fresh
-// optimizer's state, an iteration count alone, and a model loaded with it
-// cannot train ("state built for 0 parameters").
+// optimizer's state, an iteration count alone, which is not the state
+// training left.
 func saveModelDir(dir string, m *gokernel.Model) error {
 	if err := gokernel.SaveModel(dir, m); err != nil {
 		return err
@@ -243,6 +297,67 @@ func saveModelDir(dir string, m *gokernel.Model) error {
 		return err
 	}
 	return nil
+}
+
+// saveOptimizerState writes state (the server optimizer's) as dir's
+// optimizer.safetensors, through a temporary file and a rename.
+func saveOptimizerState(dir string, state []ps.NamedTensor) error {
+	f, err := os.CreateTemp(dir, gokernel.OptimizerFile+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // fails harmlessly after the rename
+	if err := gokernel.WriteSafetensors(f, state); err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", gokernel.OptimizerFile, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), filepath.Join(dir, gokernel.OptimizerFile))
+}
+
+// withOptimizer returns spec with the optimizer of its compile config
+// replaced by the serialization opt, the rest (loss and its arguments,
+// metrics) unchanged.
+func withOptimizer(spec *gokernel.Spec, opt []byte) (*gokernel.Spec, error) {
+	b, err := spec.MarshalJSON()
+	if err != nil {
+		return nil, err
+	}
+	var w struct {
+		Model   json.RawMessage            `json:"model"`
+		Compile map[string]json.RawMessage `json:"compile"`
+	}
+	if err := json.Unmarshal(b, &w); err != nil || w.Compile == nil {
+		return nil, fmt.Errorf("the spec's compile config: %v", err)
+	}
+	w.Compile["optimizer"] = opt
+	if b, err = json.Marshal(w); err != nil {
+		return nil, err
+	}
+	return gokernel.ParseSpec(b)
+}
+
+// loadOptimizerState sets the server optimizer's state from dir's
+// optimizer.safetensors; restored is false when dir has none.
+func loadOptimizerState(p *ps.Params, dir string) (restored bool, err error) {
+	f, err := os.Open(filepath.Join(dir, gokernel.OptimizerFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	state, err := gokernel.ReadSafetensors(f)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", gokernel.OptimizerFile, err)
+	}
+	if _, err := p.SetOptimizerState(state); err != nil {
+		return false, fmt.Errorf("%s: %w", gokernel.OptimizerFile, err)
+	}
+	return true, nil
 }
 
 func truncate(b []byte, n int) string {

@@ -46,7 +46,8 @@ type DriverConfig struct {
 	// Token is the job's token (hex); empty makes a random 256-bit one.
 	Token string
 	// Optimizer is a Keras optimizer config (JSON) kept on the server so that
-	// workers may push gradients. Default none.
+	// workers may push gradients; the control channel's save and load write
+	// and read its state as optimizer.safetensors. Default none.
 	Optimizer []byte
 	// DieWithParent makes the process end when its parent does (Linux).
 	DieWithParent bool
@@ -150,7 +151,7 @@ func Driver(ctx context.Context, cfg DriverConfig, stdin io.Reader, stdout, stde
 	logger.Info("gophas driver serving", "address", lis.Addr().String(), "mode", mode, "tls", cfg.TLS)
 
 	if stdin != nil {
-		ctl := &control{params: params, store: srv.Store(), log: logger}
+		ctl := &control{params: params, store: srv.Store(), log: logger, optimizer: cfg.Optimizer}
 		go func() {
 			if err := ctl.serve(stdin, stdout); err != nil {
 				logger.Warn("gophas driver: control channel", "error", err)

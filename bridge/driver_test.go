@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/ps"
 )
 
@@ -291,5 +293,183 @@ func TestDriverProcessDiesWithParent(t *testing.T) {
 			t.Fatalf("driver %d still running 10s after its parent was killed", pid)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDriverSavesAndLoadsServerOptimizer runs drivers that keep an
+// optimizer for gradient pushes: save writes its state as
+// optimizer.safetensors, and load in a new driver restores it, also when it
+// was saved before the first step.
+func TestDriverSavesAndLoadsServerOptimizer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// driver starts an in-process driver with Adam on the server and returns
+	// a function answering one control line, and a client.
+	driver := func() (func(line string) map[string]any, *ps.Client) {
+		inR, inW := io.Pipe()
+		outR, outW := io.Pipe()
+		done := make(chan error, 1)
+		go func() {
+			done <- Driver(context.Background(), DriverConfig{Host: "127.0.0.1", Optimizer: []byte(`{"class_name":"Adam","config":{"learning_rate":0.01}}`)}, inR, outW, io.Discard)
+		}()
+		t.Cleanup(func() {
+			inW.Close()
+			select {
+			case <-done:
+			case <-time.After(15 * time.Second):
+				t.Error("driver still running 15s after its stdin closed")
+			}
+		})
+		lines := make(chan string, 1)
+		go func() {
+			defer close(lines)
+			br := bufio.NewReader(outR)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				lines <- line
+			}
+		}()
+		next := func() string {
+			select {
+			case line := <-lines:
+				return line
+			case <-time.After(20 * time.Second):
+				t.Fatal("no line from the driver within 20s")
+			}
+			return ""
+		}
+		var rd Ready
+		if err := json.Unmarshal([]byte(next()), &rd); err != nil {
+			t.Fatal(err)
+		}
+		send := func(line string) map[string]any {
+			t.Helper()
+			if _, err := io.WriteString(inW, line+"\n"); err != nil {
+				t.Fatal(err)
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(next()), &m); err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		return send, driverClient(t, rd)
+	}
+	dir, m := saveTestModel(t, arrowCCESpec, "categorical_crossentropy", "accuracy")
+	ws := m.Weights()
+	shapes := make([]ps.TensorInfo, len(ws))
+	grads := make([][]float32, len(ws))
+	for i, w := range ws {
+		shapes[i] = ps.TensorInfo{Name: w.Name, Shape: w.Shape}
+		grads[i] = make([]float32, len(w.Data))
+		for j := range grads[i] {
+			grads[i][j] = float32(j%7) - 3
+		}
+	}
+	readState := func(dir string) []ps.NamedTensor {
+		t.Helper()
+		f, err := os.Open(filepath.Join(dir, gokernel.OptimizerFile))
+		if err != nil {
+			t.Fatalf("saved model: %v", err)
+		}
+		defer f.Close()
+		st, err := gokernel.ReadSafetensors(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	same := func(what string, got, want []ps.NamedTensor) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%s: %d tensors; want %d", what, len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Name != want[i].Name || !slices.Equal(got[i].Data, want[i].Data) {
+				t.Errorf("%s: tensor %d %q differs from %q", what, i, got[i].Name, want[i].Name)
+			}
+		}
+	}
+
+	send, c := driver()
+	if got := send(`{"cmd":"load","model":"` + dir + `"}`); got["ok"] != true {
+		t.Fatalf("load: %v", got)
+	}
+	// Saved before the first step: the iteration count alone, and it loads.
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	if got := send(`{"cmd":"save","dir":"` + fresh + `"}`); got["ok"] != true {
+		t.Fatalf("save: %v", got)
+	}
+	if st := readState(fresh); len(st) != 1 || st[0].Name != "iteration" || st[0].Data[0] != 0 {
+		t.Errorf("state saved before any step = %v; want iteration 0 alone", st)
+	}
+	if _, err := c.Register(ctx, "partition-0"); err != nil {
+		t.Fatal(err)
+	}
+	for step := uint64(1); step <= 3; step++ {
+		if _, err := c.Push(ctx, step, ps.Gradient, shapes, grads); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "trained")
+	if got := send(`{"cmd":"save","dir":"` + out + `"}`); got["ok"] != true || got["version"] != 4.0 {
+		t.Fatalf("save: %v; want ok, version 4", got)
+	}
+	want, _, err := c.OptimizerState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 1+2*len(ws) || want[0].Data[0] != 3 {
+		t.Fatalf("server state has %d tensors, iteration %v; want %d, 3", len(want), want[0].Data, 1+2*len(ws))
+	}
+	same("saved optimizer.safetensors", readState(out), want)
+	if _, err := gokernel.LoadModel(out); err != nil {
+		t.Errorf("the saved model does not load: %v", err)
+	}
+
+	// A new driver loads it: same weights, same optimizer state, and the
+	// next step is the one the first driver takes.
+	send2, c2 := driver()
+	if got := send2(`{"cmd":"load","model":"` + out + `"}`); got["ok"] != true {
+		t.Fatalf("load of the saved model: %v", got)
+	}
+	got, _, err := c2.OptimizerState(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("state after load", got, want)
+	for _, cl := range []*ps.Client{c, c2} {
+		if cl == c2 {
+			if _, err := cl.Register(ctx, "partition-0"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := cl.Push(ctx, 4, ps.Gradient, shapes, grads); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w1, _, _, err := c.Pull(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w2, _, _, err := c2.Pull(ctx, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	same("weights after one more step", w2, w1)
+
+	// The state saved before the first step loads too.
+	send3, c3 := driver()
+	if got := send3(`{"cmd":"load","model":"` + fresh + `"}`); got["ok"] != true {
+		t.Fatalf("load of a state saved before the first step: %v", got)
+	}
+	if _, err := c3.Register(ctx, "partition-0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c3.Push(ctx, 1, ps.Gradient, shapes, grads); err != nil {
+		t.Errorf("a gradient step after loading a fresh state: %v", err)
 	}
 }
