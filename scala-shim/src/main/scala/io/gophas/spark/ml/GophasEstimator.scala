@@ -142,10 +142,11 @@ class GophasEstimator(override val uid: String) extends Estimator[GophasModel] w
     GophasEstimator.compile($(modelSpec), $(loss), $(optimizer), $(learningRate), $(metrics))
   }
 
-  private def info: ModelInfo = SparkModel.specInfo(compiledSpec)
+  /** What the Go kernel makes of compiledSpec: input and output widths, loss, metrics. */
+  def modelInfo: ModelInfo = SparkModel.specInfo(compiledSpec)
 
   override def transformSchema(schema: StructType): StructType = {
-    val i = info
+    val i = modelInfo
     checkFeatures(schema, i)
     checkLabel(schema, i)
     outputSchema(schema, i)
