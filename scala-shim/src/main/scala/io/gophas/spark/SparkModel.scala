@@ -387,9 +387,6 @@ private final class FitRun(
     validation.foreach(_.persist(StorageLevel.MEMORY_AND_DISK))
     val tmp = Files.createTempDirectory("gophas-fit")
     try {
-      val rows = withDescription(spark, "gophas fit: check the data") { check(cached, info, featuresCol, labelCol) }
-      if (rows == 0) throw new GophasException("the DataFrame has no rows to train on" +
-        (if (validationSplit > 0) s" (after holding out validationSplit $validationSplit)" else ""))
       val workers = ArrowBatches.internalRows(cached).getNumPartitions
       if (mode == Synchronous) {
         val slots = SparkInternals.taskSlots(sc)
@@ -397,6 +394,9 @@ private final class FitRun(
           throw new GophasException(s"synchronous mode runs all $workers workers at once, but the cluster has $slots task slots " +
             s"now: set numWorkers to at most $slots, add executors or cores, or use mode asynchronous")
       }
+      val rows = withDescription(spark, "gophas fit: check the data") { check(cached, info, featuresCol, labelCol) }
+      if (rows == 0) throw new GophasException("the DataFrame has no rows to train on" +
+        (if (validationSplit > 0) s" (after holding out validationSplit $validationSplit)" else ""))
       val binary = GophasBinary.get(settings.binary, settings.unpackDir)
       val scale = mode != Synchronous && fitSettings.scaleDeltas.getOrElse(frequency == Epoch)
       val ps = ParameterServer.start(binary, fitSettings.driverHost, mode, frequency, workers, scale, fitSettings.tls,
