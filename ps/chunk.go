@@ -15,11 +15,30 @@ const DefaultChunkSize = 1 << 20
 // sendChunks streams payload behind hdr, chunkSize bytes per message. It sets
 // hdr.PayloadSize. An empty payload still sends one chunk with the header.
 func sendChunks(hdr *pspb.Header, payload []byte, chunkSize int, send func(*pspb.Chunk) error) error {
-	hdr.PayloadSize = uint64(len(payload))
+	return sendSegments(hdr, [][]byte{payload}, chunkSize, send)
+}
+
+// sendSegments streams the concatenation of segs as sendChunks does; a
+// chunk holds bytes of one segment only, so no segment is copied.
+func sendSegments(hdr *pspb.Header, segs [][]byte, chunkSize int, send func(*pspb.Chunk) error) error {
+	hdr.PayloadSize = 0
+	for _, s := range segs {
+		hdr.PayloadSize += uint64(len(s))
+	}
 	first := true
-	for first || len(payload) > 0 {
-		n := min(chunkSize, len(payload))
-		c := &pspb.Chunk{Data: payload[:n]}
+	for i := 0; first || i < len(segs); {
+		var data []byte
+		if i < len(segs) {
+			n := min(chunkSize, len(segs[i]))
+			data, segs[i] = segs[i][:n], segs[i][n:]
+			if len(segs[i]) == 0 {
+				i++
+			}
+			if n == 0 && !first {
+				continue
+			}
+		}
+		c := &pspb.Chunk{Data: data}
 		if first {
 			c.Header = hdr
 			first = false
@@ -27,7 +46,6 @@ func sendChunks(hdr *pspb.Header, payload []byte, chunkSize int, send func(*pspb
 		if err := send(c); err != nil {
 			return err
 		}
-		payload = payload[n:]
 	}
 	return nil
 }

@@ -313,7 +313,9 @@ func (c *Client) Pull(ctx context.Context, newerThan uint64) (ws []NamedTensor, 
 }
 
 // Push sends update (one slice per weight tensor, in order) as step of this
-// worker. Retrying is safe: the server ignores a step it has applied.
+// worker. Retrying is safe: the server ignores a step it has applied. Dense
+// uncompressed values are sent from update itself, which must not change
+// while Push runs.
 func (c *Client) Push(ctx context.Context, step uint64, kind Kind, shapes []TensorInfo, update [][]float32) (PushResult, error) {
 	if len(shapes) != len(update) {
 		return PushResult{}, fmt.Errorf("%w: %d shapes for %d tensors", ErrShape, len(shapes), len(update))
@@ -324,32 +326,52 @@ func (c *Client) Push(ctx context.Context, step uint64, kind Kind, shapes []Tens
 		}
 	}
 	enc := c.cfg.pushEnc
-	var raw []byte
-	if c.cfg.topK > 0 || c.cfg.threshold > 0 {
-		enc = Sparse
-		raw = c.sparsify(update)
-	} else {
+	// segments returns the payload to send: dense uncompressed values go as
+	// views of update itself (the server has them all before Push returns).
+	var segments func() [][]byte
+	rawSize := 0
+	if c.cfg.topK == 0 && c.cfg.threshold == 0 && enc == Dense && c.cfg.compression == NoCompression && littleEndian {
+		segments = func() [][]byte {
+			segs := make([][]byte, len(update))
+			for i, u := range update {
+				segs[i] = f32Bytes(u)
+			}
+			return segs
+		}
 		for _, u := range update {
-			if enc == BF16 {
-				raw = appendBF16(raw, u)
-			} else {
-				raw = appendDense(raw, u)
+			rawSize += 4 * len(u)
+		}
+		c.pushedBytes.Add(uint64(rawSize))
+	} else {
+		var raw []byte
+		if c.cfg.topK > 0 || c.cfg.threshold > 0 {
+			enc = Sparse
+			raw = c.sparsify(update)
+		} else {
+			for _, u := range update {
+				if enc == BF16 {
+					raw = appendBF16(raw, u)
+				} else {
+					raw = appendDense(raw, u)
+				}
 			}
 		}
+		payload, err := compress(c.cfg.compression, raw)
+		if err != nil {
+			return PushResult{}, err
+		}
+		rawSize = len(raw)
+		c.pushedBytes.Add(uint64(len(payload)))
+		segments = func() [][]byte { return [][]byte{payload} }
 	}
-	payload, err := compress(c.cfg.compression, raw)
-	if err != nil {
-		return PushResult{}, err
-	}
-	c.pushedBytes.Add(uint64(len(payload)))
 	var resp *pspb.PushResponse
-	err = c.call(ctx, "push", true, c.cfg.callTimeout, func(ctx context.Context) error {
+	err := c.call(ctx, "push", true, c.cfg.callTimeout, func(ctx context.Context) error {
 		st, err := c.api.Push(ctx)
 		if err != nil {
 			return err
 		}
-		h := &pspb.Header{Worker: c.name(), Step: step, Kind: pspb.Kind(kind), Encoding: pspb.Encoding(enc), Compression: pspb.Compression(c.cfg.compression), Tensors: tensorHeader(shapes), RawSize: uint64(len(raw))}
-		if err := sendChunks(h, payload, c.cfg.chunkSize, st.Send); err != nil && !errors.Is(err, io.EOF) {
+		h := &pspb.Header{Worker: c.name(), Step: step, Kind: pspb.Kind(kind), Encoding: pspb.Encoding(enc), Compression: pspb.Compression(c.cfg.compression), Tensors: tensorHeader(shapes), RawSize: uint64(rawSize)}
+		if err := sendSegments(h, segments(), c.cfg.chunkSize, st.Send); err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}
 		resp, err = st.CloseAndRecv()

@@ -109,3 +109,17 @@ func TestSnapshotRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func TestFirstNonFinite(t *testing.T) {
+	vals := []float32{0, -0, 1, -1, math.MaxFloat32, -math.MaxFloat32, math.SmallestNonzeroFloat32,
+		float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.NaN()), math.Float32frombits(0xffc00001), math.Float32frombits(0x7f800001)}
+	for _, v := range vals {
+		want := -1
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			want = 2
+		}
+		if got := firstNonFinite([]float32{1, 2, v, 3}); got != want {
+			t.Errorf("firstNonFinite([1 2 %v 3]) = %d; want %d", v, got, want)
+		}
+	}
+}

@@ -13,5 +13,9 @@
 // the job's token, and TLS uses a per-job certificate that clients pin by
 // fingerprint. Client is the worker's side: deadlines and retries on every
 // call, bf16, top-k or threshold sparsification with a residual, zstd, and an
-// on-disk model cache shared by the tasks of an executor.
+// on-disk model cache shared by the tasks of an executor. The client's calls
+// use the gRPC content-subtype "gophas": protobuf on the wire, but chunk
+// payloads are neither copied into nor out of protobuf messages (wire.go).
+// With WithOptimizer the server applies gradient pushes itself, and its
+// optimizer's state can be read and set over gRPC like the weights.
 package ps

@@ -63,11 +63,21 @@ func checkUpdate(ref []NamedTensor, upd [][]float32) error {
 		}
 	}
 	for i, u := range upd {
-		for j, v := range u {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("%w: tensor %d %q index %d is %v", ErrNonFinite, i, ref[i].Name, j, v)
-			}
+		if j := firstNonFinite(u); j >= 0 {
+			return fmt.Errorf("%w: tensor %d %q index %d is %v", ErrNonFinite, i, ref[i].Name, j, u[j])
 		}
 	}
 	return nil
+}
+
+// firstNonFinite returns the index of the first NaN or Inf in xs, or -1:
+// those are the values whose exponent bits are all ones.
+func firstNonFinite(xs []float32) int {
+	const exp = 0x7f800000
+	for j, v := range xs {
+		if math.Float32bits(v)&exp == exp {
+			return j
+		}
+	}
+	return -1
 }

@@ -346,3 +346,40 @@ func FuzzDecompress(f *testing.F) {
 		}
 	})
 }
+
+func TestSendSegments(t *testing.T) {
+	segs := [][]byte{{1, 2, 3, 4, 5}, {}, {6}, {7, 8, 9, 10}, {}}
+	var want []byte
+	starts := map[int]bool{} // payload offsets where a segment starts
+	for _, s := range segs {
+		starts[len(want)] = true
+		want = append(want, s...)
+	}
+	var got []*pspb.Chunk
+	if err := sendSegments(&pspb.Header{}, slices.Clone(segs), 3, func(c *pspb.Chunk) error { got = append(got, c); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	a := assembler{max: 100}
+	off := 0
+	for i, c := range got {
+		if (c.Header != nil) != (i == 0) || len(c.Data) > 3 || (i > 0 && len(c.Data) == 0) {
+			t.Errorf("chunk %d: header %v, %d bytes; want the header first only, 1 to 3 bytes", i, c.Header != nil, len(c.Data))
+		}
+		for k := off + 1; k < off+len(c.Data); k++ {
+			if starts[k] {
+				t.Errorf("chunk %d crosses a segment boundary at %d", i, k)
+			}
+		}
+		off += len(c.Data)
+		if err := a.add(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, payload, err := a.done(); err != nil || !bytes.Equal(payload, want) {
+		t.Errorf("reassembled %v, %v; want %v", payload, err, want)
+	}
+	got = nil
+	if err := sendSegments(&pspb.Header{}, [][]byte{{}, {}}, 3, func(c *pspb.Chunk) error { got = append(got, c); return nil }); err != nil || len(got) != 1 || got[0].Header == nil {
+		t.Errorf("empty segments: %d chunks, %v; want one chunk with the header", len(got), err)
+	}
+}
