@@ -79,7 +79,7 @@ $(JAR): target/native/.stamp $(SCALA_SOURCES) $(VENV_STAMP) $(SBT_LAUNCH)
 
 # ---- tests ----------------------------------------------------------------
 
-test: tools vet proto-check test-go test-scala test-integration
+test: tools vet proto-check test-go test-scala test-integration test-python
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi

@@ -56,10 +56,12 @@ def jar_path() -> str:
 def configure(builder: "SparkSession.Builder | None" = None, jar: str | None = None) -> "SparkSession.Builder":
     """Puts the Gophas jar on a session that is about to start.
 
-    Adds the jar to ``spark.jars`` (keeping any jars already there), which
-    puts it on the driver's and the executors' class paths. It must be
-    called before ``getOrCreate()`` starts the JVM; a session that is
-    already running keeps its class path (start it with ``--jars`` instead).
+    Adds the jar to ``spark.jars`` (keeping the jars already there, those
+    of the builder and, under ``spark-submit``, those of ``--jars``; a
+    Gophas jar already among them is kept instead), which puts it on the
+    driver's and the executors' class paths. It must be called before
+    ``getOrCreate()`` starts the session; a session that is already running
+    keeps its class path (start it with ``--jars`` instead).
 
     Parameters
     ----------
@@ -79,15 +81,19 @@ def configure(builder: "SparkSession.Builder | None" = None, jar: str | None = N
     >>> import gophas
     >>> spark = gophas.configure(SparkSession.builder.master("local[2]")).getOrCreate()  # doctest: +SKIP
     """
+    from pyspark import SparkConf, SparkContext
     from pyspark.sql import SparkSession
 
     if builder is None:
         builder = SparkSession.builder
-    path = jar or jar_path()
     options = getattr(builder, "_options", {}) or {}
     existing = [j for j in str(options.get("spark.jars", "")).split(",") if j]
-    if path not in existing:
-        existing.append(path)
+    if os.environ.get("PYSPARK_GATEWAY_PORT") or SparkContext._gateway is not None:
+        # Under spark-submit or pyspark the JVM holds --jars already: keep them.
+        SparkContext._ensure_initialized()
+        existing += [j for j in SparkConf().get("spark.jars", "").split(",") if j and j not in existing]
+    if not any(os.path.basename(j).startswith("gophas-spark_") for j in existing):
+        existing.append(jar or jar_path())
     return builder.config("spark.jars", ",".join(existing))
 
 

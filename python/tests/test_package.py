@@ -31,7 +31,13 @@ def test_jar_and_configure():
     builder = SparkSession.Builder().config("spark.jars", "/x/other.jar")
     gophas.configure(builder)
     gophas.configure(builder)
-    assert builder._options["spark.jars"] == "/x/other.jar," + jar
+    jars = builder._options["spark.jars"].split(",")
+    assert jars[0] == "/x/other.jar", jars
+    # the package's jar once (or, with a session running, the session's own)
+    assert [os.path.basename(j) for j in jars[1:]] == [os.path.basename(jar)], jars
+    # A Gophas jar given already (say with --jars) is kept, not doubled.
+    given = SparkSession.Builder().config("spark.jars", "/opt/gophas-spark_2.13-0.1.0.jar")
+    assert gophas.configure(given)._options["spark.jars"] == "/opt/gophas-spark_2.13-0.1.0.jar"
 
 
 def test_safetensors_round_trip_and_layout():
