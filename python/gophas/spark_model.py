@@ -189,9 +189,6 @@ class SparkModel:
         self.training_histories = history.workers
         return history
 
-    # Elephas' name for fit on an RDD.
-    train = fit
-
     # ---- inference --------------------------------------------------------
 
     def predict(self, data: "DataFrame | np.ndarray | RDD", features_col: str = "features",

@@ -93,3 +93,20 @@ def mlp(seed=1, compile=True, **compile_args):
 
 def job_ids(spark):
     return set(spark.sparkContext.statusTracker().getJobIdsForGroup())
+
+
+# Measured numbers (accuracies, seconds) that tests record with
+# record_property, printed at the end of the run.
+_measured = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" and report.passed:
+        _measured.extend(f"{report.nodeid}: {k} = {v}" for k, v in report.user_properties)
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _measured:
+        terminalreporter.section("gophas: measured")
+        for line in _measured:
+            terminalreporter.write_line(line)

@@ -41,7 +41,7 @@ def run(args, env, timeout=900):
     return p.stdout, seconds
 
 
-def test_spark_submit_full_mnist(tmp_path):
+def test_spark_submit_full_mnist(tmp_path, record_property):
     spark_home = os.environ.get("SPARK_HOME")
     if not spark_home:
         pytest.fail("SPARK_HOME is not set: run the tests through `make test-python`")
@@ -58,12 +58,12 @@ def test_spark_submit_full_mnist(tmp_path):
                         "--jars", gophas.jar_path(), "--py-files", str(package), EXAMPLE,
                         "--epochs", "10", "--workers", "2"], env_without_package())
     acc = accuracy_of(out)
-    print(f"spark-submit example: test accuracy {acc:.4f} in {seconds:.0f} s")
+    record_property("spark-submit, full MNIST, 10 epochs", f"test accuracy {acc:.4f} in {seconds:.0f} s")
     assert "gophas fit epoch 10/10" in out
     assert acc >= ACCURACY, out[-2000:]
 
 
-def test_python(tmp_path):
+def test_python(tmp_path, record_property):
     """From python, on a subset (GOPHAS_LONG=1: full MNIST, the same bar as spark-submit)."""
     env = env_without_package()
     env["PYTHONPATH"] = os.path.join(ROOT, "python")
@@ -73,6 +73,7 @@ def test_python(tmp_path):
         args += ["--epochs", "2", "--train-rows", "6000"]
     out, seconds = run(args, env)
     acc = accuracy_of(out)
-    print(f"python example ({'full' if long else 'subset'}): test accuracy {acc:.4f} in {seconds:.0f} s")
+    record_property("python, " + ("full MNIST, 10 epochs" if long else "6000 rows, 2 epochs"),
+                    f"test accuracy {acc:.4f} in {seconds:.0f} s")
     assert acc >= (ACCURACY if long else 0.85), out[-2000:]
     assert os.path.isfile(tmp_path / "model" / "model.safetensors")

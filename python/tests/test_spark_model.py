@@ -17,7 +17,7 @@ def prediction_matrix(df, col="prediction"):
     return np.array([r[col].toArray() for r in df.select(col).collect()], dtype=np.float32)
 
 
-def test_keras_model_fits_a_dataframe_and_comes_back_as_keras(spark, mnist_frames, mnist_arrays):
+def test_keras_model_fits_a_dataframe_and_comes_back_as_keras(spark, mnist_frames, mnist_arrays, record_property):
     import keras
 
     train, test = mnist_frames
@@ -32,6 +32,7 @@ def test_keras_model_fits_a_dataframe_and_comes_back_as_keras(spark, mnist_frame
     assert list(sm.training_histories) == ["partition-0", "partition-1"]
     assert list(sm.training_histories["partition-0"]) == ["accuracy", "loss"]
     loss, acc = sm.evaluate(test)
+    record_property("Keras MLP on a DataFrame", f"test accuracy {acc:.4f}")
     assert acc >= SUBSET_ACCURACY, f"test accuracy {acc:.4f}"
 
     trained = sm.master_network
@@ -66,7 +67,7 @@ def test_keras_model_fits_an_rdd_of_pairs(spark, mnist_arrays, mnist_frames):
 
 @pytest.mark.parametrize("mode", ["synchronous", "asynchronous", "hogwild"])
 @pytest.mark.parametrize("frequency", ["epoch", "batch"])
-def test_every_mode_and_frequency(spark, mnist_frames, mode, frequency):
+def test_every_mode_and_frequency(spark, mnist_frames, mode, frequency, record_property):
     train, test = mnist_frames
     with open(os.path.join(ROOT, "examples", "mnist_mlp", "model.json")) as f:
         spec = json.load(f)  # a Gophas spec; the Go kernel initializes the weights from seed
@@ -78,7 +79,7 @@ def test_every_mode_and_frequency(spark, mnist_frames, mode, frequency):
     assert sorted(w["worker"] for w in stats["workers"]) == ["partition-0", "partition-1"]
     assert all(w["applied"] > 0 and w["refused"] == 0 and w["duplicate"] == 0 for w in stats["workers"]), stats
     acc = sm.evaluate(test)[1]
-    print(f"{mode}/{frequency}: test accuracy {acc:.4f}")
+    record_property(f"{mode}/{frequency}", f"test accuracy {acc:.4f}")
     assert acc >= SUBSET_ACCURACY, f"{mode}/{frequency}: accuracy {acc:.4f}"
 
 
