@@ -36,3 +36,31 @@ __all__ = [
     "to_data_frame",
     "from_data_frame",
 ]
+
+
+def _register_ml_alias() -> None:
+    """Lets PySpark find the Python wrappers of the Scala stages.
+
+    ``PipelineModel.load`` imports a Java stage's wrapper from the module
+    named like its Java package, ``io.gophas.spark.ml``, which cannot be a
+    real package (``io`` is the standard library). This registers a module
+    under that name that imports :mod:`gophas.ml` (and pyspark.ml) only when
+    one of its names is asked for.
+    """
+    import sys
+    import types
+
+    name = "io.gophas.spark.ml"
+    if name in sys.modules:
+        return
+
+    class _Alias(types.ModuleType):
+        def __getattr__(self, attr: str):
+            import importlib
+
+            return getattr(importlib.import_module("gophas.ml"), attr)
+
+    sys.modules[name] = _Alias(name, "gophas.ml under the name of its Scala package")
+
+
+_register_ml_alias()

@@ -380,6 +380,6 @@ class GophasModel(JavaModel, _GophasParams, _GophasReadable, JavaMLWritable):
 
 # PySpark maps a Java stage to its Python wrapper by the Java class name
 # (PipelineModel.load imports the module "io.gophas.spark.ml"). That name
-# cannot be a real package ("io" is the standard library), so this module
-# answers to it too.
-sys.modules.setdefault(_JAVA_PACKAGE, sys.modules[__name__])
+# cannot be a real package ("io" is the standard library); gophas/__init__
+# registers a lazy alias under it, and this module takes its place once loaded.
+sys.modules[_JAVA_PACKAGE] = sys.modules[__name__]

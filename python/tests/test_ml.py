@@ -120,3 +120,17 @@ def test_bad_columns_modes_and_flags_are_clear_errors(wine, wine_spec):
         est.fit(assembled.withColumn("label", assembled["label"].cast("string")))
     with pytest.raises(GophasError, match="nb_classes=4 but the network has 3 outputs"):
         GophasEstimator(modelSpec=wine_spec, nb_classes=4, epochs=1).fit(assembled)
+
+
+def test_pyspark_finds_the_wrappers_by_the_scala_package_name():
+    # What JavaParams._from_java does for a stage of class io.gophas.spark.ml.GophasModel.
+    import subprocess
+    import sys
+
+    code = ("import sys, gophas\n"
+            "assert 'pyspark.ml' not in sys.modules, 'import gophas loaded pyspark.ml'\n"
+            "m = __import__('io.gophas.spark.ml', fromlist=['GophasModel'])\n"
+            "print(m.GophasModel.__module__, m.GophasEstimator.__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "KERAS_BACKEND": "numpy"}, cwd=os.path.join(ROOT, "python"))
+    assert out.stdout.split() == ["gophas.ml", "GophasEstimator"]
