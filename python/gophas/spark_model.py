@@ -105,6 +105,14 @@ class SparkModel:
         Elephas' ``parameter_server_mode`` and ``port`` are accepted and
         ignored (Gophas' parameter server is gRPC on an ephemeral port).
 
+    Attributes
+    ----------
+    training_histories : dict of str to dict
+        After a fit, each worker's (``partition-<index>``) history, keyed
+        like :attr:`History.history`.
+    master_network
+        The current model, a Keras model when Keras can be imported.
+
     Examples
     --------
     >>> from gophas import SparkModel                      # doctest: +SKIP
