@@ -115,12 +115,16 @@ def test_history_is_shaped_like_keras_fit(spark, name):
     assert model.get_compile_config()["loss"] == keras_case["spec"]["compile_config"]["loss"]
     assert model.get_compile_config()["metrics"] == keras_case["spec"]["compile_config"]["metrics"]
     rdd = to_simple_rdd(spark.sparkContext, x, y).repartition(2)
-    h = SparkModel(model, batch_size=4).fit(rdd, epochs=keras_case["epochs"],
-                                            validation_split=keras_case["validation_split"], seed=1)
+    sm = SparkModel(model, batch_size=4)
+    h = sm.fit(rdd, epochs=keras_case["epochs"], validation_split=keras_case["validation_split"], seed=1)
     want = keras_case["history"]
     assert list(h.history) == list(want)
     assert {k: len(v) for k, v in h.history.items()} == {k: len(v) for k, v in want.items()}
     assert all(isinstance(v, float) and np.isfinite(v) for vs in h.history.values() for v in vs), h
+    # Predictions of one output or several, against Keras' own.
+    pred = sm.predict(x[:50])
+    assert pred.shape == (50, model.output_shape[-1])
+    assert np.max(np.abs(pred - sm.master_network.predict(x[:50], verbose=0))) <= 1e-5
 
 
 def test_a_model_without_metrics_evaluates_to_a_float(spark):
