@@ -12,6 +12,7 @@ import scala.util.control.NonFatal
 import com.fasterxml.jackson.databind.ObjectMapper
 import org.apache.spark.TaskContext
 import org.apache.spark.internal.Logging
+import org.apache.spark.sql.gophas.SparkInternals
 
 /**
  * WorkerRunner runs one `gophas worker` process for one task, the way Spark's
@@ -60,6 +61,7 @@ private[spark] final class WorkerRunner(
 
     writer = new Thread(s"$name stdin writer") {
       override def run(): Unit = {
+        if (context != null) SparkInternals.setTaskContext(context)
         val out = new ProgressOutputStream(proc.getOutputStream)
         try {
           val json = new ObjectMapper().writeValueAsBytes(header)
