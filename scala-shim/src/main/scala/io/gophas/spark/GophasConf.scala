@@ -69,22 +69,24 @@ object GophasConf {
   private[spark] final case class FitSettings(driverHost: String, tls: Boolean, roundTimeoutMs: Long, shuffleBufferBytes: Long,
       scaleDeltas: Option[Boolean])
 
+  /** The value of key parsed by f, or default when unset; a value f cannot parse is an error naming the key. */
+  private def parse[T](spark: SparkSession, key: String, default: T)(f: String => T): T = spark.conf.getOption(key) match {
+    case None => default
+    case Some(v) =>
+      try f(v.trim) catch {
+        case e: IllegalArgumentException => throw new GophasException(s"$key: cannot parse '$v': ${e.getMessage}", e)
+      }
+  }
+
   private[spark] def fitSettings(spark: SparkSession): FitSettings = {
     val conf = spark.conf
-    def parse[T](key: String, default: T)(f: String => T): T = conf.getOption(key) match {
-      case None => default
-      case Some(v) =>
-        try f(v.trim) catch {
-          case e: IllegalArgumentException => throw new GophasException(s"$key: cannot parse '$v': ${e.getMessage}", e)
-        }
-    }
     val host = conf.getOption(DriverHost).orElse(conf.getOption("spark.driver.host")).getOrElse("127.0.0.1")
-    val tls = parse(Tls, false)(_.toBoolean)
-    val round = parse(RoundTimeout, DefaultRoundTimeoutMs)(JavaUtils.timeStringAsMs)
+    val tls = parse(spark, Tls, false)(_.toBoolean)
+    val round = parse(spark, RoundTimeout, DefaultRoundTimeoutMs)(JavaUtils.timeStringAsMs)
     if (round <= 0) throw new GophasException(s"$RoundTimeout must be positive, got ${round}ms")
-    val shuffle = parse(ShuffleBufferBytes, DefaultShuffleBufferBytes)(JavaUtils.byteStringAsBytes)
+    val shuffle = parse(spark, ShuffleBufferBytes, DefaultShuffleBufferBytes)(JavaUtils.byteStringAsBytes)
     if (shuffle <= 0) throw new GophasException(s"$ShuffleBufferBytes must be positive, got $shuffle")
-    val scale = conf.getOption(ScaleDeltas).map(v => parse(ScaleDeltas, false)(_.toBoolean))
+    val scale = conf.getOption(ScaleDeltas).map(v => parse(spark, ScaleDeltas, false)(_.toBoolean))
     FitSettings(host, tls, round, shuffle, scale)
   }
 
@@ -98,18 +100,11 @@ object GophasConf {
 
   private[spark] def settings(spark: SparkSession): Settings = {
     val conf = spark.conf
-    def parse[T](key: String, default: T)(f: String => T): T = conf.getOption(key) match {
-      case None => default
-      case Some(v) =>
-        try f(v.trim) catch {
-          case e: NumberFormatException => throw new GophasException(s"$key: cannot parse '$v': ${e.getMessage}", e)
-        }
-    }
-    val rows = parse(BatchRows, DefaultBatchRows)(_.toInt)
+    val rows = parse(spark, BatchRows, DefaultBatchRows)(_.toInt)
     if (rows <= 0) throw new GophasException(s"$BatchRows must be positive, got $rows")
-    val bytes = parse(BatchBytes, DefaultBatchBytes)(JavaUtils.byteStringAsBytes)
+    val bytes = parse(spark, BatchBytes, DefaultBatchBytes)(JavaUtils.byteStringAsBytes)
     if (bytes <= 0) throw new GophasException(s"$BatchBytes must be positive, got $bytes")
-    val timeout = parse(IoTimeout, DefaultIoTimeoutMs)(JavaUtils.timeStringAsMs)
+    val timeout = parse(spark, IoTimeout, DefaultIoTimeoutMs)(JavaUtils.timeStringAsMs)
     if (timeout <= 0) throw new GophasException(s"$IoTimeout must be positive, got ${timeout}ms")
     Settings(rows, bytes, timeout, conf.getOption(Binary), conf.getOption(UnpackDir))
   }

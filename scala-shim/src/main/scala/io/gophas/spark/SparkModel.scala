@@ -159,8 +159,7 @@ object SparkModel extends Logging {
 
   /** A network from a spec and optional weights, checked by the Go kernel (weights initialized from seed when absent). */
   def network(spec: String, weights: Option[Array[Byte]], seed: Long): GophasNetwork = {
-    val spark = SparkSession.getActiveSession.orElse(SparkSession.getDefaultSession)
-    val settings = spark.map(GophasConf.settings).getOrElse(GophasConf.Settings(0, 0, GophasConf.DefaultIoTimeoutMs, None, None))
+    val settings = currentSettings()
     val binary = GophasBinary.get(settings.binary, settings.unpackDir)
     val tmp = Files.createTempDirectory("gophas-spec")
     try {
@@ -185,30 +184,32 @@ object SparkModel extends Logging {
     SparkSession.getActiveSession.orElse(SparkSession.getDefaultSession)
       .map(_.sparkContext.hadoopConfiguration).getOrElse(new Configuration())
 
+  /** The active session's settings, or the defaults when no session runs (a spec checked before Spark starts). */
+  private[spark] def currentSettings(): GophasConf.Settings =
+    SparkSession.getActiveSession.orElse(SparkSession.getDefaultSession).map(GophasConf.settings)
+      .getOrElse(GophasConf.Settings(0, 0, GophasConf.DefaultIoTimeoutMs, None, None))
+
   private val infos = new ConcurrentHashMap[String, ModelInfo]()
 
   /** The Go kernel's view of a network, asked once per network on the driver. */
   private[spark] def info(net: GophasNetwork, settings: GophasConf.Settings): ModelInfo =
-    infos.computeIfAbsent(net.hash, _ => {
-      val binary = GophasBinary.get(settings.binary, settings.unpackDir)
-      val dir = Files.createTempDirectory("gophas-inspect")
-      try ModelInfo.inspect(binary, net.writeTo(dir.resolve("model")), 0L, None, settings.ioTimeoutMs)
-      finally GophasNetwork.deleteRecursively(dir)
-    })
-
+    infos.computeIfAbsent(net.hash, _ => inspectIn(settings)(dir => net.writeTo(dir.resolve("model"))))
 
   /** The Go kernel's view of a spec alone (no weights needed), asked once per spec on the driver. */
   private[spark] def specInfo(spec: String): ModelInfo =
-    infos.computeIfAbsent("spec:" + new GophasNetwork(spec, Array.emptyByteArray).hash, _ => {
-      val spark = SparkSession.getActiveSession.orElse(SparkSession.getDefaultSession)
-      val settings = spark.map(GophasConf.settings).getOrElse(GophasConf.Settings(0, 0, GophasConf.DefaultIoTimeoutMs, None, None))
-      val binary = GophasBinary.get(settings.binary, settings.unpackDir)
-      val dir = Files.createTempDirectory("gophas-inspect")
-      try {
+    infos.computeIfAbsent("spec:" + new GophasNetwork(spec, Array.emptyByteArray).hash, _ =>
+      inspectIn(currentSettings()) { dir =>
         Files.write(dir.resolve(GophasNetwork.SpecFile), spec.getBytes(StandardCharsets.UTF_8))
-        ModelInfo.inspect(binary, dir, 0L, None, settings.ioTimeoutMs)
-      } finally GophasNetwork.deleteRecursively(dir)
-    })
+        dir
+      })
+
+  /** Runs `gophas inspect` on the model that fill writes into a temporary directory (and returns the path of). */
+  private def inspectIn(settings: GophasConf.Settings)(fill: java.nio.file.Path => java.nio.file.Path): ModelInfo = {
+    val binary = GophasBinary.get(settings.binary, settings.unpackDir)
+    val dir = Files.createTempDirectory("gophas-inspect")
+    try ModelInfo.inspect(binary, fill(dir), 0L, None, settings.ioTimeoutMs)
+    finally GophasNetwork.deleteRecursively(dir)
+  }
 
   private[spark] def predict(df: DataFrame, net: GophasNetwork, outputCol: String, featuresCol: String): DataFrame = {
     val spark = df.sparkSession

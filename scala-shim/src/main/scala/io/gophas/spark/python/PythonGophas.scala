@@ -3,9 +3,9 @@ package io.gophas.spark.python
 import com.fasterxml.jackson.databind.ObjectMapper
 import com.fasterxml.jackson.databind.node.ObjectNode
 
-import org.apache.spark.sql.{DataFrame, SparkSession}
+import org.apache.spark.sql.DataFrame
 
-import io.gophas.spark.{GophasConf, GophasException, GophasNetwork, ModelInfo, SparkModel}
+import io.gophas.spark.{GophasException, GophasNetwork, ModelInfo, SparkModel}
 
 /**
  * PythonGophas is the Python package's door into the shim: static methods
@@ -44,9 +44,7 @@ object PythonGophas {
    * outputDim, loss, metrics, evaluateKeys, params, hasWeights.
    */
   def info(network: GophasNetwork): String = {
-    val settings = SparkSession.getActiveSession.orElse(SparkSession.getDefaultSession).map(GophasConf.settings)
-      .getOrElse(GophasConf.Settings(0, 0, GophasConf.DefaultIoTimeoutMs, None, None))
-    infoJson(SparkModel.info(network, settings))
+    infoJson(SparkModel.info(network, SparkModel.currentSettings()))
   }
 
   /** A SparkModel; numWorkers 0 keeps the DataFrame's partitions. */
