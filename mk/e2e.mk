@@ -5,4 +5,4 @@
 .PHONY: bench-e2e
 
 bench-e2e: $(JAR) mnist-data
-	bash bench/e2e.sh
+	$(MNIST_ENV) bash bench/e2e.sh

@@ -18,7 +18,7 @@ PY_SITE := $(VENV)/lib/python3.11/site-packages
 .PHONY: test-python test-python-install
 
 test-python: $(JAR) $(VENV_STAMP) mnist-data test-python-install
-	cd python && KERAS_BACKEND=numpy GOPHAS_JAR=$(GOPHAS_JAR) $(PY) -m pytest -q -p no:cacheprovider --durations=10 tests
+	$(MNIST_ENV) cd python && KERAS_BACKEND=numpy GOPHAS_JAR=$(GOPHAS_JAR) $(PY) -m pytest -q -p no:cacheprovider --durations=10 tests
 
 test-python-install: $(JAR) $(VENV_STAMP)
 	rm -rf $(PY_SCRATCH) python/build python/gophas.egg-info
