@@ -61,9 +61,9 @@ private[spark] final class WorkerRunner(
 
     writer = new Thread(s"$name stdin writer") {
       override def run(): Unit = {
-        if (context != null) SparkInternals.setTaskContext(context)
         val out = new ProgressOutputStream(proc.getOutputStream)
         try {
+          if (context != null) SparkInternals.setTaskContext(context)
           val json = new ObjectMapper().writeValueAsBytes(header)
           if (json.length > Protocol.MaxHeaderBytes) throw new GophasException(s"task header is ${json.length} bytes, over ${Protocol.MaxHeaderBytes}")
           out.write(ByteBuffer.allocate(4).putInt(json.length).array())
@@ -71,9 +71,16 @@ private[spark] final class WorkerRunner(
           feed(out)
           out.close()
         } catch {
-          case NonFatal(e) =>
-            writerError.compareAndSet(null, e)
+          // Anything, a LinkageError from a Spark internal included: a writer
+          // that dies silently leaves the worker waiting for input and the
+          // task waiting for output (Spark's PythonRunner does the same).
+          case t: Throwable =>
+            writerFailed(t)
             try out.close() catch { case NonFatal(_) => }
+            t match {
+              case fatal: VirtualMachineError => throw fatal
+              case _ =>
+            }
         }
       }
     }
@@ -109,6 +116,19 @@ private[spark] final class WorkerRunner(
       }
       override def next(): T = try results.next() catch { case NonFatal(e) => throw failure(e) }
     }
+  }
+
+  /**
+   * The writer thread failed: the task fails now, with t as its cause. A
+   * write that failed because the worker had exited (a broken pipe) leaves
+   * the story to the worker's exit status and error line; any other failure
+   * kills the worker, so the task thread's read ends at once.
+   */
+  private def writerFailed(t: Throwable): Unit = {
+    writerError.compareAndSet(null, t)
+    if (finished) return
+    val workerGone = t.isInstanceOf[java.io.IOException] && proc.waitFor(1, TimeUnit.SECONDS)
+    if (!workerGone) kill(s"was stopped because its stdin writer failed: $t")
   }
 
   private def kill(reason: String): Unit = {

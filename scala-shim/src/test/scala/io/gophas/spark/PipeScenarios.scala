@@ -206,6 +206,44 @@ object PipeScenarios {
     echoRoundTrip(spark, 1000, 3, 2)
   }
 
+  /**
+   * A stdin writer that dies (here of a NoSuchMethodError, what a Spark
+   * internal missing on the running Spark throws, and which NonFatal does
+   * not catch) fails its task at once and kills its worker, instead of
+   * leaving the worker waiting for input and the task waiting for its
+   * output until spark.gophas.ioTimeout; returns the seconds taken.
+   */
+  def writerDeathFailsAtOnce(spark: SparkSession, real: Path): Double = {
+    import scala.concurrent.{Await, Future, TimeoutException}
+    import scala.concurrent.ExecutionContext.Implicits.global
+    import scala.concurrent.duration._
+    val binary = real.toString
+    val header = Gophas.taskHeader(GophasConf.settings(spark), Map("mode" -> Protocol.ModeEcho, "ioTimeoutMs" -> 600000L))
+    val schema = StructType(Seq(StructField("id", LongType)))
+    val start = System.nanoTime()
+    val job = Future {
+      spark.sparkContext.setJobGroup("writer-dies", "a task whose stdin writer dies", interruptOnCancel = true)
+      spark.sparkContext.parallelize(0 until 2, 2).mapPartitions { _ =>
+        val h = new java.util.LinkedHashMap[String, Any]()
+        header.foreach { case (k, v) => h.put(k, v) }
+        new WorkerRunner(Paths.get(binary), h, 600000L, org.apache.spark.TaskContext.get()).run[Int](
+          _ => throw new NoSuchMethodError("simulated: a Spark internal this Spark lacks"),
+          in => org.apache.spark.sql.gophas.ArrowBatches.read(in, schema).map(_ => 1))
+      }.collect()
+    }
+    val outcome = try { Await.result(job, 120.seconds); "the job succeeded" } catch {
+      case _: TimeoutException =>
+        spark.sparkContext.cancelJobGroup("writer-dies")
+        "the job still hung after 120 s"
+      case e: Exception => String.valueOf(e.getMessage)
+    }
+    val secs = (System.nanoTime() - start) / 1e9
+    check(outcome.contains("stdin writer failed") && outcome.contains("NoSuchMethodError: simulated"),
+      s"the task did not fail with the writer's error: $outcome")
+    check(awaitNoProcesses(s"$binary worker", 10000).isEmpty, "the worker was left running")
+    secs
+  }
+
   /** Runs body with session settings, restoring the previous ones. */
   def withConf[T](spark: SparkSession, kv: (String, String)*)(body: => T): T = {
     val old = kv.map { case (k, _) => k -> spark.conf.getOption(k) }

@@ -72,6 +72,11 @@ class PipeSuite extends AnyFunSuite with BeforeAndAfterAll {
     stallHitsDeadline(spark, real, dir)
   }
 
+  test("a stdin writer that dies fails the task at once and kills the worker") {
+    val secs = writerDeathFailsAtOnce(spark, real)
+    assert(secs < 60, s"the task took $secs s to fail")
+  }
+
   test("a cancelled job leaves no gophas process behind") {
     cancelLeavesNoProcess(spark, real)
   }
