@@ -180,3 +180,27 @@ func BenchmarkTransfer(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkApply measures Params.Push alone (no network) of a 1M-parameter
+// delta: the finite-sum check before the write, then the write.
+func BenchmarkApply(b *testing.B) {
+	const n = 1_000_000
+	for _, mode := range []Mode{Asynchronous, Hogwild} {
+		b.Run(string(mode), func(b *testing.B) {
+			p := newParams(b, benchModel(n), WithMode(mode))
+			mustRegister(b, p, "w")
+			update := [][]float32{make([]float32, n)}
+			for i := range update[0] {
+				update[0][i] = 1e-6
+			}
+			b.SetBytes(4 * n)
+			step := uint64(0)
+			for b.Loop() {
+				step++
+				if _, err := p.Push("w", step, Delta, update); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -90,7 +90,20 @@ var (
 	ErrNoOptimizer = errors.New("ps: the server has no optimizer (gradient pushes need one: WithOptimizer)")
 	// ErrUnknownWorker reports a push from a worker that never registered.
 	ErrUnknownWorker = errors.New("ps: worker not registered")
+	// ErrKind reports a push of a kind other than Delta and Gradient.
+	ErrKind = errors.New("ps: unknown update kind")
+	// ErrStep reports a push whose step is beyond MaxStep.
+	ErrStep = errors.New("ps: step out of range")
+	// ErrOverflow reports a push that is finite but whose sum with the
+	// weights (or with the open round's other pushes) would not be: it is
+	// refused and nothing changes.
+	ErrOverflow = errors.New("ps: the update would make the weights NaN or Inf")
 )
+
+// MaxStep is the largest step a push may carry. Steps count batches or
+// rounds, so real ones stay far below it; a step near 2^64 would leave the
+// worker no later step, and every later push would look like a duplicate.
+const MaxStep = math.MaxInt64
 
 type config struct {
 	mode         Mode
@@ -188,7 +201,7 @@ type WorkerStats struct {
 	Applied   uint64 // pushes applied (or accepted into a synchronous round)
 	Refused   uint64 // wrong shape, NaN or Inf, or otherwise invalid
 	Duplicate uint64 // already applied, ignored
-	NonFinite uint64 // the refused pushes that held NaN or Inf
+	NonFinite uint64 // the refused pushes that held NaN or Inf, or would have made the weights so
 	Registers uint64 // registrations, more than one when Spark retried a task
 	Done      bool
 }
@@ -206,15 +219,23 @@ type worker struct {
 	stats    WorkerStats
 	lastStep uint64
 	pushed   bool // lastStep is meaningful
+
+	// push serialises the asynchronous and hogwild pushes of one worker,
+	// so that the duplicate check, the apply and recording the step are
+	// one step for it (a zombie task and its retry may push at once).
+	// Taken before meta and mu.
+	push sync.Mutex
 }
 
 type round struct {
 	number uint64
+	sizes  []int // values per weight tensor when the round opened
 	sum    [][]float32
 	kind   Kind
 	pushed map[string]bool
 	opened time.Time // first push
 	closed chan struct{}
+	err    error // why the round closed without changing the weights
 }
 
 // Params holds a model's weights and applies pushes to them by the rules of
@@ -231,6 +252,10 @@ type Params struct {
 	meta    sync.Mutex // workers and round; taken before mu, never after
 	workers map[string]*worker
 	round   *round
+	refused *round // the last round that closed without applying (err set)
+
+	backup [][]float32 // the weights before a gradient push, under mu
+	spare  [][]float32 // the next weights of a delta, swapped in whole, under mu
 
 	snapMu sync.Mutex // snaps; taken before mu
 	snaps  map[snapKey]*Snapshot
@@ -286,13 +311,19 @@ func (p *Params) SetWeights(ws []NamedTensor, ifAbsent bool) (uint64, error) {
 	return v, nil
 }
 
-// openRound starts round v, failing nothing: a round in progress is
-// abandoned and its waiters see that the version moved on. Holds meta.
+// openRound starts round v for the weights in force, failing nothing: a
+// round in progress is abandoned and its waiters see that the version moved
+// on. Holds meta; the weights do not change while meta is held (SetWeights
+// holds it too).
 func (p *Params) openRound(v uint64) {
 	if p.round != nil {
 		close(p.round.closed)
 	}
-	p.round = &round{number: v, pushed: map[string]bool{}, closed: make(chan struct{})}
+	sizes := make([]int, len(p.views))
+	for i, w := range p.views {
+		sizes[i] = len(w)
+	}
+	p.round = &round{number: v, sizes: sizes, pushed: map[string]bool{}, closed: make(chan struct{})}
 }
 
 // Weights returns a copy of the weights and their version.
@@ -348,35 +379,34 @@ type PushResult struct {
 // Push applies update (one slice per weight tensor, in order) from worker at
 // step. Steps of one worker increase; a push whose step was already applied
 // is a duplicate and changes nothing. In synchronous mode the step is the
-// round (the version the worker pulled). A push of the wrong shape or holding
-// NaN or Inf is refused and the weights stay untouched.
+// round (the version the worker pulled). A push is refused, and the weights
+// stay untouched, when it does not have the shape of the weights in force
+// when it is applied (ErrShape: SetWeights may replace them at any time),
+// holds NaN or Inf (ErrNonFinite), would make a weight NaN or Inf
+// (ErrOverflow), has an unknown kind (ErrKind) or a step beyond MaxStep
+// (ErrStep).
 func (p *Params) Push(name string, step uint64, kind Kind, update [][]float32) (PushResult, error) {
-	p.mu.RLock()
-	ref := p.weights
-	p.mu.RUnlock()
 	p.meta.Lock()
 	w := p.workers[name]
 	p.meta.Unlock()
 	if w == nil {
 		return PushResult{}, fmt.Errorf("%w: %q", ErrUnknownWorker, name)
 	}
-	if ref == nil {
-		return PushResult{}, ErrNoWeights
-	}
-	if err := p.validate(w, ref, kind, update); err != nil {
+	if err := p.validate(kind, step, update); err != nil {
+		p.refuse(w, err)
 		return PushResult{}, err
 	}
 	if p.cfg.mode == Synchronous {
 		return p.pushSync(w, step, kind, update)
 	}
+	w.push.Lock()
+	defer w.push.Unlock()
 	p.meta.Lock()
 	if w.pushed && step <= w.lastStep {
 		w.stats.Duplicate++
 		p.meta.Unlock()
 		return PushResult{Version: p.version.Load(), Duplicate: true}, nil
 	}
-	w.lastStep, w.pushed = step, true
-	w.stats.Applied++
 	scale := float32(1)
 	if p.cfg.scale && kind == Delta {
 		n := p.cfg.workers
@@ -387,103 +417,300 @@ func (p *Params) Push(name string, step uint64, kind Kind, update [][]float32) (
 	}
 	p.meta.Unlock()
 
+	var v uint64
 	var err error
-	if p.cfg.mode == Hogwild {
-		err = p.applyHogwild(kind, scale, update)
+	if p.cfg.mode == Hogwild && kind == Delta {
+		v, err = p.applyHogwild(scale, update)
 	} else {
-		p.mu.Lock()
-		err = p.applyLocked(kind, scale, update)
-		p.mu.Unlock()
+		v, err = p.applyExclusive(kind, scale, update)
 	}
 	if err != nil {
+		p.refuse(w, err)
 		return PushResult{}, err
 	}
-	return PushResult{Version: p.version.Add(1)}, nil
+	p.meta.Lock()
+	w.lastStep, w.pushed = step, true
+	w.stats.Applied++
+	p.meta.Unlock()
+	return PushResult{Version: v}, nil
 }
 
-// validate checks kind, shapes and values, counting a refusal.
-func (p *Params) validate(w *worker, ref []NamedTensor, kind Kind, update [][]float32) error {
-	var err error
+// validate checks what can be checked without the weights: kind, step, and
+// that a gradient's values are finite. Shapes are checked where the update
+// is applied, against the weights it is applied to, and so are a delta's
+// values: a NaN or Inf in a delta makes its sum with the weights NaN or Inf,
+// which is checked there anyway.
+func (p *Params) validate(kind Kind, step uint64, update [][]float32) error {
 	switch {
-	case kind == Gradient && p.cfg.optimizer == nil:
-		err = ErrNoOptimizer
 	case kind != Delta && kind != Gradient:
-		err = fmt.Errorf("ps: unknown update kind %d", kind)
-	default:
-		err = checkUpdate(ref, update)
-	}
-	if err != nil {
-		p.meta.Lock()
-		w.stats.Refused++
-		if errors.Is(err, ErrNonFinite) {
-			w.stats.NonFinite++
-		}
-		p.meta.Unlock()
-	}
-	return err
-}
-
-// applyLocked applies one update; the caller holds mu.
-func (p *Params) applyLocked(kind Kind, scale float32, update [][]float32) error {
-	if kind == Gradient {
-		p.optMu.Lock()
-		defer p.optMu.Unlock()
-		if err := p.cfg.optimizer.Apply(p.views, update); err != nil {
-			return fmt.Errorf("ps: optimizer: %w", err)
-		}
+		return fmt.Errorf("%w %d (want %d, a delta, or %d, a gradient)", ErrKind, kind, Delta, Gradient)
+	case kind == Gradient && p.cfg.optimizer == nil:
+		return ErrNoOptimizer
+	case step > MaxStep:
+		return fmt.Errorf("%w: step %d is beyond %d", ErrStep, step, uint64(MaxStep))
+	case kind == Delta:
 		return nil
 	}
 	for i, u := range update {
-		w := p.views[i]
-		if scale == 1 {
-			for j, v := range u {
-				w[j] += v
-			}
-			continue
-		}
-		for j, v := range u {
-			w[j] += scale * v
+		if j := firstNonFinite(u); j >= 0 {
+			return fmt.Errorf("%w: tensor %d%s index %d is %v", ErrNonFinite, i, p.tensorName(i), j, u[j])
 		}
 	}
 	return nil
 }
 
-// applyHogwild adds update without excluding other pushes: each value is
-// loaded and stored atomically, so a concurrent push may overwrite it (the
-// Hogwild! trade). Gradients still go through the optimizer one at a time,
-// because its state cannot be shared.
-func (p *Params) applyHogwild(kind Kind, scale float32, update [][]float32) error {
-	if kind == Gradient {
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		return p.applyLocked(kind, scale, update)
-	}
+// tensorName returns ` "name"` for weight tensor i, or "" when there is none
+// (for messages only: the weights may be replaced at any time).
+func (p *Params) tensorName(i int) string {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
+	if i < len(p.weights) {
+		return fmt.Sprintf(" %q", p.weights[i].Name)
+	}
+	return ""
+}
+
+// refuse counts a refused push of w.
+func (p *Params) refuse(w *worker, err error) {
+	p.meta.Lock()
+	defer p.meta.Unlock()
+	w.stats.Refused++
+	if errors.Is(err, ErrNonFinite) || errors.Is(err, ErrOverflow) {
+		w.stats.NonFinite++
+	}
+}
+
+// checkSizes reports ErrShape unless update has one slice per weight tensor,
+// each with its number of values. The caller holds mu (either way).
+func (p *Params) checkSizes(update [][]float32) error {
+	if p.weights == nil {
+		return ErrNoWeights
+	}
+	if len(update) != len(p.views) {
+		return fmt.Errorf("%w: %d tensors, want %d", ErrShape, len(update), len(p.views))
+	}
+	for i, u := range update {
+		if len(u) != len(p.views[i]) {
+			return fmt.Errorf("%w: tensor %d %q has %d values, want %d", ErrShape, i, p.weights[i].Name, len(u), len(p.views[i]))
+		}
+	}
+	return nil
+}
+
+// applyExclusive applies one update under the write lock and returns the
+// new version.
+func (p *Params) applyExclusive(kind Kind, scale float32, update [][]float32) (uint64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := p.applyLocked(kind, scale, update); err != nil {
+		return 0, err
+	}
+	return p.version.Add(1), nil
+}
+
+// applyLocked applies one update to the weights in force, or nothing when
+// the update does not fit them or would make a weight NaN or Inf. The caller
+// holds mu.
+//
+// A delta is added in one pass into spare tensors, which replace the
+// weights once every sum is known to be finite.
+func (p *Params) applyLocked(kind Kind, scale float32, update [][]float32) error {
+	if err := p.checkSizes(update); err != nil {
+		return err
+	}
+	if kind == Gradient {
+		return p.applyGradient(update)
+	}
+	if len(p.spare) != len(p.views) {
+		p.spare = make([][]float32, len(p.views))
+	}
+	for i, u := range update {
+		w := p.views[i]
+		if cap(p.spare[i]) < len(w) {
+			p.spare[i] = make([]float32, len(w))
+		}
+		t := p.spare[i][:len(w)]
+		if !addInto(t, w, u, scale) {
+			j := firstNonFiniteSum(w, u, scale)
+			return p.sumError(i, j, w[j], scale, u[j])
+		}
+		p.spare[i] = t
+	}
+	for i := range update {
+		p.views[i], p.spare[i] = p.spare[i], p.views[i]
+		p.weights[i].Data = p.views[i]
+	}
+	return nil
+}
+
+// sumError explains why weight i, j (w) cannot take scale*u. The caller
+// holds mu.
+func (p *Params) sumError(i, j int, w, scale, u float32) error {
+	if firstNonFinite([]float32{u}) == 0 {
+		return fmt.Errorf("%w: tensor %d %q index %d is %v", ErrNonFinite, i, p.weights[i].Name, j, u)
+	}
+	return fmt.Errorf("%w: tensor %d %q index %d: %v + %v*%v is %v; the push is refused and the weights are unchanged",
+		ErrOverflow, i, p.weights[i].Name, j, w, scale, u, w+scale*u)
+}
+
+// addInto sets t = w + scale*u and reports whether every value of t is
+// finite. The check is branch-free: (bits&exp)+1<<23 carries into the sign
+// bit exactly when the exponent bits are all ones (NaN or Inf).
+func addInto(t, w, u []float32, scale float32) bool {
+	const exp = 0x7f800000
+	t, u = t[:len(w)], u[:len(w)]
+	var bad uint32
+	if scale == 1 {
+		for j, x := range w {
+			s := x + u[j]
+			t[j] = s
+			bad |= math.Float32bits(s)&exp + 1<<23
+		}
+	} else {
+		for j, x := range w {
+			s := x + scale*u[j]
+			t[j] = s
+			bad |= math.Float32bits(s)&exp + 1<<23
+		}
+	}
+	return bad>>31 == 0
+}
+
+// applyGradient runs the optimizer on the weights, and puts the weights and
+// the optimizer's state back when the result is not finite. The caller
+// holds mu.
+func (p *Params) applyGradient(grads [][]float32) error {
+	p.optMu.Lock()
+	defer p.optMu.Unlock()
+	if len(p.backup) != len(p.views) {
+		p.backup = make([][]float32, len(p.views))
+	}
+	for i, w := range p.views {
+		p.backup[i] = append(p.backup[i][:0], w...)
+	}
+	state := p.cfg.optimizer.State()
+	restore := func() error {
+		for i, w := range p.views {
+			copy(w, p.backup[i])
+		}
+		return p.cfg.optimizer.SetState(state)
+	}
+	if err := p.cfg.optimizer.Apply(p.views, grads); err != nil {
+		if rerr := restore(); rerr != nil {
+			return fmt.Errorf("ps: optimizer: %w (and restoring its state: %w)", err, rerr)
+		}
+		return fmt.Errorf("ps: optimizer: %w", err)
+	}
+	for i, w := range p.views {
+		if j := firstNonFinite(w); j >= 0 {
+			bad := w[j]
+			if err := restore(); err != nil {
+				return fmt.Errorf("ps: optimizer: restoring its state after a non-finite step: %w", err)
+			}
+			return fmt.Errorf("%w: the optimizer's step makes tensor %d %q index %d %v; the push is refused, the weights and the optimizer's state are unchanged",
+				ErrOverflow, i, p.weights[i].Name, j, bad)
+		}
+	}
+	return nil
+}
+
+// firstNonFiniteSum returns the first index j where w[j]+scale*u[j] is NaN
+// or Inf, or -1.
+func firstNonFiniteSum(w, u []float32, scale float32) int {
+	const exp = 0x7f800000
+	if scale == 1 {
+		for j, v := range u {
+			if math.Float32bits(w[j]+v)&exp == exp {
+				return j
+			}
+		}
+		return -1
+	}
+	for j, v := range u {
+		if math.Float32bits(w[j]+scale*v)&exp == exp {
+			return j
+		}
+	}
+	return -1
+}
+
+// applyHogwild adds a delta without excluding other pushes: each value is
+// loaded and stored atomically, so a concurrent push may overwrite it (the
+// Hogwild! trade). The read lock keeps SetWeights from replacing the
+// weights meanwhile. A sum that would not be finite refuses the push before
+// anything is written; should a concurrent push make one so between the
+// check and the write, that value is left as it was rather than stored.
+func (p *Params) applyHogwild(scale float32, update [][]float32) (uint64, error) {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if err := p.checkSizes(update); err != nil {
+		return 0, err
+	}
+	const exp = 0x7f800000
+	for i, u := range update {
+		w := p.views[i]
+		var bad uint32
+		for j, v := range u {
+			s := math.Float32frombits(atomic.LoadUint32((*uint32)(unsafe.Pointer(&w[j])))) + scale*v
+			bad |= math.Float32bits(s)&exp + 1<<23
+		}
+		if bad>>31 != 0 {
+			for j, v := range u {
+				old := math.Float32frombits(atomic.LoadUint32((*uint32)(unsafe.Pointer(&w[j]))))
+				if s := old + scale*v; math.Float32bits(s)&exp == exp {
+					return 0, p.sumError(i, j, old, scale, v)
+				}
+			}
+		}
+	}
 	for i, u := range update {
 		w := p.views[i]
 		for j, v := range u {
 			a := (*uint32)(unsafe.Pointer(&w[j]))
-			atomic.StoreUint32(a, math.Float32bits(math.Float32frombits(atomic.LoadUint32(a))+scale*v))
+			if s := math.Float32bits(math.Float32frombits(atomic.LoadUint32(a)) + scale*v); s&exp != exp {
+				atomic.StoreUint32(a, s)
+			}
 		}
 	}
-	return nil
+	return p.version.Add(1), nil
 }
 
-// pushSync adds update to the open round.
+// pushSync adds update to the open round. The round keeps the tensor sizes
+// of the weights it was opened for: SetWeights opens a new round, so an
+// update is checked against the weights its round will be applied to.
 func (p *Params) pushSync(w *worker, step uint64, kind Kind, update [][]float32) (PushResult, error) {
 	p.meta.Lock()
 	defer p.meta.Unlock()
 	r := p.round
+	refuse := func(err error) (PushResult, error) {
+		w.stats.Refused++
+		if errors.Is(err, ErrNonFinite) || errors.Is(err, ErrOverflow) {
+			w.stats.NonFinite++
+		}
+		return PushResult{}, err
+	}
 	switch {
+	case r == nil:
+		return refuse(ErrNoWeights)
 	case step < r.number || r.pushed[w.stats.Worker]:
 		w.stats.Duplicate++
 		return PushResult{Version: p.version.Load(), Duplicate: true}, nil
 	case step > r.number:
-		w.stats.Refused++
-		return PushResult{}, fmt.Errorf("%w: push for round %d, open round is %d", ErrRoundNotOpen, step, r.number)
+		return refuse(fmt.Errorf("%w: push for round %d, open round is %d", ErrRoundNotOpen, step, r.number))
+	case len(update) != len(r.sizes):
+		return refuse(fmt.Errorf("%w: %d tensors, the weights of round %d have %d", ErrShape, len(update), r.number, len(r.sizes)))
+	}
+	for i, u := range update {
+		if len(u) != r.sizes[i] {
+			return refuse(fmt.Errorf("%w: tensor %d has %d values, the weights of round %d have %d", ErrShape, i, len(u), r.number, r.sizes[i]))
+		}
 	}
 	if len(r.pushed) == 0 {
+		for i, u := range update {
+			if j := firstNonFinite(u); j >= 0 {
+				return refuse(fmt.Errorf("%w: tensor %d index %d is %v", ErrNonFinite, i, j, u[j]))
+			}
+		}
 		r.opened = time.Now()
 		r.kind = kind
 		r.sum = make([][]float32, len(update))
@@ -492,8 +719,16 @@ func (p *Params) pushSync(w *worker, step uint64, kind Kind, update [][]float32)
 		}
 	} else {
 		if kind != r.kind {
-			w.stats.Refused++
-			return PushResult{}, fmt.Errorf("ps: round %d mixes deltas and gradients", r.number)
+			return refuse(fmt.Errorf("%w: round %d mixes deltas and gradients", ErrKind, r.number))
+		}
+		for i, u := range update {
+			if j := firstNonFiniteSum(r.sum[i], u, 1); j >= 0 {
+				if firstNonFinite(u[j:j+1]) == 0 {
+					return refuse(fmt.Errorf("%w: tensor %d index %d is %v", ErrNonFinite, i, j, u[j]))
+				}
+				return refuse(fmt.Errorf("%w: tensor %d index %d: the round's sum %v + %v is %v; the push is refused and the round's sum is unchanged",
+					ErrOverflow, i, j, r.sum[i][j], u[j], r.sum[i][j]+u[j]))
+			}
 		}
 		for i, u := range update {
 			s := r.sum[i]
@@ -522,7 +757,11 @@ func (p *Params) active() []string {
 }
 
 // maybeCloseRound closes the open round when every active worker has pushed
-// and enough workers have registered. Holds meta.
+// and enough workers have registered: the average of the pushes is applied
+// and the version moves on. When the average cannot be applied (it would
+// make a weight NaN or Inf) the weights stay as they were, the version still
+// moves on so that nobody waits for the round, and the round's error is what
+// WaitRound reports for it. Holds meta.
 func (p *Params) maybeCloseRound() error {
 	r := p.round
 	if r == nil || len(r.pushed) == 0 || len(p.workers) < p.cfg.workers {
@@ -539,15 +778,23 @@ func (p *Params) maybeCloseRound() error {
 			s[j] *= inv
 		}
 	}
-	p.mu.Lock()
-	err := p.applyLocked(r.kind, 1, r.sum)
-	v := p.version.Add(1)
-	p.mu.Unlock()
+	v, err := p.closeRound(r)
 	p.openRound(v)
 	if err != nil {
-		return err
+		r.err = fmt.Errorf("ps: round %d closed without changing the weights: %w", r.number, err)
+		p.refused = r
+		return r.err
 	}
 	return nil
+}
+
+// closeRound applies the averaged round under the write lock and returns
+// the new version.
+func (p *Params) closeRound(r *round) (uint64, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	err := p.applyLocked(r.kind, 1, r.sum)
+	return p.version.Add(1), err
 }
 
 // WaitRound blocks until synchronous round r has closed, ctx ends, or the
@@ -566,6 +813,12 @@ func (p *Params) WaitRound(ctx context.Context, r uint64) (uint64, error) {
 			return 0, ErrNoWeights
 		}
 		if r < cur.number {
+			p.meta.Lock()
+			refused := p.refused
+			p.meta.Unlock()
+			if refused != nil && refused.number == r {
+				return 0, refused.err
+			}
 			return p.version.Load(), nil
 		}
 		if r > cur.number {
@@ -644,7 +897,7 @@ func (p *Params) countRefused(name string, err error) {
 	defer p.meta.Unlock()
 	if w := p.workers[name]; w != nil {
 		w.stats.Refused++
-		if errors.Is(err, ErrNonFinite) {
+		if errors.Is(err, ErrNonFinite) || errors.Is(err, ErrOverflow) {
 			w.stats.NonFinite++
 		}
 	}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -316,3 +318,200 @@ func TestPushRules(t *testing.T) {
 
 // gokernel's optimizers are what a server keeps for gradient pushes.
 var _ Optimizer = gokernel.Optimizer(nil)
+
+// model3 has other shapes than model2: what a driver's load may install
+// in the middle of a fit.
+func model3() []NamedTensor {
+	return []NamedTensor{
+		{Name: "a/kernel", Shape: []int{3}, Data: []float32{1, 1, 1}},
+		{Name: "a/bias", Shape: []int{1}, Data: []float32{0}},
+		{Name: "b/kernel", Shape: []int{2}, Data: []float32{0, 0}},
+	}
+}
+
+// TestSetWeightsDuringPushes replaces the weights with others of another
+// shape while workers push updates shaped for the first ones, in every mode:
+// a push is applied whole to weights of its shape or refused with ErrShape,
+// and nothing panics (it used to: the shape was checked against one set of
+// weights and the values added to the next).
+func TestSetWeightsDuringPushes(t *testing.T) {
+	for _, mode := range []Mode{Synchronous, Asynchronous, Hogwild} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := newParams(t, model2(), WithMode(mode), WithRoundTimeout(time.Minute))
+			workers := []string{"a", "b", "c", "d"}
+			mustRegister(t, p, workers...)
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			var applied, refused sync.Map
+			for _, n := range workers {
+				wg.Go(func() {
+					u := [][]float32{{1, 1, 1, 1}, {1, 1}}
+					for step := uint64(1); ; step++ {
+						select {
+						case <-stop:
+							return
+						default:
+						}
+						s := step
+						if mode == Synchronous {
+							s = p.Version()
+						}
+						r, err := p.Push(n, s, Delta, u)
+						switch {
+						case err == nil && !r.Duplicate:
+							applied.Store(n+strconv.FormatUint(step, 10), true)
+						case errors.Is(err, ErrShape):
+							refused.Store(n+strconv.FormatUint(step, 10), true)
+						case err != nil && !errors.Is(err, ErrRoundNotOpen):
+							t.Errorf("push %s/%d: %v", n, step, err)
+							return
+						}
+					}
+				})
+			}
+			n := func(m *sync.Map) (k int) { m.Range(func(any, any) bool { k++; return true }); return k }
+			start := time.Now()
+			for i := 0; ; i++ {
+				ws := model3()
+				if i%2 == 1 {
+					ws = model2()
+				}
+				if _, err := p.SetWeights(ws, false); err != nil {
+					t.Fatal(err)
+				}
+				runtime.Gosched()
+				if i%2 == 1 && (time.Since(start) > 3*time.Second || time.Since(start) > 300*time.Millisecond && n(&applied) > 0 && n(&refused) > 0) {
+					break
+				}
+			}
+			close(stop)
+			wg.Wait()
+			ws, _ := p.Weights()
+			if got, want := len(ws), len(model2()); got != want {
+				t.Fatalf("%d tensors after the last SetWeights(model2); want %d", got, want)
+			}
+			for _, x := range flat(ws) {
+				if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+					t.Fatalf("weights %v hold NaN or Inf", flat(ws))
+				}
+			}
+			t.Logf("%d pushes applied, %d refused for their shape", n(&applied), n(&refused))
+			if n(&refused) == 0 || n(&applied) == 0 {
+				t.Error("no push was applied, or none refused for its shape: the test did not race SetWeights with pushes")
+			}
+		})
+	}
+}
+
+// TestPushOverflowRefused: two finite pushes of MaxFloat32 would make the
+// weights +Inf; the second is refused with a message naming the tensor and
+// index, the weights keep the first, and the refusal counts as non-finite.
+func TestPushOverflowRefused(t *testing.T) {
+	big := float32(math.MaxFloat32)
+	for _, mode := range []Mode{Asynchronous, Hogwild} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := newParams(t, model2(), WithMode(mode))
+			mustRegister(t, p, "a")
+			u := [][]float32{{0, 0, 0, 0}, {0, big}}
+			if _, err := p.Push("a", 1, Delta, u); err != nil {
+				t.Fatal(err)
+			}
+			_, err := p.Push("a", 2, Delta, u)
+			if !errors.Is(err, ErrOverflow) || !strings.Contains(err.Error(), `tensor 1 "dense/bias" index 1`) {
+				t.Fatalf("second push of MaxFloat32 = %v; want ErrOverflow naming tensor 1 \"dense/bias\" index 1", err)
+			}
+			ws, v := p.Weights()
+			if got, want := flat(ws), []float32{1, 2, 3, 4, 0, big}; !slices.Equal(got, want) || v != 2 {
+				t.Errorf("weights = %v version %d; want %v version 2 (the first push only)", got, v, want)
+			}
+			if st := p.Stats().Workers[0]; st.Applied != 1 || st.Refused != 1 || st.NonFinite != 1 {
+				t.Errorf("stats = %+v; want 1 applied, 1 refused, 1 non-finite", st)
+			}
+			// The worker goes on: a later sensible push is applied.
+			if _, err := p.Push("a", 3, Delta, [][]float32{{1, 0, 0, 0}, {0, -big}}); err != nil {
+				t.Errorf("push after the refused one: %v", err)
+			}
+		})
+	}
+	t.Run("synchronous sum", func(t *testing.T) {
+		p := newParams(t, model2(), WithMode(Synchronous))
+		mustRegister(t, p, "a", "b", "c")
+		u := [][]float32{{0, 0, 0, 0}, {big, 0}}
+		if _, err := p.Push("a", 1, Delta, u); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Push("b", 1, Delta, u); !errors.Is(err, ErrOverflow) {
+			t.Fatalf("second MaxFloat32 into the round's sum = %v; want ErrOverflow", err)
+		}
+		// b may push again (not a duplicate: it was refused), c closes the round.
+		if _, err := p.Push("b", 1, Delta, [][]float32{{0, 0, 0, 0}, {0, 0}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Push("c", 1, Delta, [][]float32{{0, 0, 0, 0}, {0, 0}}); err != nil {
+			t.Fatal(err)
+		}
+		ws, v := p.Weights()
+		if got, want := flat(ws), []float32{1, 2, 3, 4, big / 3, 0}; !slices.Equal(got, want) || v != 2 {
+			t.Errorf("weights = %v version %d; want %v version 2", got, v, want)
+		}
+	})
+	t.Run("synchronous average", func(t *testing.T) {
+		ws := model2()
+		ws[1].Data[0] = big
+		p := newParams(t, ws, WithMode(Synchronous))
+		mustRegister(t, p, "a", "b")
+		half := [][]float32{{0, 0, 0, 0}, {big / 2, 0}}
+		if _, err := p.Push("a", 1, Delta, half); err != nil {
+			t.Fatal(err)
+		}
+		_, err := p.Push("b", 1, Delta, half)
+		if !errors.Is(err, ErrOverflow) {
+			t.Fatalf("push closing a round whose average overflows = %v; want ErrOverflow", err)
+		}
+		if _, err := p.WaitRound(testCtx(t), 1); !errors.Is(err, ErrOverflow) || !strings.Contains(err.Error(), "round 1") {
+			t.Errorf("WaitRound(1) = %v; want ErrOverflow naming round 1", err)
+		}
+		got, v := p.Weights()
+		if !slices.Equal(flat(got), flat(ws)) || v != 2 {
+			t.Errorf("weights = %v version %d; want untouched %v, version 2 (the round closed)", flat(got), v, flat(ws))
+		}
+	})
+	t.Run("gradient", func(t *testing.T) {
+		o := &sgd{lr: 2}
+		p := newParams(t, model2(), WithOptimizer(o))
+		mustRegister(t, p, "a")
+		_, err := p.Push("a", 1, Gradient, [][]float32{{0, 0, 0, -big}, {0, 0}})
+		if !errors.Is(err, ErrOverflow) || !strings.Contains(err.Error(), "optimizer's state are unchanged") {
+			t.Fatalf("gradient whose step overflows = %v; want ErrOverflow", err)
+		}
+		ws, _ := p.Weights()
+		if !slices.Equal(flat(ws), flat(model2())) || o.steps != 0 {
+			t.Errorf("weights = %v, optimizer steps %v; want untouched %v and 0 steps", flat(ws), o.steps, flat(model2()))
+		}
+	})
+}
+
+// TestPushStepAndKindChecked: a step beyond MaxStep would leave a worker no
+// later step (every later push a silent duplicate) and is refused; so is an
+// unknown kind; the worker's next push is applied.
+func TestPushStepAndKindChecked(t *testing.T) {
+	for _, mode := range []Mode{Synchronous, Asynchronous, Hogwild} {
+		t.Run(string(mode), func(t *testing.T) {
+			p := newParams(t, model2(), WithMode(mode))
+			mustRegister(t, p, "a")
+			u := [][]float32{{1, 1, 1, 1}, {1, 1}}
+			if _, err := p.Push("a", math.MaxUint64, Delta, u); !errors.Is(err, ErrStep) {
+				t.Errorf("push at step 2^64-1 = %v; want ErrStep", err)
+			}
+			if _, err := p.Push("a", 1, Kind(7), u); !errors.Is(err, ErrKind) || !strings.Contains(err.Error(), "7") {
+				t.Errorf("push of kind 7 = %v; want ErrKind naming 7", err)
+			}
+			if r, err := p.Push("a", 1, Delta, u); err != nil || r.Duplicate {
+				t.Errorf("push at step 1 after the refusals = %+v, %v; want applied", r, err)
+			}
+			if st := p.Stats().Workers[0]; st.Refused != 2 || st.Applied != 1 {
+				t.Errorf("stats = %+v; want 2 refused, 1 applied", st)
+			}
+		})
+	}
+}
