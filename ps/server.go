@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/experimental"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -35,13 +37,30 @@ const ProtocolVersion = 1
 const authKey = "authorization"
 
 type serverConfig struct {
-	cert      *tls.Certificate
-	logger    *slog.Logger
-	store     *Store
-	shutdown  func()
-	chunkSize int
-	maxBlob   uint64
+	cert        *tls.Certificate
+	logger      *slog.Logger
+	store       *Store
+	shutdown    func()
+	chunkSize   int
+	maxBlob     uint64
+	maxConns    int
+	maxStreams  uint32
+	authTimeout time.Duration
 }
+
+// Defaults of the connection limits.
+const (
+	// DefaultMaxConnections caps the open connections (see
+	// WithMaxConnections); it is lowered to half the process' limit of
+	// open files when that is smaller.
+	DefaultMaxConnections = 4096
+	// DefaultMaxStreams caps the calls in flight on one connection; a
+	// worker makes one at a time.
+	DefaultMaxStreams = 64
+	// DefaultAuthTimeout is how long a new connection may go without an
+	// authenticated call.
+	DefaultAuthTimeout = 10 * time.Second
+)
 
 // ServerOption configures a Server.
 type ServerOption func(*serverConfig)
@@ -70,8 +89,30 @@ func WithChunkSize(n int) ServerOption { return func(c *serverConfig) { c.chunkS
 // after decompression. Default MaxPayload (2 GiB less one byte).
 func WithMaxBlobSize(n uint64) ServerOption { return func(c *serverConfig) { c.maxBlob = n } }
 
+// WithMaxConnections caps the connections open at once. At the cap a new
+// connection closes the oldest one that has made no authenticated call, or
+// is itself closed when every open one has. Default DefaultMaxConnections,
+// or half the process' limit of open files when that is smaller.
+func WithMaxConnections(n int) ServerOption { return func(c *serverConfig) { c.maxConns = n } }
+
+// WithMaxStreams caps the calls in flight on one connection (HTTP/2
+// MAX_CONCURRENT_STREAMS). Default DefaultMaxStreams.
+func WithMaxStreams(n uint32) ServerOption { return func(c *serverConfig) { c.maxStreams = n } }
+
+// WithAuthTimeout sets how long a connection may stay open without making
+// an authenticated call (its TLS and HTTP/2 handshakes included) before it
+// is closed. Default DefaultAuthTimeout.
+func WithAuthTimeout(d time.Duration) ServerOption {
+	return func(c *serverConfig) { c.authTimeout = d }
+}
+
 // Server adapts Params and a Store to gRPC. Every call must carry the job's
-// token; others fail with codes.Unauthenticated and are logged.
+// token; others fail with codes.Unauthenticated and are logged (at most 20
+// lines per 10 seconds: the rest are counted, and the count is logged with
+// the next line). A panic in a call fails that call with codes.Internal and
+// the server goes on serving. Connections are capped and must authenticate
+// in time (WithMaxConnections, WithAuthTimeout); idle clients are pinged and
+// clients pinging too often are dropped (keepalive).
 type Server struct {
 	pspb.UnimplementedParameterServerServer
 	params *Params
@@ -79,7 +120,14 @@ type Server struct {
 	cfg    serverConfig
 	grpc   *grpc.Server
 
+	refusals *logLimiter // log lines of refused calls and connections
+	panicLog *logLimiter
+
+	mu    sync.Mutex
+	conns []*conns // one per Serve
+
 	unauthenticated atomic.Uint64
+	panics          atomic.Uint64
 	modelFetches    atomic.Uint64
 	shutdownOnce    sync.Once
 }
@@ -89,9 +137,14 @@ func NewServer(p *Params, token string, opts ...ServerOption) (*Server, error) {
 	if len(token) < 16 {
 		return nil, errors.New("ps: token must have at least 16 characters")
 	}
-	cfg := serverConfig{logger: slog.Default(), chunkSize: DefaultChunkSize, maxBlob: MaxPayload}
+	cfg := serverConfig{logger: slog.Default(), chunkSize: DefaultChunkSize, maxBlob: MaxPayload,
+		maxConns: defaultMaxConnections(), maxStreams: DefaultMaxStreams, authTimeout: DefaultAuthTimeout}
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.maxConns < 1 || cfg.maxStreams < 1 || cfg.authTimeout <= 0 {
+		return nil, fmt.Errorf("ps: connection limits must be positive: %d connections, %d streams, authentication within %v",
+			cfg.maxConns, cfg.maxStreams, cfg.authTimeout)
 	}
 	if cfg.store == nil {
 		cfg.store = NewStore()
@@ -102,10 +155,19 @@ func NewServer(p *Params, token string, opts ...ServerOption) (*Server, error) {
 	if cfg.maxBlob == 0 || cfg.maxBlob > MaxPayload {
 		return nil, fmt.Errorf("ps: blob size limit %d outside (0, %d]", cfg.maxBlob, uint64(MaxPayload))
 	}
-	s := &Server{params: p, token: []byte("Bearer " + token), cfg: cfg}
+	s := &Server{params: p, token: []byte("Bearer " + token), cfg: cfg,
+		refusals: newLogLimiter(20, 10*time.Second), panicLog: newLogLimiter(20, 10*time.Second)}
 	gopts := []grpc.ServerOption{
-		grpc.UnaryInterceptor(s.unaryAuth),
-		grpc.StreamInterceptor(s.streamAuth),
+		grpc.ChainUnaryInterceptor(s.unaryRecover, s.unaryAuth),
+		grpc.ChainStreamInterceptor(s.streamRecover, s.streamAuth),
+		grpc.MaxConcurrentStreams(cfg.maxStreams),
+		grpc.ConnectionTimeout(cfg.authTimeout),
+		// Clients may ping at most every 10 s, even between calls (gRPC's
+		// default refuses pings more often than every 5 minutes); the
+		// server pings a connection idle for a minute and drops it when
+		// the ping goes unanswered for 20 s (a vanished executor).
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: time.Minute, Timeout: 20 * time.Second}),
 		grpc.InitialWindowSize(windowSize),
 		grpc.InitialConnWindowSize(windowSize),
 		grpc.WriteBufferSize(1 << 20),
@@ -126,11 +188,29 @@ func NewServer(p *Params, token string, opts ...ServerOption) (*Server, error) {
 // Store returns the model store the server serves.
 func (s *Server) Store() *Store { return s.cfg.store }
 
-// Serve accepts connections on lis until Stop or GracefulStop.
-func (s *Server) Serve(lis net.Listener) error { return s.grpc.Serve(lis) }
+// Serve accepts connections on lis until Stop.
+func (s *Server) Serve(lis net.Listener) error {
+	l := newConns(lis, s.cfg.maxConns, s.cfg.authTimeout, s.cfg.logger, s.refusals)
+	s.mu.Lock()
+	s.conns = append(s.conns, l)
+	s.mu.Unlock()
+	return s.grpc.Serve(l)
+}
+
+// Connections returns the number of connections open now.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, l := range s.conns {
+		n += l.count()
+	}
+	return n
+}
 
 // Stop drains calls in flight for up to timeout, then closes every
-// connection.
+// connection, those still in their handshake included, and returns within
+// a few seconds more.
 func (s *Server) Stop(timeout time.Duration) {
 	done := make(chan struct{})
 	go func() { s.grpc.GracefulStop(); close(done) }()
@@ -139,9 +219,22 @@ func (s *Server) Stop(timeout time.Duration) {
 	select {
 	case <-done:
 	case <-t.C:
-		s.cfg.logger.Warn("ps: calls still running after drain deadline; stopping", "timeout", timeout)
-		s.grpc.Stop()
-		<-done
+		s.cfg.logger.Warn("ps: calls still running after the drain deadline; closing every connection", "timeout", timeout)
+		go s.grpc.Stop()
+		s.mu.Lock()
+		ls := append([]*conns(nil), s.conns...)
+		s.mu.Unlock()
+		for _, l := range ls {
+			l.closeAll()
+		}
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			s.cfg.logger.Error("ps: the server did not stop 5 s after its connections were closed; returning anyway")
+		}
+	}
+	if n := s.refusals.pending(); n > 0 {
+		s.cfg.logger.Warn("ps: refused calls and connections not logged", "count", n)
 	}
 }
 
@@ -149,20 +242,69 @@ func (s *Server) Stop(timeout time.Duration) {
 func (s *Server) authorize(ctx context.Context, method string) error {
 	md, _ := metadata.FromIncomingContext(ctx)
 	vals := md.Get(authKey)
+	p, hasPeer := peer.FromContext(ctx)
 	if len(vals) == 1 && subtle.ConstantTimeCompare([]byte(vals[0]), s.token) == 1 {
+		if hasPeer {
+			s.authenticated(p.Addr.String())
+		}
 		return nil
 	}
 	s.unauthenticated.Add(1)
 	from := "unknown"
-	if p, ok := peer.FromContext(ctx); ok {
+	if hasPeer {
 		from = p.Addr.String()
 	}
 	why := "wrong token"
 	if len(vals) == 0 {
 		why = "no token"
 	}
-	s.cfg.logger.Warn("ps: refused call", "method", method, "peer", from, "reason", why)
+	if ok, dropped := s.refusals.allow(); ok {
+		args := []any{"method", method, "peer", from, "reason", why}
+		if dropped > 0 {
+			args = append(args, "not_logged_before", dropped)
+		}
+		s.cfg.logger.Warn("ps: refused call", args...)
+	}
 	return status.Errorf(codes.Unauthenticated, "ps: %s: this is not the job's token", why)
+}
+
+// authenticated marks the connection from peer address addr as
+// authenticated.
+func (s *Server) authenticated(addr string) {
+	s.mu.Lock()
+	ls := s.conns
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.authenticated(addr)
+	}
+}
+
+// recovered turns the panic r of a call to method into the call's error.
+func (s *Server) recovered(method string, r any) error {
+	s.panics.Add(1)
+	if ok, dropped := s.panicLog.allow(); ok {
+		s.cfg.logger.Error("ps: panic in a call; the call fails and the server goes on serving",
+			"method", method, "panic", fmt.Sprint(r), "not_logged_before", dropped, "stack", string(debug.Stack()))
+	}
+	return status.Errorf(codes.Internal, "ps: %s: internal error (panic: %v); the parameter server goes on serving", method, r)
+}
+
+func (s *Server) unaryRecover(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (resp any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			resp, err = nil, s.recovered(info.FullMethod, r)
+		}
+	}()
+	return h(ctx, req)
+}
+
+func (s *Server) streamRecover(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = s.recovered(info.FullMethod, r)
+		}
+	}()
+	return h(srv, ss)
 }
 
 func (s *Server) unaryAuth(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
@@ -189,7 +331,8 @@ func statusOf(err error) error {
 	}
 	code := codes.Internal
 	switch {
-	case errors.Is(err, ErrShape), errors.Is(err, ErrNonFinite), errors.Is(err, errCorrupt):
+	case errors.Is(err, ErrShape), errors.Is(err, ErrNonFinite), errors.Is(err, ErrOverflow), errors.Is(err, ErrKind),
+		errors.Is(err, ErrStep), errors.Is(err, errCorrupt):
 		code = codes.InvalidArgument
 	case errors.Is(err, ErrNoWeights), errors.Is(err, ErrRoundNotOpen), errors.Is(err, ErrUnknownWorker), errors.Is(err, ErrNoOptimizer):
 		code = codes.FailedPrecondition
@@ -332,7 +475,11 @@ func (s *Server) PutModel(stream grpc.ClientStreamingServer[pspb.Chunk, pspb.Put
 	if want := h.GetSha256(); want != "" && want != Hash(raw) {
 		return status.Errorf(codes.DataLoss, "ps: model blob hash %s, sender said %s", Hash(raw), want)
 	}
-	return stream.SendAndClose(&pspb.PutModelResponse{Sha256: s.cfg.store.Put(h.GetBlobKind(), raw)})
+	hash, err := s.cfg.store.Put(h.GetBlobKind(), raw)
+	if err != nil {
+		return status.Errorf(codes.ResourceExhausted, "%v", err)
+	}
+	return stream.SendAndClose(&pspb.PutModelResponse{Sha256: hash})
 }
 
 // GetModel implements pspb.ParameterServerServer.

@@ -396,7 +396,8 @@ func TestRegisterReportsLastStep(t *testing.T) {
 
 func TestStoreDelete(t *testing.T) {
 	s := NewStore()
-	a, b := s.Put("spec", []byte("a")), s.Put("optimizer", []byte("b"))
+	a, _ := s.Put("spec", []byte("a"))
+	b, _ := s.Put("optimizer", []byte("b"))
 	if n := s.Delete(a, "nope", a); n != 1 {
 		t.Errorf("Delete(a, nope, a) = %d; want 1", n)
 	}
@@ -405,5 +406,46 @@ func TestStoreDelete(t *testing.T) {
 	}
 	if _, data, ok := s.Get(b); !ok || string(data) != "b" {
 		t.Errorf("blob b = %q, %v; want kept", data, ok)
+	}
+}
+
+// TestStoreBounded: past its blob count (or byte) limit the store refuses
+// new blobs, still takes ones it holds, and takes new ones again once some
+// are deleted; over gRPC the refusal is ResourceExhausted.
+func TestStoreBounded(t *testing.T) {
+	s := NewStore(WithMaxBlobs(3), WithMaxStoreBytes(10))
+	var hashes []string
+	for _, b := range []string{"a", "b", "c"} {
+		h, err := s.Put("optimizer", []byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hashes = append(hashes, h)
+	}
+	if _, err := s.Put("optimizer", []byte("d")); !errors.Is(err, ErrStoreFull) || !strings.Contains(err.Error(), "3 blobs") {
+		t.Errorf("fourth blob = %v; want ErrStoreFull naming 3 blobs", err)
+	}
+	if h, err := s.Put("optimizer", []byte("a")); err != nil || h != hashes[0] {
+		t.Errorf("a blob already held = %q, %v; want taken", h, err)
+	}
+	s.Delete(hashes[0])
+	if _, err := s.Put("optimizer", []byte("0123456789")); !errors.Is(err, ErrStoreFull) || !strings.Contains(err.Error(), "10 bytes") {
+		t.Errorf("a blob past the byte limit = %v; want ErrStoreFull naming 10 bytes", err)
+	}
+	if _, err := s.Put("optimizer", []byte("d")); err != nil {
+		t.Errorf("a blob after a delete: %v", err)
+	}
+	if n, b := s.Len(); n != 3 || b != 3 {
+		t.Errorf("Len = %d blobs, %d bytes; want 3, 3", n, b)
+	}
+
+	_, addr := serve(t, newParams(t, model2()), WithStore(NewStore(WithMaxBlobs(1))))
+	ctx := testCtx(t)
+	c := dial(t, addr, testToken)
+	if _, err := c.PutModel(ctx, "spec", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.PutModel(ctx, "spec", []byte("y")); err == nil || !strings.Contains(err.Error(), "ResourceExhausted") {
+		t.Errorf("PutModel past the limit = %v; want ResourceExhausted", err)
 	}
 }

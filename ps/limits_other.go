@@ -1,0 +1,5 @@
+//go:build !unix
+
+package ps
+
+func defaultMaxConnections() int { return DefaultMaxConnections }
