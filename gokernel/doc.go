@@ -5,37 +5,81 @@
 // # Model
 //
 // A Spec is what Keras' model.to_json() writes for a Sequential or a
-// single-chain Functional model, with the compile config (optimizer, loss,
-// metrics) when given; see ParseSpec. Supported:
+// Functional model, with the compile config (optimizer, loss, metrics) when
+// given; see ParseSpec. A Functional model may be any graph: branches,
+// merges, skip connections, a layer called several times (its weights
+// shared, their gradients summed over the calls), a tensor read by several
+// layers, several inputs and outputs, and models inside models. Supported:
 //
-//   - layers: InputLayer, Dense (units, activation, use_bias, kernel and bias
-//     initializers, L1/L2/L1L2 kernel and bias regularizers), Activation,
-//     Dropout (rate, seed; inverted dropout, active only in training),
-//     Flatten;
+//   - layers: InputLayer, Dense (on the last axis of any rank; units,
+//     activation, use_bias, kernel and bias initializers, L1/L2/L1L2 kernel
+//     and bias regularizers), Activation, Dropout (rate, seed; inverted
+//     dropout, active only in training), Flatten (any rank, both
+//     data_formats); the merges Add, Subtract, Multiply, Average, Maximum,
+//     Minimum (inputs of one shape) and Concatenate (any axis but the
+//     batch's); the convolutions and poolings listed in layerKinds;
+//   - every layer's trainable flag: a frozen layer's weights are
+//     non-trainable (no gradient, no optimizer update, no regularization),
+//     as are the statistics a layer keeps (a normalization's moving mean);
 //   - activations: linear, relu, sigmoid, tanh, softmax, softplus, elu, selu,
 //     leaky_relu (negative_slope 0.2), gelu (exact erf form);
-//   - losses: categorical_crossentropy, sparse_categorical_crossentropy,
-//     binary_crossentropy (from probabilities or from_logits),
-//     mean_squared_error, mean_absolute_error, huber;
-//   - metrics: accuracy (resolved as Keras resolves it), categorical_accuracy,
-//     sparse_categorical_accuracy, binary_accuracy, mae, mse;
+//   - losses, one per output (a single loss applies to every output, as in
+//     Keras; loss_weights weigh them): categorical_crossentropy,
+//     sparse_categorical_crossentropy, binary_crossentropy (from
+//     probabilities or from_logits), mean_squared_error,
+//     mean_absolute_error, huber; on an output of shape (..., k) a loss
+//     takes the last axis and averages over the others, as Keras does;
+//   - metrics, per output: accuracy (resolved as Keras resolves it),
+//     categorical_accuracy, sparse_categorical_accuracy, binary_accuracy,
+//     mae, mse; with several outputs named "<output>_<metric>";
 //   - initializers: glorot_uniform, glorot_normal, he_normal, he_uniform,
 //     lecun_normal, lecun_uniform, variance_scaling, random_normal,
 //     random_uniform, truncated_normal, zeros, ones, constant.
 //
 // Everything is float32. Anything else Keras can write (another layer, a
-// dtype other than float32, a constraint, an activity regularizer, a frozen
-// layer, an unknown activation, a multi-branch graph, an unknown key) is an
-// error naming it and the layer's index and name: nothing is silently
-// ignored. The math of each piece is stated beside its code (activation,
-// lossKind, metricKind, initSpec, regSpec, Model.forward, Model.backward).
+// dtype other than float32, a constraint, an activity regularizer, an
+// unknown activation, an unknown key) is an error naming it and the layer's
+// index and name, listing what is supported: nothing is silently ignored.
+// The math of each piece is stated beside its code.
 //
 // A Model holds a Spec, its weights in Keras' get_weights() order, and its
-// optimizer (see NewOptimizer). Inputs x are float32 tensors of shape (rows,
-// InputDim); targets y are float32 (rows, OutputDim), or integer labels of
-// shape (rows) or (rows, 1) for the sparse loss. Initial weights come from a
-// seeded Go generator: reproducible, not the numbers Keras draws (load
-// Keras' weights with SetWeights for parity).
+// optimizer (see NewOptimizer). Activations are float32 tensors of any rank,
+// batch first, row-major, channels last. The tensor methods (Predict, Fit,
+// ...) take a model with one input and one output: x of shape (rows,
+// input shape...) or (rows, InputDim); targets y of shape (rows, OutputDim),
+// or integer labels of shape (rows) or (rows, 1) for the sparse loss.
+// Initial weights come from a seeded Go generator: reproducible, not the
+// numbers Keras draws (load Keras' weights with SetWeights for parity).
+//
+// # Layers
+//
+// A layer kind is one type implementing Layer, in one file
+// (layer_<kind>.go), and one line in the layerKinds registry mapping its
+// Keras class name to its parser. Its doc comment states its math. The
+// parser reads every key Keras writes in the layer's config (the obj
+// helpers: c.integer, c.str, parseInit, parseReg, ...), refusing by name
+// what it does not implement (refuse, or an error listing the supported
+// values); a key left unread is an error. The type then answers:
+//
+//   - outputShapes: the per-sample output shapes of a call on inputs of
+//     the given shapes (a shared layer is asked once per call);
+//   - weights: its weights in Keras' order, with their initializer,
+//     regularizer and whether they are state (non-trainable);
+//   - forward(c *call): c.y from c.x, in training or inference mode
+//     (c.training), with the weights in c.w; a layer whose output is one of
+//     its inputs may point c.y[0] at it; what backward needs is kept in
+//     c.buf(i, n) (allocated once, reused for later batches) and random
+//     numbers come from c.rng;
+//   - backward(c *call): c.dx[i] (where not nil) from c.dy, and the weight
+//     gradients added into c.dw[j] (nil for a non-trainable weight).
+//
+// A new kind then gets a Keras parity case in
+// testdata/keras/make_layer_fixtures.py (forward outputs, gradients, weights
+// after 1 and 10 steps, per argument combination; its Go test reads the
+// fixture with no new code), and its backward pass is checked against
+// central differences by TestFixtureGradients. A fast path (a convolution
+// as a matrix product) keeps its plain reference loop beside it, tested
+// against it.
 //
 // # Files
 //

@@ -74,13 +74,13 @@ func TestKerasModelParity(t *testing.T) {
 	}
 }
 
-func kerasModel(t *testing.T, spec json.RawMessage, weights []kerasTensor) *Model {
+func kerasModel(t *testing.T, spec json.RawMessage, weights []kerasTensor, opts ...Option) *Model {
 	t.Helper()
 	s, err := ParseSpec(spec)
 	if err != nil {
 		t.Fatalf("ParseSpec: %v", err)
 	}
-	m, err := NewModel(s, WithSeed(1))
+	m, err := NewModel(s, append([]Option{WithSeed(1)}, opts...)...)
 	if err != nil {
 		t.Fatalf("NewModel: %v", err)
 	}

@@ -1,9 +1,11 @@
 package gokernel
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 )
 
 // epsilon is Keras' backend.epsilon(), the clip bound for probabilities.
@@ -96,6 +98,77 @@ type metricSpec struct {
 	kind metricKind
 }
 
+// headSpec is the training configuration of one model output: its loss
+// (nil: the output is not trained), the loss's weight in the total and its
+// metrics. The model's loss is Σ weight·loss over the outputs (plus the
+// regularization penalties); with several outputs Keras also reports each
+// output's unweighted loss as "<output>_loss" and its metrics as
+// "<output>_<metric>".
+type headSpec struct {
+	name    string
+	loss    *lossSpec
+	weight  float64
+	metrics []metricSpec
+}
+
+// metricKey is the History key of metric m of this output.
+func (h *headSpec) metricKey(m metricSpec, outputs int) string {
+	if outputs == 1 {
+		return m.name
+	}
+	return h.name + "_" + m.name
+}
+
+// perOutput reads a compile entry given per output: as a list with one
+// entry per output, as a dict keyed by output name, or (loss and
+// loss_weights: shared) as one entry for every output. It calls set(output,
+// entry) for each output with a non-null entry.
+func (s *Spec) perOutput(c *obj, key string, raw json.RawMessage, shared bool, set func(i int, r json.RawMessage) error) error {
+	names := s.graph.outputNames
+	t := bytes.TrimSpace(raw)
+	var dict map[string]json.RawMessage
+	switch {
+	case t[0] == '[':
+		var list []json.RawMessage
+		if err := json.Unmarshal(raw, &list); err != nil {
+			return c.errf("%s: %v", key, err)
+		}
+		if len(list) != len(names) {
+			return c.errf("%s: %d entries for the %d outputs %v", key, len(list), len(names), names)
+		}
+		for i, r := range list {
+			if !isNull(r) {
+				if err := set(i, r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	case t[0] == '{' && json.Unmarshal(raw, &dict) == nil && (!shared || dict["class_name"] == nil):
+		for k := range dict {
+			if !slices.Contains(names, k) {
+				return c.errf("%s: %q is not an output of the model (%v are)", key, k, names)
+			}
+		}
+		for i, n := range names {
+			if r, ok := dict[n]; ok && !isNull(r) {
+				if err := set(i, r); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	case !shared:
+		return c.errf("%s: want a list with one entry per output or a dict keyed by the outputs %v, got %s", key, names, short(raw))
+	}
+	for i := range names {
+		if err := set(i, raw); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 func (s *Spec) parseCompile(raw json.RawMessage) error {
 	c, err := newObj("compile config", raw)
 	if err != nil {
@@ -105,32 +178,89 @@ func (s *Spec) parseCompile(raw json.RawMessage) error {
 	if isNull(s.optimizer) {
 		s.optimizer = json.RawMessage(`"rmsprop"`)
 	}
+	s.heads = make([]headSpec, len(s.graph.outputNames))
+	for i, n := range s.graph.outputNames {
+		s.heads[i] = headSpec{name: n, weight: 1}
+	}
 	if lr := c.get("loss"); !isNull(lr) {
-		if s.loss, err = parseLoss(c, lr); err != nil {
+		// A single loss (a name or a serialized loss) applies to every
+		// output, as in Keras.
+		err := s.perOutput(c, "loss", lr, true, func(i int, r json.RawMessage) error {
+			l, err := parseLoss(c, r)
+			s.heads[i].loss = l
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if lw := c.get("loss_weights"); !isNull(lw) {
+		var one float64
+		if json.Unmarshal(lw, &one) == nil {
+			for i := range s.heads {
+				s.heads[i].weight = one
+			}
+		} else if err := s.perOutput(c, "loss_weights", lw, true, func(i int, r json.RawMessage) error {
+			if err := json.Unmarshal(r, &s.heads[i].weight); err != nil {
+				return c.errf("loss_weights: want numbers, got %s", short(r))
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
 	}
 	if mr := c.get("metrics"); !isNull(mr) {
 		var list []json.RawMessage
-		if err := json.Unmarshal(mr, &list); err != nil {
-			return c.errf("metrics: want a list, got %s (one output only)", short(mr))
-		}
-		for _, m := range list {
-			ms, err := parseMetric(c, m)
-			if err != nil {
-				return err
+		if len(s.heads) == 1 {
+			if err := json.Unmarshal(mr, &list); err != nil {
+				return c.errf("metrics: want a list, got %s", short(mr))
 			}
-			s.metrics = append(s.metrics, ms)
-		}
-	}
-	for _, k := range []string{"loss_weights", "weighted_metrics"} {
-		if err := c.mustBe(k); err != nil {
+			for _, m := range list {
+				ms, err := parseMetric(c, m)
+				if err != nil {
+					return err
+				}
+				s.heads[0].metrics = append(s.heads[0].metrics, ms)
+			}
+		} else if err := s.perOutput(c, "metrics", mr, false, func(i int, r json.RawMessage) error {
+			var each []json.RawMessage
+			if json.Unmarshal(r, &each) != nil {
+				each = []json.RawMessage{r}
+			}
+			for _, m := range each {
+				ms, err := parseMetric(c, m)
+				if err != nil {
+					return err
+				}
+				s.heads[i].metrics = append(s.heads[i].metrics, ms)
+			}
+			return nil
+		}); err != nil {
 			return err
 		}
+	}
+	for _, h := range s.heads {
+		if h.loss == nil && len(h.metrics) > 0 && s.hasLoss() {
+			return c.errf("output %q has metrics but no loss", h.name)
+		}
+	}
+	s.loss, s.metrics = s.heads[0].loss, s.heads[0].metrics
+	if err := c.mustBe("weighted_metrics"); err != nil {
+		return err
 	}
 	// These change how Keras runs a step, not what it computes.
 	c.ignore("run_eagerly", "steps_per_execution", "jit_compile", "auto_scale_loss")
 	return c.done()
+}
+
+// hasLoss reports whether any output has a loss.
+func (s *Spec) hasLoss() bool {
+	for _, h := range s.heads {
+		if h.loss != nil {
+			return true
+		}
+	}
+	return false
 }
 
 func parseLoss(c *obj, raw json.RawMessage) (*lossSpec, error) {

@@ -5,16 +5,16 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-
-	"github.com/gophas/gophas/gokernel/internal/gemm"
+	"strings"
 )
 
 // Option configures NewModel and LoadModel.
 type Option func(*config)
 
 type config struct {
-	seed    int64
-	threads int
+	seed       int64
+	threads    int
+	inputGrads bool // tests: compute ∂L/∂input too
 }
 
 // WithSeed seeds the weight initializers and the Dropout masks. The default
@@ -25,53 +25,99 @@ func WithSeed(seed int64) Option { return func(c *config) { c.seed = seed } }
 // default (and any n < 1) is runtime.GOMAXPROCS(0).
 func WithThreads(n int) Option { return func(c *config) { c.threads = n } }
 
-// Model is a spec with its weights, its optimizer (if the spec has a compile
-// config) and the buffers for its forward and backward passes, allocated for
-// the largest batch seen and reused. A Model is not safe for concurrent use.
-type Model struct {
-	spec   *Spec
-	cfg    config
-	layers []*layer
-	outDim int
+// withInputGrads makes backward compute the gradients with respect to the
+// model's inputs (gradient checks of a single layer).
+func withInputGrads() Option { return func(c *config) { c.inputGrads = true } }
 
-	params, grads [][]float32 // in Keras get_weights() order
-	names         []string
-	shapes        [][]int
-	regs          []regSpec
+// Model is a spec with its weights, its optimizer (if the spec has a compile
+// config) and the buffers of its forward and backward passes, allocated for
+// the largest batch seen and reused. A Model is not safe for concurrent use.
+//
+// The forward pass runs the calls of the spec's graph in order: each call
+// reads the tensors earlier calls made and fills its outputs. The backward
+// pass runs them in reverse: the gradient of a tensor read by several calls
+// (or twice by one) is the sum of what each reader gives back, and the
+// gradient of a shared layer's weights the sum over its calls.
+type Model struct {
+	spec *Spec
+	g    *graph
+	cfg  config
+
+	calls []*call   // per graph node
+	wts   []*weight // every weight, in Keras' get_weights() order
+
+	// params and grads are the trainable weights and their gradients, the
+	// lists the optimizer updates.
+	params, grads [][]float32
 
 	opt     Optimizer
-	loss    *lossSpec
-	metrics []metricSpec // accuracy resolved
-	sparse  bool         // targets are integer labels
+	heads   []*head
+	loss    *lossSpec    // output 0's loss
+	metrics []metricSpec // output 0's metrics, accuracy resolved
+	sparse  bool         // output 0's targets are integer labels
+	outDim  int          // output 0's width
+	msum    []float64    // output 0's metric sums of the last step
 
-	capRows    int
-	lossGrad   []float32 // ∂L/∂output, capRows×outDim
-	xbuf, ybuf []float32 // gathered batches for Fit
-	msum       []float64 // metric sums of one batch
+	// The backward plan.
+	needGrad []bool      // per tensor: its gradient is needed
+	runsBack []bool      // per node: it runs backward
+	dxPlan   [][]dxSlot  // per node, per input
+	zeroGrad []int       // tensors no call gives a gradient to
+	outDst   []dxSlot    // per model output: where its loss gradient goes
+	outGiven []bool      // per model output: this pass wrote outDst
+	temps    [][]float32 // buffers of the slots that add
 
-	reuseMask bool // tests: Dropout applies the masks of the previous pass
+	capRows, capGradRows int
+	val                  [][]float32 // per tensor: this pass's values
+	act                  [][]float32 // per tensor: output buffers
+	grad                 [][]float32 // per tensor: ∂L/∂tensor
+	scratch              []float32
+	xbuf, ybuf           []float32 // gathered batches for Fit
+
+	replay bool // tests: random layers repeat the draws of the last pass
 }
 
-// layer is one compute layer with its parameters and its per-batch buffers.
-type layer struct {
-	spec    *layerSpec
-	in, out int // widths
-	w, b    []float32
-	dw, db  []float32
+// weight is one weight of the model.
+type weight struct {
+	name      string
+	spec      weightSpec
+	data      []float32
+	grad      []float32 // nil unless trainable
+	trainable bool
+}
 
-	z, a   []float32 // pre-activation and output buffers (capRows rows)
-	gin    []float32 // ∂L/∂input, when a layer below needs it
-	mask   []float32 // Dropout
-	rng    *rand.Rand
-	inp    []float32 // this pass: the input and output seen
-	outp   []float32
-	needIn bool // a Dense layer lies below, so ∂L/∂input is needed
-	active bool // Dropout: the mask was applied in this pass
+// dxSlot says where a gradient contribution goes: straight into the
+// tensor's gradient (temp < 0; the first contribution), or into temp
+// buffer temp, then added to it.
+type dxSlot struct {
+	tensor, temp int
+}
+
+// head is one model output with its loss.
+type head struct {
+	spec      *headSpec
+	tensor    int
+	shape     []int
+	width     int // the last axis: the loss's classes or values
+	positions int // rows of the loss per sample: the product of the other axes
+	sparse    bool
+	metrics   []metricSpec // accuracy resolved
+	lsum      float64      // the last step's unweighted loss sum
+	msum      []float64
+}
+
+// yWidth is the number of targets per sample.
+func (h *head) yWidth() int {
+	if h.sparse {
+		return h.positions
+	}
+	return h.positions * h.width
 }
 
 // NewModel builds a model from spec with freshly initialized weights. If the
-// spec has a compile config it also builds the optimizer, the loss and the
-// metrics; without one the model can Predict but not train or evaluate.
+// spec has a compile config it also builds the optimizer, the losses and
+// the metrics; without one the model can Predict but not train or
+// evaluate.
 func NewModel(spec *Spec, opts ...Option) (*Model, error) {
 	if spec == nil {
 		return nil, fmt.Errorf("gokernel: NewModel: nil spec")
@@ -83,59 +129,91 @@ func NewModel(spec *Spec, opts ...Option) (*Model, error) {
 	if cfg.threads < 1 {
 		cfg.threads = runtime.GOMAXPROCS(0)
 	}
-	m := &Model{spec: spec, cfg: cfg, outDim: spec.OutputDim()}
-	denseBelow := false
-	for i := range spec.layers {
-		ls := &spec.layers[i]
-		l := &layer{spec: ls, in: prod(ls.inShape), out: prod(ls.outShape), needIn: denseBelow}
-		switch ls.kind {
-		case kindDense:
-			denseBelow = true
-			l.w, l.dw = make([]float32, l.in*l.out), make([]float32, l.in*l.out)
-			m.addParam(ls.name+"/kernel", []int{l.in, l.out}, l.w, l.dw, ls.kernelReg)
-			ls.kernelInit.fill(l.w, l.in, l.out, initRNG(cfg.seed, len(m.params)-1, ls.kernelInit))
-			if ls.useBias {
-				l.b, l.db = make([]float32, l.out), make([]float32, l.out)
-				m.addParam(ls.name+"/bias", []int{l.out}, l.b, l.db, ls.biasReg)
-				ls.biasInit.fill(l.b, l.in, l.out, initRNG(cfg.seed, len(m.params)-1, ls.biasInit))
+	g := spec.graph
+	m := &Model{spec: spec, g: g, cfg: cfg, outDim: spec.OutputDim()}
+	for _, e := range g.layers {
+		for _, ws := range e.weights {
+			w := &weight{name: e.name + "/" + ws.name, spec: ws, data: make([]float32, prod(ws.shape)), trainable: e.trainable && !ws.state}
+			in, out := fans(ws.shape)
+			ws.init.fill(w.data, in, out, initRNG(cfg.seed, len(m.wts), ws.init))
+			if w.trainable {
+				w.grad = make([]float32, len(w.data))
+				m.params = append(m.params, w.data)
+				m.grads = append(m.grads, w.grad)
 			}
-		case kindDropout:
-			s := uint64(0)
-			if ls.hasSeed {
-				s = uint64(ls.seed)
-			}
-			l.rng = rand.New(rand.NewPCG(uint64(cfg.seed)^0x5eed_d50f, uint64(ls.index)<<32^s))
+			m.wts = append(m.wts, w)
 		}
-		m.layers = append(m.layers, l)
+	}
+	ordinal := map[*layerEntry]int{}
+	for i, e := range g.layers {
+		ordinal[e] = i
+	}
+	for _, n := range g.nodes {
+		e := n.layer
+		c := &call{threads: cfg.threads, scratch: &m.scratch, frozen: !e.trainable,
+			x: make([][]float32, len(n.in)), dx: make([][]float32, len(n.in)),
+			y: make([][]float32, len(n.out)), dy: make([][]float32, len(n.out))}
+		for _, t := range n.in {
+			c.in = append(c.in, g.tensors[t].shape)
+		}
+		for _, t := range n.out {
+			c.out = append(c.out, g.tensors[t].shape)
+		}
+		for _, w := range m.wts[e.firstW : e.firstW+len(e.weights)] {
+			c.w = append(c.w, w.data)
+			c.dw = append(c.dw, w.grad)
+		}
+		c.rng = callRNG(uint64(cfg.seed), 0, e, ordinal[e], n.call)
+		m.calls = append(m.calls, c)
 	}
 	if spec.compile != nil {
-		var err error
-		if m.opt, err = NewOptimizer(spec.optimizer); err != nil {
-			return nil, fmt.Errorf("gokernel: NewModel: %w", err)
+		if err := m.compile(); err != nil {
+			return nil, err
 		}
-		m.loss = spec.loss
-		if m.loss != nil {
-			m.sparse = m.loss.kind == lossSparseCCE
+	}
+	m.plan()
+	return m, nil
+}
+
+// compile builds the optimizer and resolves each output's loss and
+// metrics.
+func (m *Model) compile() error {
+	var err error
+	if m.opt, err = NewOptimizer(m.spec.optimizer); err != nil {
+		return fmt.Errorf("gokernel: NewModel: %w", err)
+	}
+	for i := range m.spec.heads {
+		hs := &m.spec.heads[i]
+		t := m.g.outputs[i]
+		shape := m.g.tensors[t].shape
+		h := &head{spec: hs, tensor: t, shape: shape, width: 1, positions: 1}
+		if len(shape) > 0 {
+			h.width = shape[len(shape)-1]
+			h.positions = prod(shape[:len(shape)-1])
 		}
-		for _, ms := range spec.metrics {
+		h.sparse = hs.loss != nil && hs.loss.kind == lossSparseCCE
+		for _, ms := range hs.metrics {
 			if ms.kind == metAccuracy {
 				switch {
-				case m.outDim == 1:
+				case h.width == 1:
 					ms.kind = metBinaryAccuracy
-				case m.sparse:
+				case h.sparse:
 					ms.kind = metSparseCategoricalAccuracy
 				default:
 					ms.kind = metCategoricalAccuracy
 				}
 			}
-			if (ms.kind == metSparseCategoricalAccuracy) != m.sparse {
-				return nil, fmt.Errorf("gokernel: NewModel: metric %q does not fit the loss %v (integer labels go with sparse_categorical_crossentropy and sparse_categorical_accuracy only)", ms.name, spec.Loss())
+			if (ms.kind == metSparseCategoricalAccuracy) != h.sparse {
+				return fmt.Errorf("gokernel: NewModel: metric %q does not fit the loss %v of output %q (integer labels go with sparse_categorical_crossentropy and sparse_categorical_accuracy only)", ms.name, hs.loss.kind, hs.name)
 			}
-			m.metrics = append(m.metrics, ms)
+			h.metrics = append(h.metrics, ms)
 		}
-		m.msum = make([]float64, len(m.metrics))
+		h.msum = make([]float64, len(h.metrics))
+		m.heads = append(m.heads, h)
 	}
-	return m, nil
+	h := m.heads[0]
+	m.loss, m.metrics, m.sparse, m.msum = h.spec.loss, h.metrics, h.sparse, h.msum
+	return nil
 }
 
 func initRNG(seed int64, tensor int, s initSpec) *rand.Rand {
@@ -146,12 +224,100 @@ func initRNG(seed int64, tensor int, s initSpec) *rand.Rand {
 	return rand.New(rand.NewPCG(uint64(seed), uint64(tensor)<<40^own))
 }
 
-func (m *Model) addParam(name string, shape []int, w, g []float32, r regSpec) {
-	m.params = append(m.params, w)
-	m.grads = append(m.grads, g)
-	m.names = append(m.names, name)
-	m.shapes = append(m.shapes, shape)
-	m.regs = append(m.regs, r)
+// callRNG is the random stream of call k of layer e (ordinal in the
+// model's layers): the model's seed, the layer, its own seed (if it has
+// one) and the call, mixed with stream (0 for a new model; an epoch's
+// stream after reseed).
+func callRNG(seed, stream uint64, e *layerEntry, ordinal, k int) *rand.Rand {
+	own := uint64(0)
+	if s, ok := e.layer.(seeded); ok {
+		if v, has := s.seed(); has {
+			own = uint64(v)
+		}
+	}
+	return rand.New(rand.NewPCG(seed^0x5eed_d50f, uint64(ordinal)<<32^own^stream^uint64(k)<<56))
+}
+
+// reseed restarts the random streams of every call from seed and stream:
+// the training loop calls it when an epoch starts, so that an epoch's
+// Dropout masks depend on the epoch's seeds alone.
+func (m *Model) reseed(seed, stream uint64) {
+	ordinal := map[*layerEntry]int{}
+	for i, e := range m.g.layers {
+		ordinal[e] = i
+	}
+	for i, n := range m.g.nodes {
+		m.calls[i].rng = callRNG(seed, stream, n.layer, ordinal[n.layer], n.call)
+	}
+}
+
+// plan decides which gradients the backward pass computes and where each
+// contribution goes. A tensor needs its gradient when a trainable weight
+// lies upstream of it (or, for gradient checks, a model input); a node
+// runs backward when its outputs need theirs.
+func (m *Model) plan() {
+	g := m.g
+	m.needGrad = make([]bool, len(g.tensors))
+	m.runsBack = make([]bool, len(g.nodes))
+	if m.cfg.inputGrads {
+		for _, t := range g.inputs {
+			m.needGrad[t] = true
+		}
+	}
+	for i, n := range g.nodes {
+		need := false
+		for _, dw := range m.calls[i].dw {
+			need = need || dw != nil
+		}
+		for _, t := range n.in {
+			need = need || m.needGrad[t]
+		}
+		for _, t := range n.out {
+			m.needGrad[t] = need
+		}
+		m.runsBack[i] = need
+	}
+	written := make([]bool, len(g.tensors))
+	slot := func(t int) dxSlot {
+		if !written[t] {
+			written[t] = true
+			return dxSlot{tensor: t, temp: -1}
+		}
+		m.temps = append(m.temps, nil)
+		return dxSlot{tensor: t, temp: len(m.temps) - 1}
+	}
+	m.outDst = make([]dxSlot, len(g.outputs))
+	m.outGiven = make([]bool, len(g.outputs))
+	for i, t := range g.outputs {
+		m.outDst[i] = noSlot
+		if m.needGrad[t] {
+			m.outDst[i] = slot(t)
+		}
+	}
+	m.dxPlan = make([][]dxSlot, len(g.nodes))
+	for i := len(g.nodes) - 1; i >= 0; i-- {
+		n := g.nodes[i]
+		m.dxPlan[i] = make([]dxSlot, len(n.in))
+		for j, t := range n.in {
+			m.dxPlan[i][j] = noSlot
+			if m.runsBack[i] && m.needGrad[t] {
+				m.dxPlan[i][j] = slot(t)
+			}
+		}
+	}
+	for t, need := range m.needGrad {
+		if need && !written[t] {
+			m.zeroGrad = append(m.zeroGrad, t)
+		}
+	}
+}
+
+func (m *Model) addParamNames() []string {
+	names := make([]string, len(m.wts))
+	for i, w := range m.wts {
+		names[i] = w.name
+	}
+	return names
 }
 
 // Spec returns the model's spec.
@@ -161,13 +327,27 @@ func (m *Model) Spec() *Spec { return m.spec }
 // config.
 func (m *Model) Optimizer() Optimizer { return m.opt }
 
-// Weights returns copies of the weights in Keras' get_weights() order: per
-// Dense layer its kernel (in, out) named "<layer>/kernel", then its bias
-// (out) named "<layer>/bias" if it has one.
+// Weights returns copies of the weights in Keras' get_weights() order:
+// layer by layer as Keras lists them (a model inside the model in its
+// place), each layer's weights in its own order (Dense: kernel (in, units)
+// then bias; BatchNormalization: gamma, beta, moving_mean,
+// moving_variance), named "<layer>/<weight>" as Keras' variable paths.
+// Non-trainable weights (moving statistics, frozen layers) are included.
 func (m *Model) Weights() []NamedTensor {
-	out := make([]NamedTensor, len(m.params))
-	for i, p := range m.params {
-		out[i] = NamedTensor{Name: m.names[i], Shape: append([]int(nil), m.shapes[i]...), Data: append([]float32(nil), p...)}
+	out := make([]NamedTensor, len(m.wts))
+	for i, w := range m.wts {
+		out[i] = NamedTensor{Name: w.name, Shape: append([]int(nil), w.spec.shape...), Data: append([]float32(nil), w.data...)}
+	}
+	return out
+}
+
+// Trainable reports, in Weights() order, which weights the optimizer
+// updates: false for the moving statistics of a normalization and for
+// every weight of a frozen layer (trainable false).
+func (m *Model) Trainable() []bool {
+	out := make([]bool, len(m.wts))
+	for i, w := range m.wts {
+		out[i] = w.trainable
 	}
 	return out
 }
@@ -176,192 +356,257 @@ func (m *Model) Weights() []NamedTensor {
 // matches them by position, in Weights() order; the count and every shape
 // must match.
 func (m *Model) SetWeights(w []NamedTensor) error {
-	if len(w) != len(m.params) {
-		return fmt.Errorf("gokernel: SetWeights: got %d tensors, want %d (%v)", len(w), len(m.params), m.names)
+	if len(w) != len(m.wts) {
+		return fmt.Errorf("gokernel: SetWeights: got %d tensors, want %d (%v)", len(w), len(m.wts), strings.Join(m.addParamNames(), ", "))
 	}
 	for i, t := range w {
-		if !slices.Equal(t.Shape, m.shapes[i]) || len(t.Data) != len(m.params[i]) {
-			return fmt.Errorf("gokernel: SetWeights: tensor %d %q: got shape %v (%d values), want %q shape %v", i, t.Name, t.Shape, len(t.Data), m.names[i], m.shapes[i])
+		mw := m.wts[i]
+		if !slices.Equal(t.Shape, mw.spec.shape) || len(t.Data) != len(mw.data) {
+			return fmt.Errorf("gokernel: SetWeights: tensor %d %q: got shape %v (%d values), want %q shape %v", i, t.Name, t.Shape, len(t.Data), mw.name, mw.spec.shape)
 		}
 	}
 	for i, t := range w {
-		copy(m.params[i], t.Data)
+		copy(m.wts[i].data, t.Data)
 	}
 	return nil
 }
 
-// reserve makes every buffer hold at least rows rows.
+// reserve makes the forward buffers hold at least rows rows.
 func (m *Model) reserve(rows int) {
 	if rows <= m.capRows {
 		return
 	}
 	m.capRows = rows
-	for _, l := range m.layers {
-		switch l.spec.kind {
-		case kindDense:
-			l.a = make([]float32, rows*l.out)
-			if l.spec.act != actLinear {
-				l.z = make([]float32, rows*l.out)
-			}
-		case kindActivation:
-			l.a = make([]float32, rows*l.out)
-		case kindDropout:
-			l.a = make([]float32, rows*l.out)
-			l.mask = make([]float32, rows*l.out)
-		}
-		if l.needIn && (l.spec.kind == kindDense) {
-			l.gin = make([]float32, rows*l.in)
+	if m.val == nil {
+		m.val = make([][]float32, len(m.g.tensors))
+		m.act = make([][]float32, len(m.g.tensors))
+	}
+	for t, ti := range m.g.tensors {
+		if ti.node >= 0 {
+			m.act[t] = make([]float32, rows*prod(ti.shape))
 		}
 	}
-	m.lossGrad = make([]float32, rows*m.outDim)
 }
 
-// forward runs the layers on rows rows of x (rows×InputDim) and returns the
-// output (rows×OutputDim), a view of a model buffer. Dropout is active only
-// when training.
-//
-// Dense computes z = x·W + b with gemm.Sgemm, then a = f(z). Dropout keeps
-// each value with probability 1-rate and scales it by 1/(1-rate) (inverted
-// dropout), so inference needs no rescaling.
-func (m *Model) forward(x []float32, rows int, training bool) []float32 {
+// reserveGrads makes the backward buffers hold at least rows rows.
+func (m *Model) reserveGrads(rows int) {
 	m.reserve(rows)
-	cur := x[:rows*m.spec.InputDim()]
-	for _, l := range m.layers {
-		l.inp = cur
-		n := rows * l.out
-		switch l.spec.kind {
-		case kindDense:
-			z := l.a[:n]
-			if l.z != nil {
-				z = l.z[:n]
-			}
-			gemm.Sgemm(m.cfg.threads, false, false, rows, l.out, l.in, 1, cur, l.in, l.w, l.out, 0, z, l.out)
-			if l.b != nil {
-				addBias(z, l.b)
-			}
-			if l.z != nil {
-				l.spec.act.forward(z, l.a[:n], l.out)
-			}
-			cur = l.a[:n]
-		case kindActivation:
-			l.spec.act.forward(cur, l.a[:n], l.out)
-			cur = l.a[:n]
-		case kindDropout:
-			l.active = training && l.spec.rate > 0
-			if l.active {
-				if m.reuseMask {
-					for j, v := range l.mask[:n] {
-						l.a[j] = cur[j] * v
-					}
-				} else {
-					dropout(cur, l.a[:n], l.mask[:n], l.spec.rate, l.rng)
-				}
-				cur = l.a[:n]
-			}
-		case kindFlatten:
-			// Row-major rows are already flat.
-		}
-		l.outp = cur
+	if rows <= m.capGradRows {
+		return
 	}
-	return cur
-}
-
-// addBias adds b to every row of z.
-func addBias(z, b []float32) {
-	for r := 0; r < len(z); r += len(b) {
-		zr := z[r : r+len(b)]
-		for j, v := range b {
-			zr[j] += v
+	m.capGradRows = rows
+	if m.grad == nil {
+		m.grad = make([][]float32, len(m.g.tensors))
+	}
+	for t, need := range m.needGrad {
+		if need {
+			m.grad[t] = make([]float32, rows*prod(m.g.tensors[t].shape))
 		}
+	}
+	size := func(s dxSlot) {
+		if s.temp >= 0 {
+			m.temps[s.temp] = make([]float32, rows*prod(m.g.tensors[s.tensor].shape))
+		}
+	}
+	for _, p := range m.dxPlan {
+		for _, s := range p {
+			size(s)
+		}
+	}
+	for _, s := range m.outDst {
+		size(s)
 	}
 }
 
-// dropout sets mask to 0 (probability rate) or 1/(1-rate) and out = in·mask.
-func dropout(in, out, mask []float32, rate float64, rng *rand.Rand) {
-	keep := float32(1 / (1 - rate))
-	threshold := uint64(rate * (1 << 53))
-	for i, v := range in {
-		if rng.Uint64()>>11 < threshold {
-			mask[i], out[i] = 0, 0
-		} else {
-			mask[i], out[i] = keep, v*keep
-		}
+// dst returns the buffer of a gradient slot for rows rows (nil for none).
+func (m *Model) dst(s dxSlot, rows int) []float32 {
+	switch {
+	case s.tensor < 0:
+		return nil
+	case s.temp < 0:
+		return m.grad[s.tensor][:rows*prod(m.g.tensors[s.tensor].shape)]
+	}
+	return m.temps[s.temp][:rows*prod(m.g.tensors[s.tensor].shape)]
+}
+
+// addSlot adds a temp slot's contribution into its tensor's gradient.
+func (m *Model) addSlot(s dxSlot, rows int) {
+	if s.tensor < 0 || s.temp < 0 {
+		return
+	}
+	src := m.dst(s, rows)
+	g := m.grad[s.tensor][:len(src)]
+	for i, v := range src {
+		g[i] += v
 	}
 }
 
-// backward propagates g = ∂L/∂output (rows×OutputDim, overwritten) through
-// the layers of the last forward pass and sets the weight gradients:
-//
-//	∂L/∂z = f'(z)·g,  ∂L/∂W = xᵀ·∂L/∂z,  ∂L/∂b = Σ_rows ∂L/∂z,  ∂L/∂x = ∂L/∂z·Wᵀ
-//
-// Dropout multiplies g by its mask.
-func (m *Model) backward(g []float32, rows int) {
-	for i := len(m.layers) - 1; i >= 0; i-- {
-		l := m.layers[i]
-		switch l.spec.kind {
-		case kindDense:
-			dz := g
-			if l.z != nil {
-				l.spec.act.backward(l.z[:rows*l.out], l.outp, g, dz, l.out)
-			}
-			gemm.Sgemm(m.cfg.threads, true, false, l.in, l.out, rows, 1, l.inp, l.in, dz, l.out, 0, l.dw, l.out)
-			if l.db != nil {
-				colSum(dz, l.db)
-			}
-			if !l.needIn {
-				return
-			}
-			gin := l.gin[:rows*l.in]
-			gemm.Sgemm(m.cfg.threads, false, true, rows, l.in, l.out, 1, dz, l.out, l.w, l.out, 0, gin, l.in)
-			g = gin
-		case kindActivation:
-			l.spec.act.backward(l.inp, l.outp, g, g, l.out)
-		case kindDropout:
-			if l.active {
-				for j, v := range l.mask[:len(g)] {
-					g[j] *= v
-				}
-			}
+// run is the forward pass of the graph on rows rows of the model's inputs
+// (each rows×prod(input shape)); afterwards m.val holds every tensor.
+func (m *Model) run(inputs [][]float32, rows int, training bool) {
+	m.reserve(rows)
+	g := m.g
+	for i, t := range g.inputs {
+		m.val[t] = inputs[i][:rows*prod(g.tensors[t].shape)]
+	}
+	for i, n := range g.nodes {
+		c := m.calls[i]
+		c.rows, c.training, c.replay = rows, training, m.replay
+		for j, t := range n.in {
+			c.x[j] = m.val[t]
+		}
+		for k, t := range n.out {
+			c.y[k] = m.act[t][:rows*prod(c.out[k])]
+		}
+		n.layer.layer.forward(c)
+		for k, t := range n.out {
+			m.val[t] = c.y[k]
 		}
 	}
 }
 
-// colSum sets db to the column sums of the rows×len(db) block dz.
-func colSum(dz, db []float32) {
-	clear(db)
-	for r := 0; r < len(dz); r += len(db) {
-		for j, v := range dz[r : r+len(db)] {
-			db[j] += v
+// forward runs the model on rows rows of x (rows×InputDim) and returns the
+// first output (rows×OutputDim), a view of a model buffer. Dropout is
+// active only when training.
+func (m *Model) forward(x []float32, rows int, training bool) []float32 {
+	m.run([][]float32{x}, rows, training)
+	return m.val[m.g.outputs[0]]
+}
+
+// backprop runs the backward pass of the last forward pass on rows rows,
+// the loss gradients being in place (see outDst), and leaves the weight
+// gradients in m.grads.
+func (m *Model) backprop(rows int) {
+	for _, g := range m.grads {
+		clear(g)
+	}
+	for _, t := range m.zeroGrad {
+		clear(m.grad[t][:rows*prod(m.g.tensors[t].shape)])
+	}
+	for i, s := range m.outDst {
+		switch {
+		case m.outGiven[i]:
+			m.addSlot(s, rows)
+		case s.tensor >= 0 && s.temp < 0:
+			clear(m.dst(s, rows)) // an output without a loss
+		}
+		m.outGiven[i] = false
+	}
+	for i := len(m.g.nodes) - 1; i >= 0; i-- {
+		if !m.runsBack[i] {
+			continue
+		}
+		n, c := m.g.nodes[i], m.calls[i]
+		for k, t := range n.out {
+			c.dy[k] = m.grad[t][:rows*prod(c.out[k])]
+		}
+		for j, s := range m.dxPlan[i] {
+			c.dx[j] = m.dst(s, rows)
+		}
+		n.layer.layer.backward(c)
+		for _, s := range m.dxPlan[i] {
+			m.addSlot(s, rows)
 		}
 	}
 }
 
 // regularize adds the regularization gradients to the weight gradients and
-// returns the penalty.
+// returns the penalty. Only trainable weights are regularized, as in Keras.
 func (m *Model) regularize(addGrad bool) float64 {
 	var pen float64
-	for i, r := range m.regs {
-		if r.zero() {
+	for _, w := range m.wts {
+		r := w.spec.reg
+		if r.zero() || !w.trainable {
 			continue
 		}
-		pen += r.penalty(m.params[i])
+		pen += r.penalty(w.data)
 		if addGrad {
-			r.addGrad(m.params[i], m.grads[i])
+			r.addGrad(w.data, w.grad)
 		}
 	}
 	return pen
 }
 
-// step runs forward and backward on one batch (training mode) and leaves
-// the batch-mean gradients in m.grads. It returns the summed per-sample loss
-// (regularization included, once per sample) and fills m.msum.
-func (m *Model) step(x, y []float32, rows int) float64 {
-	out := m.forward(x, rows, true)
-	g := m.lossGrad[:rows*m.outDim]
-	loss := m.loss.lossSum(out, y, rows, m.outDim, g, 1/float64(rows))
-	for k, ms := range m.metrics {
-		m.msum[k] = ms.kind.metricSum(out, y, rows, m.outDim, m.sparse)
-	}
-	m.backward(g, rows)
+// stepAll runs forward and backward on one batch (training mode): xs per
+// model input, ys per output (nil for an output without a loss). It leaves
+// the batch-mean gradients in m.grads, each head's loss and metric sums in
+// its lsum and msum, and returns the summed per-sample total loss (the
+// weighted sum over the outputs, regularization included once per sample).
+func (m *Model) stepAll(xs, ys [][]float32, rows int) float64 {
+	m.reserveGrads(rows)
+	m.run(xs, rows, true)
+	loss := m.lossSums(ys, rows, true)
+	m.backprop(rows)
 	return loss + float64(rows)*m.regularize(true)
 }
+
+// lossSums computes each head's loss and metric sums on the last forward
+// pass and, with grads, writes the loss gradients; it returns the summed
+// weighted loss without regularization.
+//
+// For an output of shape (..., width), the loss and metrics are computed
+// on each of the positions = prod(...) rows of width values and averaged
+// over the positions, as Keras does; the gradient is scaled by the loss
+// weight over rows·positions (Keras' "sum_over_batch_size").
+func (m *Model) lossSums(ys [][]float32, rows int, grads bool) float64 {
+	var total float64
+	for i, h := range m.heads {
+		if h.spec.loss == nil {
+			continue
+		}
+		out := m.val[h.tensor]
+		y := ys[i]
+		n := rows * h.positions
+		var g []float32
+		if grads {
+			g = m.dst(m.outDst[i], rows)
+			m.outGiven[i] = g != nil
+		}
+		h.lsum = h.spec.loss.lossSum(out, y, n, h.width, g, h.spec.weight/float64(n)) / float64(h.positions)
+		total += h.spec.weight * h.lsum
+		for k, ms := range h.metrics {
+			h.msum[k] = ms.kind.metricSum(out, y, n, h.width, h.sparse) / float64(h.positions)
+		}
+	}
+	return total
+}
+
+// step runs forward and backward on one batch of the model's one input and
+// one output (training mode) and leaves the batch-mean gradients in
+// m.grads. It returns the summed per-sample loss (regularization included,
+// once per sample) and fills m.msum.
+func (m *Model) step(x, y []float32, rows int) float64 {
+	return m.stepAll([][]float32{x}, [][]float32{y}, rows)
+}
+
+// singleIO reports an error for a model with several inputs or outputs,
+// which the tensor methods (Predict, Fit, ...) do not take.
+func (m *Model) singleIO(op string) error {
+	if len(m.g.inputs) == 1 && len(m.g.outputs) == 1 {
+		return nil
+	}
+	var in, out []string
+	for _, io := range m.spec.Inputs() {
+		in = append(in, fmt.Sprintf("%s %s", io.Name, shapeStr(io.Shape)))
+	}
+	for _, io := range m.spec.Outputs() {
+		out = append(out, fmt.Sprintf("%s %s", io.Name, shapeStr(io.Shape)))
+	}
+	return fmt.Errorf("gokernel: %s: the model has %d inputs (%s) and %d outputs (%s); %s takes a model with one of each", op, len(in), strings.Join(in, ", "), len(out), strings.Join(out, ", "), op)
+}
+
+// backpropFrom runs the backward pass of the last forward pass from the
+// given output gradients dys[i] = ∂L/∂output i (gradient checks).
+func (m *Model) backpropFrom(dys [][]float32, rows int) {
+	m.reserveGrads(rows)
+	for i, s := range m.outDst {
+		if d := m.dst(s, rows); d != nil {
+			copy(d, dys[i])
+			m.outGiven[i] = true
+		}
+	}
+	m.backprop(rows)
+}
+
+// noSlot is the slot of a gradient nobody needs.
+var noSlot = dxSlot{tensor: -1, temp: -1}

@@ -125,19 +125,25 @@ func TestParseSpecErrors(t *testing.T) {
 		{"constraint", seqJSON(3, "", "", dense("d", 2, "relu", `,"kernel_constraint":{"class_name":"MaxNorm","config":{}}`)), []string{"layer 1", "kernel_constraint"}},
 		{"activity regularizer", seqJSON(3, "", "", dense("d", 2, "relu", `,"activity_regularizer":"l2"`)), []string{"activity_regularizer"}},
 		{"unknown key", seqJSON(3, "", "", dense("d", 2, "relu", `,"frobnicate":1`)), []string{"layer 1", "frobnicate"}},
-		{"frozen layer", seqJSON(3, "", "", dense("d", 2, "relu", `,"trainable":false`)), []string{"layer 1", "trainable"}},
+		{"trainable not a bool", seqJSON(3, "", "", dense("d", 2, "relu", `,"trainable":"no"`)), []string{"layer 1", "trainable"}},
 		{"initializer", seqJSON(3, "", "", dense("d", 2, "relu", `,"kernel_initializer":{"class_name":"Orthogonal","config":{}}`)), []string{"layer 1", "orthogonal"}},
 		{"regularizer", seqJSON(3, "", "", dense("d", 2, "relu", `,"kernel_regularizer":{"class_name":"OrthogonalRegularizer","config":{}}`)), []string{"OrthogonalRegularizer"}},
 		{"noise shape", seqJSON(3, "", "", `{"class_name":"Dropout","config":{"name":"dr","rate":0.5,"noise_shape":[null,1]}}`), []string{"dr", "noise_shape"}},
 		{"dropout rate", seqJSON(3, "", "", `{"class_name":"Dropout","config":{"name":"dr","rate":1}}`), []string{"dr", "rate"}},
-		{"dense on rank 3", []byte(`{"class_name":"Sequential","config":{"name":"s","layers":[{"class_name":"InputLayer","config":{"batch_shape":[null,2,3],"name":"i"}},` + dense("d", 2, "relu", "") + `]}}`), []string{"layer 1", "Flatten"}},
+		{"dense on a scalar", []byte(`{"class_name":"Sequential","config":{"name":"s","layers":[{"class_name":"InputLayer","config":{"batch_shape":[null],"name":"i"}},` + dense("d", 2, "relu", "") + `]}}`), []string{"batch_shape"}},
+		{"merge shapes", []byte(`{"class_name":"Functional","config":{"name":"f","layers":[
+			{"class_name":"InputLayer","name":"a","config":{"batch_shape":[null,3],"name":"a"},"inbound_nodes":[]},
+			{"class_name":"InputLayer","name":"b","config":{"batch_shape":[null,4],"name":"b"},"inbound_nodes":[]},
+			{"class_name":"Add","name":"sum","config":{"name":"sum"},"inbound_nodes":[{"args":[[` + kt("a") + `,` + kt("b") + `]],"kwargs":{}}]}],
+			"input_layers":[["a",0,0],["b",0,0]],"output_layers":[["sum",0,0]]}}`), []string{"layer 2", `"sum"`, "(None, 4)", "(None, 3)", "broadcasting"}},
 		{"loss", seqJSON(3, `"kl_divergence"`, "", dense("d", 2, "relu", "")), []string{"loss", "kl_divergence"}},
 		{"metric", seqJSON(3, `"mse"`, `["auc"]`, dense("d", 2, "relu", "")), []string{"metric", "auc"}},
 		{"label smoothing", seqJSON(3, `{"class_name":"CategoricalCrossentropy","config":{"label_smoothing":0.1}}`, "", dense("d", 2, "relu", "")), []string{"label_smoothing"}},
-		{"loss weights", bytes.Replace(mnist, []byte(`"loss_weights": null`), []byte(`"loss_weights": [1]`), 1), []string{"loss_weights"}},
+		{"loss weights", bytes.Replace(mnist, []byte(`"loss_weights": null`), []byte(`"loss_weights": [1, 2]`), 1), []string{"loss_weights", "2 entries", "1 outputs"}},
 		{"model class", []byte(`{"class_name":"MyModel","config":{}}`), []string{"MyModel"}},
-		{"multi-branch", regexp.MustCompile(`"keras_history": \[\s*"dropout_2"`).ReplaceAll(functional, []byte(`"keras_history": ["dense_3"`)), []string{"multi-branch"}},
-		{"call kwargs", bytes.Replace(functional, []byte(`"training": false`), []byte(`"mask": null`), 1), []string{"mask"}},
+		{"dangling input", regexp.MustCompile(`"keras_history": \[\s*"dropout_2"`).ReplaceAll(functional, []byte(`"keras_history": ["nowhere"`)), []string{`"nowhere"`, "not the output of any layer call"}},
+		{"call kwargs", bytes.Replace(functional, []byte(`"training": false`), []byte(`"mask": [1]`), 1), []string{"mask"}},
+		{"call kwarg", bytes.Replace(functional, []byte(`"training": false`), []byte(`"scale": 2`), 1), []string{"scale"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -155,6 +161,11 @@ func TestParseSpecErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// kt is a Keras tensor argument: output 0 of call 0 of layer name.
+func kt(name string) string {
+	return `{"class_name":"__keras_tensor__","config":{"dtype":"float32","keras_history":["` + name + `",0,0]}}`
 }
 
 func TestNewModelErrors(t *testing.T) {

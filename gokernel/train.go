@@ -124,6 +124,9 @@ func (m *Model) inputs(x, y *tensor.Dense, op string) (xd, yd []float32, rows in
 }
 
 func (m *Model) checkInputs(x, y *tensor.Dense, op string, needY bool) (xd, yd []float32, rows int, err error) {
+	if err := m.singleIO(op); err != nil {
+		return nil, nil, 0, err
+	}
 	xd, rows, width, err := floats(x, "x")
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("gokernel: %s: %w", op, unwrapPrefix(err))
