@@ -42,17 +42,18 @@ type layerParser func(c *obj) (Layer, error)
 // layerKinds is the registry: Keras class name → parser. A new layer kind
 // is one file with its type and parser, and one line here.
 var layerKinds = map[string]layerParser{
-	"Activation":  parseActivationLayer,
-	"Add":         mergeParser(mergeAdd),
-	"Average":     mergeParser(mergeAverage),
-	"Concatenate": parseConcatenate,
-	"Dense":       parseDense,
-	"Dropout":     parseDropout,
-	"Flatten":     parseFlatten,
-	"Maximum":     mergeParser(mergeMaximum),
-	"Minimum":     mergeParser(mergeMinimum),
-	"Multiply":    mergeParser(mergeMultiply),
-	"Subtract":    mergeParser(mergeSubtract),
+	"Activation":         parseActivationLayer,
+	"Add":                mergeParser(mergeAdd),
+	"Average":            mergeParser(mergeAverage),
+	"Concatenate":        parseConcatenate,
+	"Dense":              parseDense,
+	"Dropout":            parseDropout,
+	"Flatten":            parseFlatten,
+	"LayerNormalization": parseLayerNorm,
+	"Maximum":            mergeParser(mergeMaximum),
+	"Minimum":            mergeParser(mergeMinimum),
+	"Multiply":           mergeParser(mergeMultiply),
+	"Subtract":           mergeParser(mergeSubtract),
 }
 
 // supportedLayers lists the registered kinds for error messages.

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Make the Keras parity fixtures of the normalization, reshaping, noise,
+preprocessing and activation layer families that gokernel's
+keras_family_test.go reads.
+
+Each family is written to its own file, layers_<family>.json, in the format
+make_layer_fixtures.py documents (this script uses its make_case). CI never
+runs this script: its outputs are committed beside it. Re-run it by hand
+when a fixture must change (from the repository root, with the
+repository's .venv):
+
+    KERAS_BACKEND=jax .venv/bin/python \\
+        gokernel/testdata/keras/make_family_fixtures.py [FAMILY...]
+
+FAMILY is norm, reshape, noise, preprocessing or activation (default: all).
+
+Made with keras 3.15.1 on the jax 0.10.2 backend (CPU), float32 throughout.
+Cases whose training draws random numbers (the noise layers with a
+non-zero rate) are checked in inference mode only; their training-mode
+behaviour is tested statistically in Go.
+"""
+
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers as L  # noqa: E402
+
+from make_layer_fixtures import HERE, make_case, seq, write  # noqa: E402
+
+
+def rn():
+    """Initializers that make γ and β differ from 1 and 0."""
+    return {"gamma_initializer": keras.initializers.RandomUniform(0.5, 1.5),
+            "beta_initializer": "random_normal"}
+
+
+def dense_then(shape, *layers, units=None):
+    """Input → Dense with tanh (so the case has weights before the layer
+    and its input gradient is checked through them; the tanh keeps a
+    normalization from cancelling the Dense bias, whose gradient would be
+    zero and Adam's steps on it noise) → layers."""
+    units = units or shape[-1]
+    return seq(shape, lambda: L.Dense(units, activation="tanh", bias_initializer="random_normal"), *layers)
+
+
+# ------------------------------------------------------------ normalization
+
+NORM_CASES = [
+    ("layernorm_last", dense_then((5,), lambda: L.LayerNormalization(**rn()))),
+    ("layernorm_rank3_last", dense_then((3, 4), lambda: L.LayerNormalization(epsilon=1e-5, **rn()))),
+    ("layernorm_axis1_rank3", dense_then((3, 4), lambda: L.LayerNormalization(axis=1, **rn()))),
+    ("layernorm_axes12", dense_then((3, 4), lambda: L.LayerNormalization(axis=[1, 2], **rn()))),
+    ("layernorm_axes_neg_rank4", dense_then((2, 3, 2), lambda: L.LayerNormalization(axis=[-2, -1], **rn()))),
+    ("layernorm_no_center", dense_then((5,), lambda: L.LayerNormalization(center=False, **rn()))),
+    ("layernorm_no_scale", dense_then((5,), lambda: L.LayerNormalization(scale=False, **rn()))),
+    ("layernorm_plain", dense_then((5,), lambda: L.LayerNormalization(center=False, scale=False))),
+    ("layernorm_rms_scaling", dense_then((5,), lambda: L.LayerNormalization(rms_scaling=True, **rn()))),
+    ("layernorm_regularized", dense_then((4,), lambda: L.LayerNormalization(
+        gamma_regularizer=keras.regularizers.L2(0.1), beta_regularizer=keras.regularizers.L1(0.05), **rn()))),
+    ("layernorm_frozen", dense_then((5,), lambda: L.LayerNormalization(trainable=False, **rn()))),
+]
+
+
+def make_family(cases, seed0, random_cases=()):
+    out = [make_case(n, b, seed=seed0 + i, **kw) for i, (n, b, *rest) in enumerate(cases)
+           for kw in [rest[0] if rest else {}]]
+    out += [make_case(n, b, seed=seed0 + 500 + i, random_training=True) for i, (n, b) in enumerate(random_cases)]
+    return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": out}
+
+
+FAMILIES = {
+    "norm": lambda: make_family(NORM_CASES, 3000),
+}
+
+
+if __name__ == "__main__":
+    for fam in sys.argv[1:] or list(FAMILIES):
+        write(os.path.join(HERE, f"layers_{fam}.json"), FAMILIES[fam]())
