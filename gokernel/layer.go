@@ -45,15 +45,19 @@ var layerKinds = map[string]layerParser{
 	"Activation":         parseActivationLayer,
 	"Add":                mergeParser(mergeAdd),
 	"Average":            mergeParser(mergeAverage),
+	"BatchNormalization": parseBatchNorm,
 	"Concatenate":        parseConcatenate,
 	"Dense":              parseDense,
 	"Dropout":            parseDropout,
 	"Flatten":            parseFlatten,
+	"GroupNormalization": parseGroupNorm,
 	"LayerNormalization": parseLayerNorm,
 	"Maximum":            mergeParser(mergeMaximum),
 	"Minimum":            mergeParser(mergeMinimum),
 	"Multiply":           mergeParser(mergeMultiply),
+	"RMSNormalization":   parseRMSNorm,
 	"Subtract":           mergeParser(mergeSubtract),
+	"UnitNormalization":  parseUnitNorm,
 }
 
 // supportedLayers lists the registered kinds for error messages.

@@ -74,12 +74,16 @@ func affineArgs(c *obj) (betaInit, gammaInit initSpec, betaReg, gammaReg regSpec
 	return
 }
 
-func (l *layerNorm) outputShapes(in [][]int) ([][]int, error) {
+func (l *layerNorm) outputShapes(in [][]int) ([][]int, error) { return sameRunShape(in, l.axes) }
+
+// sameRunShape is outputShapes for a layer that keeps its input's shape and
+// works along a contiguous run of axes.
+func sameRunShape(in [][]int, kerasAxes []int) ([][]int, error) {
 	s, err := oneInput(in)
 	if err != nil {
 		return nil, err
 	}
-	axes, err := sampleAxes(l.axes, len(s))
+	axes, err := sampleAxes(kerasAxes, len(s))
 	if err != nil {
 		return nil, err
 	}
@@ -93,11 +97,7 @@ func (l *layerNorm) hasGamma() bool { return l.scale || l.rms }
 func (l *layerNorm) hasBeta() bool  { return l.center && !l.rms }
 
 func (l *layerNorm) weights(in [][]int) []weightSpec {
-	axes, _ := sampleAxes(l.axes, len(in[0]))
-	var shape []int
-	for _, a := range axes {
-		shape = append(shape, in[0][a])
-	}
+	shape := runWeightShape(in[0], l.axes)
 	var ws []weightSpec
 	if l.hasGamma() {
 		ws = append(ws, weightSpec{name: "gamma", shape: shape, init: l.gammaInit, reg: l.gammaReg})
@@ -112,15 +112,27 @@ func (l *layerNorm) weights(in [][]int) []weightSpec {
 // axes, worked out at a call's first batch.
 type runGeom struct{ outer, n, inner int }
 
-func (l *layerNorm) geom(c *call) *runGeom {
+// runGeometry returns the call's runGeom for the given Keras axes, made
+// at its first batch and kept in c.state.
+func runGeometry(c *call, kerasAxes []int) *runGeom {
 	if g, ok := c.state.(*runGeom); ok {
 		return g
 	}
-	axes, _ := sampleAxes(l.axes, len(c.in[0]))
+	axes, _ := sampleAxes(kerasAxes, len(c.in[0]))
 	o, n, i, _ := axisRun(c.in[0], axes)
 	g := &runGeom{o, n, i}
 	c.state = g
 	return g
+}
+
+// runWeightShape is the shape of a weight over the normalized axes.
+func runWeightShape(in []int, kerasAxes []int) []int {
+	axes, _ := sampleAxes(kerasAxes, len(in))
+	var shape []int
+	for _, a := range axes {
+		shape = append(shape, in[a])
+	}
+	return shape
 }
 
 // params returns γ and β (nil when absent).
@@ -137,7 +149,7 @@ func (l *layerNorm) params(c *call) (gamma, beta []float32) {
 }
 
 func (l *layerNorm) forward(c *call) {
-	g := l.geom(c)
+	g := runGeometry(c, l.axes)
 	n, inner := g.n, g.inner
 	groups := c.rows * g.outer * inner
 	mean, inv := c.buf(0, groups), c.buf(1, groups)
@@ -187,7 +199,7 @@ func (l *layerNorm) forward(c *call) {
 }
 
 func (l *layerNorm) backward(c *call) {
-	g := l.geom(c)
+	g := runGeometry(c, l.axes)
 	n, inner := g.n, g.inner
 	groups := c.rows * g.outer * inner
 	mean, inv := c.buf(0, groups), c.buf(1, groups)

@@ -39,6 +39,13 @@ def rn():
             "beta_initializer": "random_normal"}
 
 
+def bn():
+    """BatchNormalization initializers that make every weight and moving
+    statistic differ from its default."""
+    return {**rn(), "moving_mean_initializer": keras.initializers.RandomNormal(0.0, 0.5),
+            "moving_variance_initializer": keras.initializers.RandomUniform(0.5, 1.5)}
+
+
 def dense_then(shape, *layers, units=None):
     """Input → Dense with tanh (so the case has weights before the layer
     and its input gradient is checked through them; the tanh keeps a
@@ -63,6 +70,31 @@ NORM_CASES = [
     ("layernorm_regularized", dense_then((4,), lambda: L.LayerNormalization(
         gamma_regularizer=keras.regularizers.L2(0.1), beta_regularizer=keras.regularizers.L1(0.05), **rn()))),
     ("layernorm_frozen", dense_then((5,), lambda: L.LayerNormalization(trainable=False, **rn()))),
+    ("batchnorm_last", dense_then((5,), lambda: L.BatchNormalization(**bn()))),
+    ("batchnorm_defaults", dense_then((5,), lambda: L.BatchNormalization())),
+    ("batchnorm_rank4_channels_last", dense_then((3, 2, 3), lambda: L.BatchNormalization(momentum=0.9, epsilon=1e-4, **bn()))),
+    ("batchnorm_axis1_rank3", dense_then((3, 4), lambda: L.BatchNormalization(axis=1, **bn()))),
+    ("batchnorm_no_center", dense_then((5,), lambda: L.BatchNormalization(center=False, **bn()))),
+    ("batchnorm_no_scale", dense_then((5,), lambda: L.BatchNormalization(scale=False, **bn()))),
+    ("batchnorm_plain", dense_then((5,), lambda: L.BatchNormalization(center=False, scale=False, momentum=0.5))),
+    ("batchnorm_regularized", dense_then((4,), lambda: L.BatchNormalization(
+        gamma_regularizer=keras.regularizers.L2(0.1), beta_regularizer=keras.regularizers.L1L2(0.05, 0.02), **bn()))),
+    ("batchnorm_frozen", dense_then((5,), lambda: L.BatchNormalization(trainable=False, **bn()))),
+    ("batchnorm_twice", seq((4,), lambda: L.BatchNormalization(momentum=0.8, **bn()), lambda: L.Dense(3, activation="relu", bias_initializer="random_normal"),
+                            lambda: L.BatchNormalization(**bn()), lambda: L.Dense(2))),
+    ("groupnorm_groups2", dense_then((6,), lambda: L.GroupNormalization(groups=2, **rn()))),
+    ("groupnorm_rank3", dense_then((3, 4), lambda: L.GroupNormalization(groups=2, epsilon=1e-5, **rn()))),
+    ("groupnorm_instance", dense_then((3, 4), lambda: L.GroupNormalization(groups=-1, **rn()))),
+    ("groupnorm_one_group", dense_then((2, 2, 3), lambda: L.GroupNormalization(groups=1, **rn()))),
+    ("groupnorm_axis1_rank3", dense_then((4, 3), lambda: L.GroupNormalization(groups=2, axis=1, **rn()))),
+    ("groupnorm_no_center_regularized", dense_then((6,), lambda: L.GroupNormalization(
+        groups=2, center=False, gamma_regularizer=keras.regularizers.L2(0.1), **rn()))),
+    ("groupnorm_no_scale", dense_then((3, 4), lambda: L.GroupNormalization(groups=4, scale=False, **rn()))),
+    ("unitnorm_last", dense_then((5,), lambda: L.UnitNormalization())),
+    ("unitnorm_axes12", dense_then((3, 4), lambda: L.UnitNormalization(axis=[1, 2]))),
+    ("unitnorm_axis1_rank3", dense_then((3, 4), lambda: L.UnitNormalization(axis=1))),
+    ("rmsnorm_last", dense_then((5,), lambda: L.RMSNormalization())),
+    ("rmsnorm_axes12", dense_then((3, 4), lambda: L.RMSNormalization(axis=[1, 2], epsilon=1e-3))),
 ]
 
 
