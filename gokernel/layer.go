@@ -47,6 +47,9 @@ var layerKinds = map[string]layerParser{
 	"Average":            mergeParser(mergeAverage),
 	"BatchNormalization": parseBatchNorm,
 	"Concatenate":        parseConcatenate,
+	"Cropping1D":         croppingParser(1),
+	"Cropping2D":         croppingParser(2),
+	"Cropping3D":         croppingParser(3),
 	"Dense":              parseDense,
 	"Dropout":            parseDropout,
 	"Flatten":            parseFlatten,
@@ -55,9 +58,18 @@ var layerKinds = map[string]layerParser{
 	"Maximum":            mergeParser(mergeMaximum),
 	"Minimum":            mergeParser(mergeMinimum),
 	"Multiply":           mergeParser(mergeMultiply),
+	"Permute":            parsePermute,
 	"RMSNormalization":   parseRMSNorm,
+	"RepeatVector":       parseRepeatVector,
+	"Reshape":            parseReshape,
 	"Subtract":           mergeParser(mergeSubtract),
 	"UnitNormalization":  parseUnitNorm,
+	"UpSampling1D":       upSamplingParser(1),
+	"UpSampling2D":       upSamplingParser(2),
+	"UpSampling3D":       upSamplingParser(3),
+	"ZeroPadding1D":      zeroPaddingParser(1),
+	"ZeroPadding2D":      zeroPaddingParser(2),
+	"ZeroPadding3D":      zeroPaddingParser(3),
 }
 
 // supportedLayers lists the registered kinds for error messages.

@@ -98,6 +98,34 @@ NORM_CASES = [
 ]
 
 
+# ------------------------------------------------------------ reshaping
+
+RESHAPE_CASES = [
+    ("reshape_neg1", dense_then((3, 4), lambda: L.Reshape((-1, 3)))),
+    ("reshape_to_rank3", dense_then((6,), lambda: L.Reshape((2, 3, 1)), lambda: L.Dense(2))),
+    ("permute_21", dense_then((3, 4), lambda: L.Permute((2, 1)))),
+    ("permute_312", dense_then((2, 3, 4), lambda: L.Permute((3, 1, 2)), lambda: L.Dense(2))),
+    ("repeat_vector", dense_then((4,), lambda: L.RepeatVector(3))),
+    ("zero_padding1d_int", dense_then((5, 2), lambda: L.ZeroPadding1D(2))),
+    ("zero_padding1d_pair", dense_then((5, 2), lambda: L.ZeroPadding1D((1, 3)))),
+    ("zero_padding1d_channels_first", dense_then((2, 5), lambda: L.ZeroPadding1D((2, 1), data_format="channels_first"))),
+    ("zero_padding2d_default", dense_then((3, 4, 2), lambda: L.ZeroPadding2D())),
+    ("zero_padding2d_pairs", dense_then((3, 4, 2), lambda: L.ZeroPadding2D(((1, 2), (0, 1))))),
+    ("zero_padding2d_channels_first", dense_then((2, 3, 4), lambda: L.ZeroPadding2D((2, 1), data_format="channels_first"))),
+    ("zero_padding3d", dense_then((2, 3, 2, 2), lambda: L.ZeroPadding3D(((1, 0), (0, 1), (1, 1))))),
+    ("cropping1d", dense_then((6, 2), lambda: L.Cropping1D((1, 2)))),
+    ("cropping2d", dense_then((5, 6, 2), lambda: L.Cropping2D(((1, 2), (2, 1))))),
+    ("cropping2d_channels_first", dense_then((2, 5, 6), lambda: L.Cropping2D((1, 2), data_format="channels_first"))),
+    ("cropping3d", dense_then((4, 3, 4, 2), lambda: L.Cropping3D(((1, 1), (0, 1), (2, 0))))),
+    ("upsampling1d", dense_then((3, 2), lambda: L.UpSampling1D(3))),
+    ("upsampling2d_nearest", dense_then((2, 3, 2), lambda: L.UpSampling2D((2, 3)))),
+    ("upsampling2d_nearest_channels_first", dense_then((2, 2, 3), lambda: L.UpSampling2D(2, data_format="channels_first"))),
+    ("upsampling2d_bilinear", dense_then((3, 3, 2), lambda: L.UpSampling2D((2, 3), interpolation="bilinear"))),
+    ("upsampling2d_bilinear_channels_first", dense_then((2, 2, 3), lambda: L.UpSampling2D(2, data_format="channels_first", interpolation="bilinear"))),
+    ("upsampling3d", dense_then((2, 2, 1, 2), lambda: L.UpSampling3D((2, 1, 3)))),
+]
+
+
 def make_family(cases, seed0, random_cases=()):
     out = [make_case(n, b, seed=seed0 + i, **kw) for i, (n, b, *rest) in enumerate(cases)
            for kw in [rest[0] if rest else {}]]
@@ -107,6 +135,7 @@ def make_family(cases, seed0, random_cases=()):
 
 FAMILIES = {
     "norm": lambda: make_family(NORM_CASES, 3000),
+    "reshape": lambda: make_family(RESHAPE_CASES, 4000),
 }
 
 
