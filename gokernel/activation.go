@@ -17,6 +17,28 @@ import (
 //	selu        f(z) = λ z if z > 0 else λ α (e^z - 1)      (λ 1.0507009873554805, α 1.6732632423543772)
 //	leaky_relu  f(z) = z if z >= 0 else 0.2 z              (Keras 3 negative_slope 0.2)
 //	gelu        f(z) = z Φ(z) = z/2 (1 + erf(z/√2))        (Keras' approximate=False)
+//	silu        f(z) = z σ(z)                               (also named swish)
+//	hard_sigmoid f(z) = relu6(z + 3) / 6 = clip(z/6 + 1/2, 0, 1)
+//	hard_silu   f(z) = z · hard_sigmoid(z)                  (also named hard_swish)
+//	mish        f(z) = z tanh(softplus(z))
+//	relu6       f(z) = min(max(z, 0), 6)
+//	softsign    f(z) = z / (1 + |z|)
+//	exponential f(z) = e^z
+//	log_softmax f(z)_j = z_j - max z - log Σ_k e^(z_k - max z)  (per row)
+//	celu        f(z) = z if z > 0 else e^z - 1              (alpha 1: elu)
+//	hard_tanh   f(z) = clip(z, -1, 1)
+//	log_sigmoid f(z) = log σ(z) = -softplus(-z)
+//	tanh_shrink f(z) = z - tanh z
+//	soft_shrink f(z) = z - 0.5 if z > 0.5, z + 0.5 if z < -0.5, else 0
+//	hard_shrink f(z) = z if |z| > 0.5 else 0
+//	squareplus  f(z) = (z + √(z² + 4)) / 2                   (b 4)
+//	sparse_plus f(z) = 0 if z ≤ -1, z if z ≥ 1, else (z + 1)²/4
+//	sparse_sigmoid f(z) = 0 if z ≤ -1, 1 if z ≥ 1, else (z + 1)/2
+//
+// At a kink the derivative is the one JAX uses (relu6, hard_sigmoid,
+// hard_tanh: 0 at the corners; relu: 0 at 0). The activations Keras has
+// that change the shape (glu) or need arguments (threshold), and
+// sparsemax, are refused by name.
 //
 // The backward pass maps the gradient g = ∂L/∂a to ∂L/∂z: elementwise
 // g·f'(z); for softmax ∂L/∂z_j = a_j (g_j - Σ_k g_k a_k).
@@ -33,9 +55,36 @@ const (
 	actSELU
 	actLeakyReLU
 	actGELU
+	actSiLU
+	actHardSigmoid
+	actHardSiLU
+	actMish
+	actReLU6
+	actSoftsign
+	actExponential
+	actLogSoftmax
+	actCELU
+	actHardTanh
+	actLogSigmoid
+	actTanhShrink
+	actSoftShrink
+	actHardShrink
+	actSquareplus
+	actSparsePlus
+	actSparseSigmoid
 )
 
-var activationNames = []string{"linear", "relu", "sigmoid", "tanh", "softmax", "softplus", "elu", "selu", "leaky_relu", "gelu"}
+var activationNames = []string{"linear", "relu", "sigmoid", "tanh", "softmax", "softplus", "elu", "selu", "leaky_relu", "gelu",
+	"silu", "hard_sigmoid", "hard_silu", "mish", "relu6", "softsign", "exponential", "log_softmax", "celu", "hard_tanh",
+	"log_sigmoid", "tanh_shrink", "soft_shrink", "hard_shrink", "squareplus", "sparse_plus", "sparse_sigmoid"}
+
+// activationAliases are other names Keras accepts for an activation (it
+// writes the canonical one).
+var activationAliases = map[string]activation{"swish": actSiLU, "hard_swish": actHardSiLU}
+
+// rowWise reports whether f acts on whole rows (the last axis) rather than
+// on each value.
+func (a activation) rowWise() bool { return a == actSoftmax || a == actLogSoftmax }
 
 func (a activation) String() string { return activationNames[a] }
 
@@ -50,6 +99,9 @@ func parseActivation(c *obj, name string) (activation, error) {
 		if n == name {
 			return activation(i), nil
 		}
+	}
+	if a, ok := activationAliases[name]; ok {
+		return a, nil
 	}
 	return 0, c.errf("activation %q is not supported (%v are)", name, activationNames)
 }
@@ -84,6 +136,62 @@ func (a activation) scalar(z float64) float64 {
 		return leakSlope * z
 	case actGELU:
 		return 0.5 * z * (1 + math.Erf(z/math.Sqrt2))
+	case actSiLU:
+		return z * sigmoid(z)
+	case actHardSigmoid:
+		return hardSigmoid(z)
+	case actHardSiLU:
+		return z * hardSigmoid(z)
+	case actMish:
+		return z * math.Tanh(softplus(z))
+	case actReLU6:
+		return math.Min(math.Max(z, 0), 6)
+	case actSoftsign:
+		return z / (1 + math.Abs(z))
+	case actExponential:
+		return math.Exp(z)
+	case actCELU:
+		if z > 0 {
+			return z
+		}
+		return math.Expm1(z)
+	case actHardTanh:
+		return math.Min(math.Max(z, -1), 1)
+	case actLogSigmoid:
+		return -softplus(-z)
+	case actTanhShrink:
+		return z - math.Tanh(z)
+	case actSoftShrink:
+		switch {
+		case z > 0.5:
+			return z - 0.5
+		case z < -0.5:
+			return z + 0.5
+		}
+		return 0
+	case actHardShrink:
+		if math.Abs(z) > 0.5 {
+			return z
+		}
+		return 0
+	case actSquareplus:
+		return (z + math.Sqrt(z*z+4)) / 2
+	case actSparsePlus:
+		switch {
+		case z <= -1:
+			return 0
+		case z >= 1:
+			return z
+		}
+		return (z + 1) * (z + 1) / 4
+	case actSparseSigmoid:
+		switch {
+		case z <= -1:
+			return 0
+		case z >= 1:
+			return 1
+		}
+		return (z + 1) / 2
 	}
 	panic("gokernel: scalar of " + a.String())
 }
@@ -121,9 +229,85 @@ func (a activation) deriv(z, out float64) float64 {
 		return leakSlope
 	case actGELU:
 		return 0.5*(1+math.Erf(z/math.Sqrt2)) + z*math.Exp(-0.5*z*z)/math.Sqrt(2*math.Pi)
+	case actSiLU:
+		s := sigmoid(z)
+		return s * (1 + z*(1-s))
+	case actHardSigmoid:
+		if z > -3 && z < 3 {
+			return 1.0 / 6
+		}
+		return 0
+	case actHardSiLU:
+		switch {
+		case z <= -3:
+			return 0
+		case z >= 3:
+			return 1
+		}
+		return z/3 + 0.5
+	case actMish:
+		sp := softplus(z)
+		t := math.Tanh(sp)
+		return t + z*(1-t*t)*sigmoid(z)
+	case actReLU6:
+		if z > 0 && z < 6 {
+			return 1
+		}
+		return 0
+	case actSoftsign:
+		d := 1 + math.Abs(z)
+		return 1 / (d * d)
+	case actExponential:
+		return out
+	case actCELU:
+		if z > 0 {
+			return 1
+		}
+		return math.Exp(z)
+	case actHardTanh:
+		if z > -1 && z < 1 {
+			return 1
+		}
+		return 0
+	case actLogSigmoid:
+		return sigmoid(-z)
+	case actTanhShrink:
+		t := math.Tanh(z)
+		return t * t
+	case actSoftShrink:
+		if z > 0.5 || z < -0.5 {
+			return 1
+		}
+		return 0
+	case actHardShrink:
+		if math.Abs(z) > 0.5 {
+			return 1
+		}
+		return 0
+	case actSquareplus:
+		return (1 + z/math.Sqrt(z*z+4)) / 2
+	case actSparsePlus:
+		switch {
+		case z <= -1:
+			return 0
+		case z >= 1:
+			return 1
+		}
+		return (z + 1) / 2
+	case actSparseSigmoid:
+		if z > -1 && z < 1 {
+			return 0.5
+		}
+		return 0
 	}
 	panic("gokernel: deriv of " + a.String())
 }
+
+// softplus is log(1 + e^z), computed without overflow.
+func softplus(z float64) float64 { return math.Max(z, 0) + math.Log1p(math.Exp(-math.Abs(z))) }
+
+// hardSigmoid is relu6(z + 3) / 6.
+func hardSigmoid(z float64) float64 { return math.Min(math.Max(z+3, 0), 6) / 6 }
 
 func sigmoid(z float64) float64 {
 	if z >= 0 {
@@ -148,6 +332,8 @@ func (a activation) forward(z, out []float32, cols int) {
 		}
 	case actSoftmax:
 		softmaxRows(z, out, cols)
+	case actLogSoftmax:
+		logSoftmaxRows(z, out, cols)
 	default:
 		for i, v := range z {
 			out[i] = float32(a.scalar(float64(v)))
@@ -181,6 +367,18 @@ func (a activation) backward(z, out, g, dz []float32, cols int) {
 				dr[j] = float32(float64(v) * (float64(gr[j]) - dot))
 			}
 		}
+	case actLogSoftmax:
+		// ∂L/∂z_j = g_j - softmax_j Σ_k g_k, softmax_j = e^(out_j).
+		for r := 0; r < len(g); r += cols {
+			or, gr, dr := out[r:r+cols], g[r:r+cols], dz[r:r+cols]
+			var sum float64
+			for _, v := range gr {
+				sum += float64(v)
+			}
+			for j, v := range or {
+				dr[j] = float32(float64(gr[j]) - math.Exp(float64(v))*sum)
+			}
+		}
 	default:
 		for i, v := range z[:len(g)] {
 			dz[i] = float32(float64(g[i]) * a.deriv(float64(v), float64(out[i])))
@@ -208,6 +406,28 @@ func softmaxRows(z, out []float32, cols int) {
 		inv := 1 / sum
 		for j := range or {
 			or[j] = float32(float64(or[j]) * inv)
+		}
+	}
+}
+
+// logSoftmaxRows sets out = log_softmax(z) row by row:
+// z_j - m - log Σ_k e^(z_k - m), m the row maximum.
+func logSoftmaxRows(z, out []float32, cols int) {
+	for r := 0; r < len(z); r += cols {
+		zr, or := z[r:r+cols], out[r:r+cols]
+		m := zr[0]
+		for _, v := range zr {
+			if v > m {
+				m = v
+			}
+		}
+		var sum float64
+		for _, v := range zr {
+			sum += math.Exp(float64(v - m))
+		}
+		lse := float64(m) + math.Log(sum)
+		for j, v := range zr {
+			or[j] = float32(float64(v) - lse)
 		}
 	}
 }

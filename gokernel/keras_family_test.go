@@ -4,7 +4,7 @@ import "testing"
 
 // familyFixtures are the fixture files make_family_fixtures.py writes, one
 // per layer family.
-var familyFixtures = []string{"layers_norm.json", "layers_reshape.json"}
+var familyFixtures = []string{"layers_norm.json", "layers_reshape.json", "layers_activation.json"}
 
 // TestKerasFamilyParity checks the normalization, reshaping, noise,
 // preprocessing and activation layers against Keras (see
@@ -26,7 +26,7 @@ func TestFamilyFixtureGradients(t *testing.T) {
 		for i, c := range fix.Cases {
 			t.Run(file+"/"+c.Name, func(t *testing.T) {
 				m := kerasModel(t, c.Spec, c.Weights, WithThreads(1), withInputGrads())
-				gradCheck(t, m, copyData(c.X), c.X[0].Shape[0], uint64(i), 1e-2, 2e-3, 2e-2)
+				gradCheck(t, m, copyData(c.X), c.X[0].Shape[0], uint64(i), 1e-3, 2e-3, 2e-2)
 			})
 		}
 	}

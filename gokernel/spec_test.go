@@ -119,7 +119,7 @@ func TestParseSpecErrors(t *testing.T) {
 	}{
 		{"not json", []byte("{"), []string{"not a JSON object"}},
 		{"unknown layer", seqJSON(3, "", "", `{"class_name":"Conv2D","config":{"name":"conv"}}`), []string{"layer 1", `"conv"`, "Conv2D"}},
-		{"unknown activation", seqJSON(3, "", "", dense("d", 2, "swish", "")), []string{"layer 1", `"d"`, `"swish"`}},
+		{"unknown activation", seqJSON(3, "", "", dense("d", 2, "sparsemax", "")), []string{"layer 1", `"d"`, `"sparsemax"`}},
 		{"float16 dtype", seqJSON(3, "", "", dense("d", 2, "relu", `,"dtype":"float16"`)), []string{"layer 1", "float16"}},
 		{"mixed policy", bytes.Replace(mnist, []byte(`"name": "float32"`), []byte(`"name": "mixed_float16"`), 1), []string{"mixed_float16"}},
 		{"constraint", seqJSON(3, "", "", dense("d", 2, "relu", `,"kernel_constraint":{"class_name":"MaxNorm","config":{}}`)), []string{"layer 1", "kernel_constraint"}},

@@ -126,6 +126,53 @@ RESHAPE_CASES = [
 ]
 
 
+# ------------------------------------------------------------ activations
+
+NEW_ACTIVATIONS = ["silu", "hard_sigmoid", "hard_silu", "mish", "relu6", "softsign", "exponential", "log_softmax",
+                   "celu", "hard_tanh", "log_sigmoid", "tanh_shrink", "soft_shrink", "hard_shrink", "squareplus",
+                   "sparse_plus", "sparse_sigmoid", "gelu", "elu", "selu", "softplus", "leaky_relu"]
+
+
+def linear_then(shape, *layers, units=4):
+    """Input → a linear Dense (its outputs spread over every region of an
+    activation, the inputs being scaled up) → layers."""
+    return seq(shape, lambda: L.Dense(units, bias_initializer="random_normal"), *layers)
+
+
+WIDE = {"x_scale": 2.5}
+
+ACTIVATION_CASES = [
+    # exponential diverges under SGD with momentum on wide inputs.
+    *[(f"activation_{a}", linear_then((5,), lambda a=a: L.Activation(a)), {} if a == "exponential" else WIDE)
+      for a in NEW_ACTIVATIONS],
+    ("dense_silu_rank3", seq((3, 4), lambda: L.Dense(3, activation="silu", bias_initializer="random_normal")), WIDE),
+    ("dense_log_softmax", seq((5,), lambda: L.Dense(3, activation="log_softmax", bias_initializer="random_normal")), WIDE),
+    ("dense_hard_silu", seq((5,), lambda: L.Dense(3, activation="hard_silu", bias_initializer="random_normal")), WIDE),
+    ("relu_default", linear_then((5,), lambda: L.ReLU()), WIDE),
+    ("relu_max6", linear_then((5,), lambda: L.ReLU(max_value=6.0)), {"x_scale": 6.0}),
+    ("relu_max_slope_threshold", linear_then((5,), lambda: L.ReLU(max_value=2.5, negative_slope=0.1, threshold=0.5)), WIDE),
+    ("relu_threshold", linear_then((5,), lambda: L.ReLU(threshold=0.7)), WIDE),
+    ("relu_slope", linear_then((5,), lambda: L.ReLU(negative_slope=0.25)), WIDE),
+    ("relu_max_slope", linear_then((5,), lambda: L.ReLU(max_value=1.5, negative_slope=0.05)), WIDE),
+    ("leaky_relu_default", linear_then((5,), lambda: L.LeakyReLU()), WIDE),
+    ("leaky_relu_slope", linear_then((5,), lambda: L.LeakyReLU(negative_slope=0.05)), WIDE),
+    ("prelu_default", linear_then((5,), lambda: L.PReLU()), WIDE),
+    ("prelu_init_regularized", linear_then((3, 4), lambda: L.PReLU(
+        alpha_initializer=keras.initializers.RandomUniform(0.0, 0.5), alpha_regularizer=keras.regularizers.L2(0.1))), WIDE),
+    ("prelu_shared_axes", linear_then((2, 3, 4), lambda: L.PReLU(
+        alpha_initializer=keras.initializers.RandomUniform(0.0, 0.5), shared_axes=[1, 2])), WIDE),
+    ("prelu_shared_axis", linear_then((3, 4), lambda: L.PReLU(
+        alpha_initializer=keras.initializers.RandomUniform(0.0, 0.5), shared_axes=2)), WIDE),
+    ("elu_layer", linear_then((5,), lambda: L.ELU()), WIDE),
+    ("softmax_layer", linear_then((5,), lambda: L.Softmax())),
+    # Softmax over an axis a Dense does not act on cancels the Dense's bias
+    # (its gradient is zero, and Adam's steps on it noise): a tanh between.
+    ("softmax_axis1_rank3", dense_then((3, 4), lambda: L.Softmax(axis=1))),
+    ("softmax_axes12", linear_then((3, 4), lambda: L.Softmax(axis=[1, 2]))),
+    ("softmax_axis_neg2_rank4", dense_then((2, 3, 2), lambda: L.Softmax(axis=-2))),
+]
+
+
 def make_family(cases, seed0, random_cases=()):
     out = [make_case(n, b, seed=seed0 + i, **kw) for i, (n, b, *rest) in enumerate(cases)
            for kw in [rest[0] if rest else {}]]
@@ -136,6 +183,7 @@ def make_family(cases, seed0, random_cases=()):
 FAMILIES = {
     "norm": lambda: make_family(NORM_CASES, 3000),
     "reshape": lambda: make_family(RESHAPE_CASES, 4000),
+    "activation": lambda: make_family(ACTIVATION_CASES, 5000),
 }
 
 
