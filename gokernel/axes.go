@@ -231,3 +231,61 @@ func broadcastable(s, p []int) error {
 	}
 	return nil
 }
+
+// arrayArg reads an argument that holds an array as Keras serializes one:
+// a number, a nested list of numbers, or {"class_name": "__numpy__",
+// "config": {"value": ..., "dtype": ...}}. It returns the values
+// (row-major) and the shape ([] for a number); ok is false when the key is
+// absent or null.
+func arrayArg(c *obj, key string) (vals []float32, shape []int, ok bool, err error) {
+	r := c.get(key)
+	if isNull(r) {
+		return nil, nil, false, nil
+	}
+	var v any
+	if err := json.Unmarshal(r, &v); err != nil {
+		return nil, nil, false, c.errf("%s: want a number or an array, got %s", key, short(r))
+	}
+	if m, isMap := v.(map[string]any); isMap {
+		cfg, _ := m["config"].(map[string]any)
+		if m["class_name"] != "__numpy__" || cfg == nil || len(m) > 3 {
+			return nil, nil, false, c.errf("%s %s is not supported (a number or an array is)", key, short(r))
+		}
+		if dt, _ := cfg["dtype"].(string); !slices.Contains([]string{"float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8"}, dt) {
+			return nil, nil, false, c.errf("%s: array dtype %q is not supported", key, cfg["dtype"])
+		}
+		v = cfg["value"]
+	}
+	var walk func(v any, depth int) error
+	walk = func(v any, depth int) error {
+		switch t := v.(type) {
+		case float64:
+			if depth != len(shape) {
+				return fmt.Errorf("ragged")
+			}
+			vals = append(vals, float32(t))
+			return nil
+		case []any:
+			if depth == len(shape) {
+				if len(vals) > 0 {
+					return fmt.Errorf("ragged")
+				}
+				shape = append(shape, len(t))
+			} else if depth > len(shape) || shape[depth] != len(t) {
+				return fmt.Errorf("ragged")
+			}
+			for _, e := range t {
+				if err := walk(e, depth+1); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		return fmt.Errorf("not a number")
+	}
+	shape = []int{}
+	if err := walk(v, 0); err != nil || len(vals) != prod(shape) || len(vals) == 0 {
+		return nil, nil, false, c.errf("%s: want a number or a rectangular array of numbers, got %s", key, short(r))
+	}
+	return vals, shape, true, nil
+}

@@ -244,7 +244,7 @@ func gradCheck(t *testing.T, m *Model, xs [][]float32, rows int, seed uint64, h 
 	defer func() { m.replay = false }()
 	loss := func([]float32) float64 {
 		m.run(xs, rows, true)
-		var l float64
+		l := m.addedLoss() // ActivityRegularization's penalty, whose gradient backward adds
 		for i, o := range m.g.outputs {
 			for j, v := range m.val[o][:len(cs[i])] {
 				l += float64(cs[i][j]) * float64(v)

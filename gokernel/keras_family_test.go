@@ -4,7 +4,7 @@ import "testing"
 
 // familyFixtures are the fixture files make_family_fixtures.py writes, one
 // per layer family.
-var familyFixtures = []string{"layers_norm.json", "layers_reshape.json", "layers_activation.json"}
+var familyFixtures = []string{"layers_norm.json", "layers_reshape.json", "layers_activation.json", "layers_noise.json", "layers_preprocessing.json"}
 
 // TestKerasFamilyParity checks the normalization, reshaping, noise,
 // preprocessing and activation layers against Keras (see

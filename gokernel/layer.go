@@ -42,39 +42,47 @@ type layerParser func(c *obj) (Layer, error)
 // layerKinds is the registry: Keras class name → parser. A new layer kind
 // is one file with its type and parser, and one line here.
 var layerKinds = map[string]layerParser{
-	"Activation":         parseActivationLayer,
-	"Add":                mergeParser(mergeAdd),
-	"Average":            mergeParser(mergeAverage),
-	"BatchNormalization": parseBatchNorm,
-	"Concatenate":        parseConcatenate,
-	"Cropping1D":         croppingParser(1),
-	"Cropping2D":         croppingParser(2),
-	"Cropping3D":         croppingParser(3),
-	"Dense":              parseDense,
-	"Dropout":            parseDropout,
-	"ELU":                parseELULayer,
-	"Flatten":            parseFlatten,
-	"GroupNormalization": parseGroupNorm,
-	"LayerNormalization": parseLayerNorm,
-	"LeakyReLU":          parseLeakyReLU,
-	"Maximum":            mergeParser(mergeMaximum),
-	"Minimum":            mergeParser(mergeMinimum),
-	"Multiply":           mergeParser(mergeMultiply),
-	"PReLU":              parsePReLU,
-	"Permute":            parsePermute,
-	"RMSNormalization":   parseRMSNorm,
-	"ReLU":               parseReLULayer,
-	"RepeatVector":       parseRepeatVector,
-	"Reshape":            parseReshape,
-	"Softmax":            parseSoftmaxLayer,
-	"Subtract":           mergeParser(mergeSubtract),
-	"UnitNormalization":  parseUnitNorm,
-	"UpSampling1D":       upSamplingParser(1),
-	"UpSampling2D":       upSamplingParser(2),
-	"UpSampling3D":       upSamplingParser(3),
-	"ZeroPadding1D":      zeroPaddingParser(1),
-	"ZeroPadding2D":      zeroPaddingParser(2),
-	"ZeroPadding3D":      zeroPaddingParser(3),
+	"Activation":             parseActivationLayer,
+	"ActivityRegularization": parseActivityReg,
+	"Add":                    mergeParser(mergeAdd),
+	"Average":                mergeParser(mergeAverage),
+	"BatchNormalization":     parseBatchNorm,
+	"Concatenate":            parseConcatenate,
+	"Cropping1D":             croppingParser(1),
+	"Cropping2D":             croppingParser(2),
+	"Cropping3D":             croppingParser(3),
+	"Dense":                  parseDense,
+	"Dropout":                parseDropout,
+	"ELU":                    parseELULayer,
+	"Flatten":                parseFlatten,
+	"GaussianDropout":        parseGaussianDropout,
+	"GaussianNoise":          parseGaussianNoise,
+	"GroupNormalization":     parseGroupNorm,
+	"LayerNormalization":     parseLayerNorm,
+	"LeakyReLU":              parseLeakyReLU,
+	"Maximum":                mergeParser(mergeMaximum),
+	"Minimum":                mergeParser(mergeMinimum),
+	"Multiply":               mergeParser(mergeMultiply),
+	"Normalization":          parseNormalization,
+	"PReLU":                  parsePReLU,
+	"Permute":                parsePermute,
+	"RMSNormalization":       parseRMSNorm,
+	"ReLU":                   parseReLULayer,
+	"RepeatVector":           parseRepeatVector,
+	"Rescaling":              parseRescaling,
+	"Reshape":                parseReshape,
+	"Softmax":                parseSoftmaxLayer,
+	"SpatialDropout1D":       spatialDropoutParser(1),
+	"SpatialDropout2D":       spatialDropoutParser(2),
+	"SpatialDropout3D":       spatialDropoutParser(3),
+	"Subtract":               mergeParser(mergeSubtract),
+	"UnitNormalization":      parseUnitNorm,
+	"UpSampling1D":           upSamplingParser(1),
+	"UpSampling2D":           upSamplingParser(2),
+	"UpSampling3D":           upSamplingParser(3),
+	"ZeroPadding1D":          zeroPaddingParser(1),
+	"ZeroPadding2D":          zeroPaddingParser(2),
+	"ZeroPadding3D":          zeroPaddingParser(3),
 }
 
 // supportedLayers lists the registered kinds for error messages.
@@ -199,6 +207,14 @@ func oneInput(in [][]int) ([]int, error) {
 // their own (Keras' seed argument); it is mixed into the call's stream.
 type seeded interface {
 	seed() (int64, bool)
+}
+
+// lossAdder is implemented by layers that add a term to the loss, as
+// Keras' add_loss does (ActivityRegularization): addedLoss returns the term
+// for the batch of the call's last forward pass, training or inference,
+// and the layer's backward adds its gradient into c.dx.
+type lossAdder interface {
+	addedLoss(c *call) float64
 }
 
 // shapeStr writes a per-sample shape the way Keras prints it, with the

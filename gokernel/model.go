@@ -527,17 +527,30 @@ func (m *Model) regularize(addGrad bool) float64 {
 	return pen
 }
 
+// addedLoss sums the loss terms the layers add (lossAdder) on the last
+// forward pass: per batch, like the regularization penalty.
+func (m *Model) addedLoss() float64 {
+	var s float64
+	for i, n := range m.g.nodes {
+		if a, ok := n.layer.layer.(lossAdder); ok {
+			s += a.addedLoss(m.calls[i])
+		}
+	}
+	return s
+}
+
 // stepAll runs forward and backward on one batch (training mode): xs per
 // model input, ys per output (nil for an output without a loss). It leaves
 // the batch-mean gradients in m.grads, each head's loss and metric sums in
 // its lsum and msum, and returns the summed per-sample total loss (the
-// weighted sum over the outputs, regularization included once per sample).
+// weighted sum over the outputs, regularization and the layers' added
+// losses included once per sample).
 func (m *Model) stepAll(xs, ys [][]float32, rows int) float64 {
 	m.reserveGrads(rows)
 	m.run(xs, rows, true)
 	loss := m.lossSums(ys, rows, true)
 	m.backprop(rows)
-	return loss + float64(rows)*m.regularize(true)
+	return loss + float64(rows)*(m.regularize(true)+m.addedLoss())
 }
 
 // lossSums computes each head's loss and metric sums on the last forward

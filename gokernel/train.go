@@ -222,7 +222,7 @@ func (m *Model) evalSums(xd, yd []float32, rows int) Sums {
 	for r := 0; r < rows; r += chunkRows {
 		n := min(chunkRows, rows-r)
 		out := m.forward(xd[r*in:], n, false)
-		loss += m.loss.lossSum(out, yd[r*yw:], n, m.outDim, nil, 0)
+		loss += m.loss.lossSum(out, yd[r*yw:], n, m.outDim, nil, 0) + float64(n)*m.addedLoss()
 		for k, ms := range m.metrics {
 			met[k] += ms.kind.metricSum(out, yd[r*yw:], n, m.outDim, m.sparse)
 		}

@@ -173,6 +173,62 @@ ACTIVATION_CASES = [
 ]
 
 
+# ------------------------------------------------------------ noise and regularization
+
+NOISE_CASES = [
+    # A zero rate makes the training pass deterministic: identity.
+    ("spatial_dropout1d_rate0", dense_then((3, 4), lambda: L.SpatialDropout1D(0.0))),
+    ("spatial_dropout2d_rate0", dense_then((2, 3, 4), lambda: L.SpatialDropout2D(0.0))),
+    ("gaussian_noise_stddev0", dense_then((5,), lambda: L.GaussianNoise(0.0))),
+    ("gaussian_dropout_rate0", dense_then((5,), lambda: L.GaussianDropout(0.0))),
+    ("activity_regularization_l1", dense_then((5,), lambda: L.ActivityRegularization(l1=0.05), lambda: L.Dense(2))),
+    ("activity_regularization_l2", dense_then((3, 4), lambda: L.ActivityRegularization(l2=0.1))),
+    ("activity_regularization_l1l2", dense_then((5,), lambda: L.ActivityRegularization(l1=0.02, l2=0.05), lambda: L.Dense(2))),
+]
+
+RANDOM_NOISE_CASES = [
+    # Training draws random numbers: inference only.
+    ("spatial_dropout1d", dense_then((3, 4), lambda: L.SpatialDropout1D(0.5, seed=1))),
+    ("spatial_dropout2d", dense_then((2, 3, 4), lambda: L.SpatialDropout2D(0.3))),
+    ("spatial_dropout2d_channels_first", dense_then((4, 2, 3), lambda: L.SpatialDropout2D(0.3, data_format="channels_first"))),
+    ("spatial_dropout3d", dense_then((2, 2, 2, 3), lambda: L.SpatialDropout3D(0.4))),
+    ("gaussian_noise", dense_then((5,), lambda: L.GaussianNoise(0.5, seed=2))),
+    ("gaussian_dropout", dense_then((5,), lambda: L.GaussianDropout(0.4))),
+]
+
+
+# ------------------------------------------------------------ preprocessing
+
+def adapted(shape, **kw):
+    """A Normalization adapted on random data of the given sample shape."""
+    def build():
+        n = L.Normalization(**kw)
+        n.adapt(np.random.default_rng(7).normal(2.0, 3.0, (20,) + shape).astype(np.float32))
+        return keras.Sequential([keras.Input(shape), n, L.Dense(3, bias_initializer="random_normal")])
+    return build
+
+
+PREPROCESSING_CASES = [
+    ("rescaling_scalar", seq((5,), lambda: L.Rescaling(1 / 255.0, offset=-1.0), lambda: L.Dense(3)), {"x_scale": 100.0}),
+    ("rescaling_channels", seq((2, 3), lambda: L.Rescaling(np.array([0.5, 2.0, -1.0], dtype=np.float32), offset=[0.1, 0.2, 0.3]),
+                                lambda: L.Dense(2))),
+    ("rescaling_nested", seq((2, 3), lambda: L.Rescaling([[2.0], [0.5]]), lambda: L.Dense(2))),
+    ("rescaling_after_dense", dense_then((4,), lambda: L.Rescaling(3.0, offset=0.5))),
+    ("normalization_config", seq((4,), lambda: L.Normalization(mean=[1.0, 2.0, 3.0, 4.0], variance=[1.0, 4.0, 0.25, 2.0]),
+                                 lambda: L.Dense(2))),
+    ("normalization_config_scalar", seq((2, 3), lambda: L.Normalization(axis=None, mean=2.0, variance=4.0), lambda: L.Dense(2))),
+    ("normalization_config_axes12", seq((2, 3), lambda: L.Normalization(axis=(1, 2), mean=np.arange(6.0).reshape(2, 3),
+                                                                        variance=np.arange(1.0, 7.0).reshape(2, 3)),
+                                        lambda: L.Dense(2))),
+    ("normalization_invert", dense_then((4,), lambda: L.Normalization(mean=[1.0, -2.0, 0.0, 4.0], variance=[1.0, 4.0, 0.25, 0.0],
+                                                                      invert=True))),
+    ("normalization_adapted", adapted((4,))),
+    ("normalization_adapted_rank3", adapted((3, 4), axis=1)),
+    ("normalization_adapted_all", adapted((3,), axis=None)),
+    ("normalization_adapted_invert", adapted((4,), invert=True)),
+]
+
+
 def make_family(cases, seed0, random_cases=()):
     out = [make_case(n, b, seed=seed0 + i, **kw) for i, (n, b, *rest) in enumerate(cases)
            for kw in [rest[0] if rest else {}]]
@@ -184,6 +240,8 @@ FAMILIES = {
     "norm": lambda: make_family(NORM_CASES, 3000),
     "reshape": lambda: make_family(RESHAPE_CASES, 4000),
     "activation": lambda: make_family(ACTIVATION_CASES, 5000),
+    "noise": lambda: make_family(NOISE_CASES, 6000, RANDOM_NOISE_CASES),
+    "preprocessing": lambda: make_family(PREPROCESSING_CASES, 7000),
 }
 
 
