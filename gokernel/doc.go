@@ -18,11 +18,28 @@
 //     data_formats); the merges Add, Subtract, Multiply, Average, Maximum,
 //     Minimum (inputs of one shape) and Concatenate (any axis but the
 //     batch's); the convolutions and poolings listed in layerKinds;
+//     the normalizations BatchNormalization (any channel axis; batch
+//     statistics in training, moving statistics, non-trainable weights
+//     after gamma and beta, in inference and when frozen),
+//     LayerNormalization, GroupNormalization, UnitNormalization and
+//     RMSNormalization (over a contiguous run of axes); Reshape, Permute,
+//     RepeatVector, ZeroPadding1D/2D/3D, Cropping1D/2D/3D,
+//     UpSampling1D/2D/3D (nearest; bilinear in 2D); SpatialDropout1D/2D/3D,
+//     GaussianNoise, GaussianDropout, ActivityRegularization (its penalty
+//     in the loss, divided by the batch size as Keras does); the
+//     preprocessing layers Rescaling and Normalization (configured or
+//     adapted, invert included); the activation layers ReLU (max_value,
+//     negative_slope, threshold), LeakyReLU, PReLU (shared_axes), ELU and
+//     Softmax (an axis or a run of axes);
 //   - every layer's trainable flag: a frozen layer's weights are
 //     non-trainable (no gradient, no optimizer update, no regularization),
 //     as are the statistics a layer keeps (a normalization's moving mean);
 //   - activations: linear, relu, sigmoid, tanh, softmax, softplus, elu, selu,
-//     leaky_relu (negative_slope 0.2), gelu (exact erf form);
+//     leaky_relu (negative_slope 0.2), gelu (exact erf form, Keras'
+//     default), silu (swish), hard_sigmoid, hard_silu (hard_swish), mish,
+//     relu6, softsign, exponential, log_softmax, celu, hard_tanh,
+//     log_sigmoid, tanh_shrink, soft_shrink, hard_shrink, squareplus,
+//     sparse_plus, sparse_sigmoid (glu, threshold, sparsemax are refused);
 //   - losses, one per output (a single loss applies to every output, as in
 //     Keras; loss_weights weigh them): categorical_crossentropy,
 //     sparse_categorical_crossentropy, binary_crossentropy (from
@@ -73,11 +90,19 @@
 //   - backward(c *call): c.dx[i] (where not nil) from c.dy, and the weight
 //     gradients added into c.dw[j] (nil for a non-trainable weight).
 //
+// A layer that adds a term to the loss (Keras' add_loss) also implements
+// lossAdder; one that draws random numbers with a seed of its own,
+// seeded. Statistics a layer keeps (BatchNormalization's moving mean) are
+// weights declared with state set: non-trainable, moved by the forward
+// pass in training mode.
+//
 // A new kind then gets a Keras parity case in
-// testdata/keras/make_layer_fixtures.py (forward outputs, gradients, weights
-// after 1 and 10 steps, per argument combination; its Go test reads the
-// fixture with no new code), and its backward pass is checked against
-// central differences by TestFixtureGradients. A fast path (a convolution
+// testdata/keras/make_layer_fixtures.py, or for the normalization,
+// reshaping, noise, preprocessing and activation families in
+// make_family_fixtures.py (forward outputs, gradients, weights after 1 and
+// 10 steps, per argument combination; its Go test reads the fixture with
+// no new code), and its backward pass is checked against central
+// differences by TestFixtureGradients and TestFamilyFixtureGradients. A fast path (a convolution
 // as a matrix product) keeps its plain reference loop beside it, tested
 // against it.
 //
