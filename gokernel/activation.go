@@ -317,6 +317,54 @@ func sigmoid(z float64) float64 {
 	return e / (1 + e)
 }
 
+// needsZ reports whether the derivative needs z, not only f(z): then a
+// layer keeps z apart; otherwise it applies f in place. (For relu, elu
+// and leaky_relu, z > 0 exactly where f(z) > 0 (≥ 0 for leaky_relu), and
+// sigmoid', tanh', softmax' are functions of f(z).)
+func (a activation) needsZ() bool {
+	switch a {
+	case actLinear, actReLU, actSigmoid, actTanh, actSoftmax, actELU, actLeakyReLU:
+		return false
+	}
+	return true
+}
+
+// preact returns where a layer with activation a writes its
+// pre-activation z: its output, to be activated in place, or (when the
+// derivative needs z) the call's buffer 0.
+func (a activation) preact(c *call) []float32 {
+	if a.needsZ() {
+		return c.buf(0, c.n(0))
+	}
+	return c.y[0]
+}
+
+// apply sets the call's output to f(z), z from preact; cols is the last
+// axis (softmax's).
+func (a activation) apply(c *call, z []float32, cols int) {
+	if a != actLinear {
+		j := c.jobs().act
+		*j = actJob{a: a, z: z, out: c.y[0], cols: cols}
+		parallelFor(c.threads, len(z)/cols, len(z), j, &c.jobs().wg)
+	}
+}
+
+// grad turns the call's c.dy[0] into ∂L/∂z in place and returns it.
+func (a activation) grad(c *call, cols int) []float32 {
+	dz := c.dy[0]
+	if a == actLinear {
+		return dz
+	}
+	z := c.y[0]
+	if a.needsZ() {
+		z = c.buf(0, len(dz))
+	}
+	j := c.jobs().act
+	*j = actJob{a: a, z: z, out: c.y[0], g: dz, dz: dz, cols: cols, back: true}
+	parallelFor(c.threads, len(dz)/cols, len(dz), j, &c.jobs().wg)
+	return dz
+}
+
 // forward sets out = f(z) for a rows×cols block; out may alias z.
 func (a activation) forward(z, out []float32, cols int) {
 	out = out[:len(z)]
@@ -325,10 +373,7 @@ func (a activation) forward(z, out []float32, cols int) {
 		copy(out, z)
 	case actReLU:
 		for i, v := range z {
-			if v < 0 {
-				v = 0
-			}
-			out[i] = v
+			out[i] = max(v, 0)
 		}
 	case actSoftmax:
 		softmaxRows(z, out, cols)
@@ -341,20 +386,20 @@ func (a activation) forward(z, out []float32, cols int) {
 	}
 }
 
-// backward sets dz = ∂L/∂z from g = ∂L/∂a, given z and out = f(z); dz may
-// alias g.
+// backward sets dz = ∂L/∂z from g = ∂L/∂a, given z (or, where needsZ is
+// false, out again) and out = f(z); dz may alias g.
 func (a activation) backward(z, out, g, dz []float32, cols int) {
 	dz = dz[:len(g)]
 	switch a {
 	case actLinear:
 		copy(dz, g)
 	case actReLU:
-		for i, v := range z[:len(g)] {
-			if v > 0 {
-				dz[i] = g[i]
-			} else {
-				dz[i] = 0
-			}
+		// dz = g where f(z) > 0, without a branch: out ≥ 0, and
+		// bits|-bits has its sign bit set exactly when out ≠ 0.
+		for i, v := range out[:len(g)] {
+			b := math.Float32bits(v)
+			m := uint32(int32(b|-b) >> 31)
+			dz[i] = math.Float32frombits(math.Float32bits(g[i]) & m)
 		}
 	case actSoftmax:
 		for r := 0; r < len(g); r += cols {

@@ -17,8 +17,7 @@
 //     dropout, active only in training), Flatten (any rank, both
 //     data_formats); the merges Add, Subtract, Multiply, Average, Maximum,
 //     Minimum (inputs of one shape) and Concatenate (any axis but the
-//     batch's); the convolutions and poolings listed in layerKinds;
-//     the normalizations BatchNormalization (any channel axis; batch
+//     batch's); the normalizations BatchNormalization (any channel axis; batch
 //     statistics in training, moving statistics, non-trainable weights
 //     after gamma and beta, in inference and when frozen),
 //     LayerNormalization, GroupNormalization, UnitNormalization and
@@ -31,6 +30,16 @@
 //     adapted, invert included); the activation layers ReLU (max_value,
 //     negative_slope, threshold), LeakyReLU, PReLU (shared_axes), ELU and
 //     Softmax (an axis or a run of axes);
+//   - convolutions, channels last: Conv1D and Conv2D (filters, kernel_size,
+//     strides, padding valid/same and causal for 1-D, dilation_rate,
+//     groups, activation, use_bias, initializers, regularizers),
+//     DepthwiseConv1D/2D (depth_multiplier), SeparableConv1D/2D,
+//     Conv1DTranspose/Conv2DTranspose (output_padding); the convolutions
+//     are matrix products (gemm.Sgemm) over patches built per chunk of
+//     samples (im2col), their plain loops beside them;
+//   - pooling: MaxPooling1D/2D, AveragePooling1D/2D (pool_size, strides,
+//     padding valid/same), GlobalAveragePooling1D/2D,
+//     GlobalMaxPooling1D/2D (keepdims);
 //   - every layer's trainable flag: a frozen layer's weights are
 //     non-trainable (no gradient, no optimizer update, no regularization),
 //     as are the statistics a layer keeps (a normalization's moving mean);
@@ -116,5 +125,6 @@
 //
 // Buffers for the forward and backward passes are allocated for the largest
 // batch seen and reused: a training step allocates nothing. WithThreads
-// sets the goroutines a matrix product may use.
+// sets the goroutines a matrix product, and the loops of patches,
+// pooling and activations, may use.
 package gokernel

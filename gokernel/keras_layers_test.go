@@ -16,6 +16,7 @@ type layerFixture struct {
 	Y            []kerasTensor   `json:"y"`
 	Forward      []kerasTensor   `json:"forward"`
 	ForwardTrain []kerasTensor   `json:"forward_train"`
+	TrainSame    bool            `json:"forward_train_same"`
 	Loss         *float64        `json:"loss"`
 	Grads        []kerasTensor   `json:"grads"`
 	Dx           []kerasTensor   `json:"dx"`
@@ -72,6 +73,9 @@ func (c *layerFixture) check(t *testing.T) {
 		return out
 	}
 	compareTensors(t, "forward output (inference)", outputs(false), c.Forward, 1e-5)
+	if c.TrainSame {
+		c.ForwardTrain = c.Forward
+	}
 	if c.ForwardTrain == nil {
 		return // training is random: Keras' draws cannot be matched
 	}

@@ -46,20 +46,34 @@ var layerKinds = map[string]layerParser{
 	"ActivityRegularization": parseActivityReg,
 	"Add":                    mergeParser(mergeAdd),
 	"Average":                mergeParser(mergeAverage),
+	"AveragePooling1D":       poolParser(1, poolAvg),
+	"AveragePooling2D":       poolParser(2, poolAvg),
 	"BatchNormalization":     parseBatchNorm,
 	"Concatenate":            parseConcatenate,
+	"Conv1D":                 convParser(1),
+	"Conv1DTranspose":        convTransposeParser(1),
+	"Conv2D":                 convParser(2),
+	"Conv2DTranspose":        convTransposeParser(2),
 	"Cropping1D":             croppingParser(1),
 	"Cropping2D":             croppingParser(2),
 	"Cropping3D":             croppingParser(3),
 	"Dense":                  parseDense,
+	"DepthwiseConv1D":        depthwiseParser(1),
+	"DepthwiseConv2D":        depthwiseParser(2),
 	"Dropout":                parseDropout,
 	"ELU":                    parseELULayer,
 	"Flatten":                parseFlatten,
 	"GaussianDropout":        parseGaussianDropout,
 	"GaussianNoise":          parseGaussianNoise,
+	"GlobalAveragePooling1D": globalPoolParser(1, poolAvg),
+	"GlobalAveragePooling2D": globalPoolParser(2, poolAvg),
+	"GlobalMaxPooling1D":     globalPoolParser(1, poolMax),
+	"GlobalMaxPooling2D":     globalPoolParser(2, poolMax),
 	"GroupNormalization":     parseGroupNorm,
 	"LayerNormalization":     parseLayerNorm,
 	"LeakyReLU":              parseLeakyReLU,
+	"MaxPooling1D":           poolParser(1, poolMax),
+	"MaxPooling2D":           poolParser(2, poolMax),
 	"Maximum":                mergeParser(mergeMaximum),
 	"Minimum":                mergeParser(mergeMinimum),
 	"Multiply":               mergeParser(mergeMultiply),
@@ -71,6 +85,8 @@ var layerKinds = map[string]layerParser{
 	"RepeatVector":           parseRepeatVector,
 	"Rescaling":              parseRescaling,
 	"Reshape":                parseReshape,
+	"SeparableConv1D":        separableParser(1),
+	"SeparableConv2D":        separableParser(2),
 	"Softmax":                parseSoftmaxLayer,
 	"SpatialDropout1D":       spatialDropoutParser(1),
 	"SpatialDropout2D":       spatialDropoutParser(2),
@@ -156,7 +172,13 @@ type call struct {
 	ints    [][]int32
 	scratch *[]float32 // shared by every call of the model
 	state   any        // whatever else the layer keeps per call
+	par     *callJobs  // reusable parallel jobs
+
+	entry *layerEntry
 }
+
+// layer returns the call's layer.
+func (c *call) layer() Layer { return c.entry.layer }
 
 // buf returns the call's float buffer i with n values, allocated the first
 // time it is needed at that size and kept for later batches: a layer keeps

@@ -81,27 +81,19 @@ func (l *denseLayer) forward(c *call) {
 	in := c.in[0][len(c.in[0])-1]
 	n := c.n(0)
 	r := n / l.units
-	z := c.y[0]
-	if l.act != actLinear {
-		z = c.buf(0, n)
-	}
+	z := l.act.preact(c)
 	gemm.Sgemm(c.threads, false, false, r, l.units, in, 1, c.x[0], in, c.w[0], l.units, 0, z, l.units)
 	if l.useBias {
 		addBias(z, c.w[1])
 	}
-	if l.act != actLinear {
-		l.act.forward(z, c.y[0], l.units)
-	}
+	l.act.apply(c, z, l.units)
 }
 
 func (l *denseLayer) backward(c *call) {
 	in := c.in[0][len(c.in[0])-1]
 	n := c.n(0)
 	r := n / l.units
-	dz := c.dy[0]
-	if l.act != actLinear {
-		l.act.backward(c.buf(0, n), c.y[0], dz, dz, l.units)
-	}
+	dz := l.act.grad(c, l.units)
 	if c.dw[0] != nil {
 		gemm.Sgemm(c.threads, true, false, in, l.units, r, 1, c.x[0], in, dz, l.units, 1, c.dw[0], l.units)
 	}

@@ -150,7 +150,7 @@ func NewModel(spec *Spec, opts ...Option) (*Model, error) {
 	}
 	for _, n := range g.nodes {
 		e := n.layer
-		c := &call{threads: cfg.threads, scratch: &m.scratch, frozen: !e.trainable,
+		c := &call{entry: e, threads: cfg.threads, scratch: &m.scratch, frozen: !e.trainable,
 			x: make([][]float32, len(n.in)), dx: make([][]float32, len(n.in)),
 			y: make([][]float32, len(n.out)), dy: make([][]float32, len(n.out))}
 		for _, t := range n.in {

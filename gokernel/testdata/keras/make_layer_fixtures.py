@@ -21,7 +21,8 @@ Each case is a small model (batch 4) and writes
     trainable            per weight: is it a trainable variable
     x, y                 a list with one tensor per model input, per output
     forward              Keras' outputs in inference mode (model(x, training=False))
-    forward_train        ... and in training mode (model(x, training=True))
+    forward_train        ... and in training mode (model(x, training=True)), or
+                         forward_train_same: true when they are the same
     loss                 the training-mode loss at the initial weights
     grads                its gradients (jax.grad of compute_loss_and_updates)
                          with respect to the trainable variables, in order
@@ -48,13 +49,15 @@ from keras import layers as L  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
-N = 4  # batch
+N = 4  # batch (2 for the convolution and pooling cases)
 
 
 def tensor(name, a):
+    """A tensor with each value written as the shortest decimal that reads
+    back as the same float32."""
     a = np.asarray(a, dtype=np.float32)
     return {"name": name, "shape": list(a.shape),
-            "data": [float(np.float32(v)) for v in a.ravel()]}
+            "data": [float(np.format_float_positional(v, unique=True, trim="0")) for v in a.ravel()]}
 
 
 OPTIMIZERS = [
@@ -87,13 +90,13 @@ def weights_of(model):
     return [tensor(v.path, v.numpy()) for v in model.weights]
 
 
-def inputs_for(model, rng, scale=1.0):
-    return [(rng.standard_normal((N,) + tuple(s[1:])) * scale).astype(np.float32)
+def inputs_for(model, rng, n, scale=1.0):
+    return [(rng.standard_normal((n,) + tuple(s[1:])) * scale).astype(np.float32)
             for s in shapes(model.input_shape)]
 
 
-def targets_for(model, rng):
-    return [rng.standard_normal((N,) + tuple(s[1:])).astype(np.float32)
+def targets_for(model, rng, n):
+    return [rng.standard_normal((n,) + tuple(s[1:])).astype(np.float32)
             for s in shapes(model.output_shape)]
 
 
@@ -118,13 +121,13 @@ def grads_of(model, x, y):
 
 
 def make_case(name, build, loss="mse", loss_weights=None, metrics=None, seed=0,
-              random_training=False, x_scale=1.0, targets=None):
+              random_training=False, x_scale=1.0, targets=None, n=N, optimizers=OPTIMIZERS):
     keras.utils.set_random_seed(1000 + seed)
     rng = np.random.default_rng(1000 + seed)
     keras.backend.clear_session()
     model = build()
-    x = inputs_for(model, rng, x_scale)
-    y = targets(model, rng) if targets else targets_for(model, rng)
+    x = inputs_for(model, rng, n, x_scale)
+    y = targets(model, rng) if targets else targets_for(model, rng, n)
     init = model.get_weights()
     model.compile(optimizer=OPTIMIZERS[0][1](), loss=loss, loss_weights=loss_weights, metrics=metrics)
     xin = x if len(x) > 1 else x[0]
@@ -138,13 +141,17 @@ def make_case(name, build, loss="mse", loss_weights=None, metrics=None, seed=0,
         "forward": [tensor(f"out{i}", a) for i, a in enumerate(as_list(model(xin, training=False)))],
     }
     if not random_training:
-        case["forward_train"] = [tensor(f"out{i}", a) for i, a in enumerate(as_list(model(xin, training=True)))]
+        train = [np.asarray(a) for a in as_list(model(xin, training=True))]
+        if all(np.array_equal(a, b) for a, b in zip(train, as_list(model(xin, training=False)))):
+            case["forward_train_same"] = True
+        else:
+            case["forward_train"] = [tensor(f"out{i}", a) for i, a in enumerate(train)]
         loss_v, g, gx = grads_of(model, x, y)
         case["loss"] = loss_v
         case["grads"] = [tensor(v.path, a) for v, a in zip(model.trainable_variables, g)]
         case["dx"] = [tensor(f"dx{i}", a) for i, a in enumerate(gx)]
         case["train"] = []
-        for oname, make_opt in OPTIMIZERS:
+        for oname, make_opt in optimizers:
             keras.backend.clear_session()
             model = build()
             model.set_weights(init)
@@ -202,6 +209,85 @@ LAYER_CASES = [
     ("concatenate_axis_neg2", merge_model(L.Concatenate, 2, shape=(2, 3, 2), axis=-2)),
 ]
 
+def rb():
+    return {"bias_initializer": "random_normal"}
+
+
+def conv_seq(shape, layer, head=None):
+    """Input → layer (→ head): the layer's output is the model's, its loss
+    the mean squared error over every value."""
+    return lambda: keras.Sequential([keras.Input(shape), layer()] + ([head()] if head else []))
+
+
+def pooled(shape, pool):
+    """Input → 1×1 Conv2D/Conv1D (so the case has weights) → pool."""
+    conv = L.Conv1D if len(shape) == 2 else L.Conv2D
+    return lambda: keras.Sequential([keras.Input(shape), conv(shape[-1], 1, **rb()), pool()])
+
+
+def mnist_convnet_small():
+    return keras.Sequential([
+        keras.Input((10, 10, 1)),
+        L.Conv2D(4, 3, activation="relu", **rb()),
+        L.MaxPooling2D(),
+        L.Conv2D(6, 2, activation="relu", **rb()),
+        L.MaxPooling2D(),
+        L.Flatten(),
+        L.Dropout(0.0),
+        L.Dense(3, activation="softmax"),
+    ])
+
+
+CONV_CASES = [
+    ("conv1d_valid", conv_seq((9, 2), lambda: L.Conv1D(3, 3, **rb()))),
+    ("conv1d_same_stride2_relu", conv_seq((9, 2), lambda: L.Conv1D(3, 4, strides=2, padding="same", activation="relu", **rb()))),
+    ("conv1d_causal_dilated", conv_seq((9, 2), lambda: L.Conv1D(2, 3, padding="causal", dilation_rate=2, **rb()))),
+    ("conv1d_groups", conv_seq((8, 4), lambda: L.Conv1D(4, 2, groups=2, **rb()))),
+    ("conv2d_valid", conv_seq((6, 6, 2), lambda: L.Conv2D(3, 3, **rb()))),
+    ("conv2d_same_stride2_relu", conv_seq((7, 6, 2), lambda: L.Conv2D(4, (3, 2), strides=2, padding="same", activation="relu", **rb()))),
+    ("conv2d_same_even_stride2", conv_seq((6, 6, 2), lambda: L.Conv2D(2, 3, strides=2, padding="same", **rb()))),
+    ("conv2d_valid_strides21_tanh", conv_seq((7, 5, 2), lambda: L.Conv2D(3, 3, strides=(2, 1), activation="tanh", **rb()))),
+    ("conv2d_dilated_same", conv_seq((7, 7, 2), lambda: L.Conv2D(2, 3, dilation_rate=2, padding="same", **rb()))),
+    ("conv2d_groups", conv_seq((5, 5, 4), lambda: L.Conv2D(6, 3, groups=2, padding="same", **rb()))),
+    ("conv2d_1x1", conv_seq((4, 5, 3), lambda: L.Conv2D(2, 1, activation="sigmoid", **rb()))),
+    ("conv2d_nobias_l2", conv_seq((5, 5, 2), lambda: L.Conv2D(3, 2, use_bias=False, kernel_regularizer=keras.regularizers.L2(0.05)))),
+    ("conv2d_bias_l1_softmax", conv_seq((5, 5, 2), lambda: L.Conv2D(3, 2, activation="softmax", bias_regularizer=keras.regularizers.L1(0.02), **rb()))),
+    ("depthwise1d", conv_seq((8, 3), lambda: L.DepthwiseConv1D(3, depth_multiplier=2, padding="same", **rb()))),
+    ("depthwise2d_valid", conv_seq((5, 5, 3), lambda: L.DepthwiseConv2D(3, **rb()))),
+    ("depthwise2d_same_mult2_stride2_relu", conv_seq((6, 6, 2), lambda: L.DepthwiseConv2D(3, depth_multiplier=2, strides=2, padding="same", activation="relu", **rb()))),
+    ("depthwise2d_dilated_l2", conv_seq((7, 7, 2), lambda: L.DepthwiseConv2D(3, dilation_rate=2, depthwise_regularizer=keras.regularizers.L2(0.05), **rb()))),
+    ("separable1d", conv_seq((8, 3), lambda: L.SeparableConv1D(4, 3, padding="same", **rb()))),
+    ("separable2d_valid", conv_seq((6, 6, 3), lambda: L.SeparableConv2D(4, 3, **rb()))),
+    ("separable2d_same_mult2_stride2_elu", conv_seq((6, 5, 2), lambda: L.SeparableConv2D(3, 3, depth_multiplier=2, strides=2, padding="same", activation="elu",
+                                                                                         pointwise_regularizer=keras.regularizers.L2(0.05), **rb()))),
+    ("conv1d_transpose_same_stride2", conv_seq((5, 3), lambda: L.Conv1DTranspose(2, 3, strides=2, padding="same", **rb()))),
+    ("conv2d_transpose_valid", conv_seq((4, 4, 2), lambda: L.Conv2DTranspose(3, 3, **rb()))),
+    ("conv2d_transpose_valid_stride2", conv_seq((3, 4, 2), lambda: L.Conv2DTranspose(2, 3, strides=2, **rb()))),
+    ("conv2d_transpose_same_stride2_relu", conv_seq((3, 3, 2), lambda: L.Conv2DTranspose(2, 3, strides=2, padding="same", activation="relu", **rb()))),
+    ("conv2d_transpose_same_k4_stride2", conv_seq((3, 3, 2), lambda: L.Conv2DTranspose(2, 4, strides=2, padding="same", **rb()))),
+    ("conv2d_transpose_valid_k2_stride3", conv_seq((3, 2, 2), lambda: L.Conv2DTranspose(2, 2, strides=3, **rb()))),
+    ("conv2d_transpose_output_padding", conv_seq((3, 3, 2), lambda: L.Conv2DTranspose(2, 3, strides=2, padding="same", output_padding=0, **rb()))),
+    ("conv2d_transpose_output_padding_valid", conv_seq((3, 3, 2), lambda: L.Conv2DTranspose(2, 3, strides=(2, 3), output_padding=(1, 2), **rb()))),
+    ("conv2d_transpose_dilated", conv_seq((3, 4, 2), lambda: L.Conv2DTranspose(2, 2, dilation_rate=2, padding="same", **rb()))),
+    ("maxpool1d", pooled((9, 2), lambda: L.MaxPooling1D())),
+    ("maxpool1d_same_stride1", pooled((7, 2), lambda: L.MaxPooling1D(3, strides=1, padding="same"))),
+    ("avgpool1d_same", pooled((9, 2), lambda: L.AveragePooling1D(2, padding="same"))),
+    ("maxpool2d", pooled((6, 6, 2), lambda: L.MaxPooling2D())),
+    ("maxpool2d_same_3_stride2", pooled((7, 7, 2), lambda: L.MaxPooling2D(3, strides=2, padding="same"))),
+    ("maxpool2d_overlap", pooled((5, 6, 2), lambda: L.MaxPooling2D((3, 2), strides=1))),
+    ("avgpool2d", pooled((6, 5, 2), lambda: L.AveragePooling2D(2))),
+    ("avgpool2d_same_3_stride2", pooled((7, 6, 2), lambda: L.AveragePooling2D(3, strides=2, padding="same"))),
+    ("global_avgpool1d", pooled((7, 3), lambda: L.GlobalAveragePooling1D())),
+    ("global_maxpool1d_keepdims", pooled((7, 3), lambda: L.GlobalMaxPooling1D(keepdims=True))),
+    ("global_avgpool2d_keepdims", pooled((4, 5, 3), lambda: L.GlobalAveragePooling2D(keepdims=True))),
+    ("global_maxpool2d", pooled((4, 5, 3), lambda: L.GlobalMaxPooling2D())),
+]
+
+MODEL_CASES = [
+    dict(name="mnist_convnet_small", build=mnist_convnet_small, loss="categorical_crossentropy", metrics=["accuracy"],
+         targets=lambda m, r: [np.eye(3, dtype=np.float32)[r.integers(0, 3, N)]]),
+]
+
 RANDOM_LAYER_CASES = [
     # Training draws random masks: inference only.
     ("dropout_inference", seq((5,), lambda: L.Dense(3), lambda: L.Dropout(0.5, seed=3), lambda: L.Dense(2))),
@@ -210,6 +296,11 @@ RANDOM_LAYER_CASES = [
 
 def make_layers():
     cases = [make_case(n, b, seed=i) for i, (n, b) in enumerate(LAYER_CASES)]
+    # One optimizer each: the optimizers have their own fixtures.
+    cases += [make_case(n, b, seed=50 + i, n=2, optimizers=OPTIMIZERS[i % 2:][:1]) for i, (n, b) in enumerate(CONV_CASES)]
+    for i, c in enumerate(MODEL_CASES):
+        c = dict(c)
+        cases.append(make_case(c.pop("name"), c.pop("build"), seed=300 + i, **c))
     cases += [make_case(n, b, seed=100 + i, random_training=True) for i, (n, b) in enumerate(RANDOM_LAYER_CASES)]
     return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
 
@@ -294,6 +385,28 @@ def frozen_middle():
     return keras.Model(x, L.Dense(2, name="head")(h))
 
 
+def residual_conv():
+    x = keras.Input((6, 6, 3), name="x")
+    h = L.Conv2D(3, 3, padding="same", activation="relu", name="c1", bias_initializer="random_normal")(x)
+    h = L.Conv2D(3, 3, padding="same", name="c2", bias_initializer="random_normal")(h)
+    h = L.Add(name="skip")([x, h])
+    h = L.Activation("relu", name="post")(h)
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(x, L.Dense(3, activation="softmax", name="head")(h))
+
+
+def inception_conv():
+    x = keras.Input((6, 6, 3), name="x")
+    b1 = L.Conv2D(2, 1, activation="relu", name="b1")(x)
+    b2 = L.Conv2D(2, 1, activation="relu", name="b2a")(x)
+    b2 = L.Conv2D(3, 3, padding="same", activation="relu", name="b2b")(b2)
+    b3 = L.MaxPooling2D(3, strides=1, padding="same", name="b3pool")(x)
+    b3 = L.Conv2D(2, 1, activation="relu", name="b3")(b3)
+    h = L.Concatenate(name="cat")([b1, b2, b3])
+    h = L.GlobalAveragePooling2D(name="gap")(h)
+    return keras.Model(x, L.Dense(3, activation="softmax", name="head")(h))
+
+
 def binary_targets(model, rng):
     return [rng.integers(0, 2, (N, 1)).astype(np.float32)]
 
@@ -305,6 +418,8 @@ def onehot3(model, rng):
 GRAPH_CASES = [
     dict(name="residual_dense", build=residual_dense, loss="categorical_crossentropy", metrics=["accuracy"], targets=onehot3),
     dict(name="inception_dense", build=inception_dense, loss="categorical_crossentropy", targets=onehot3),
+    dict(name="residual_conv", build=residual_conv, loss="categorical_crossentropy", metrics=["accuracy"], targets=onehot3),
+    dict(name="inception_conv", build=inception_conv, loss="categorical_crossentropy", targets=onehot3),
     dict(name="shared_layer", build=shared_layer),
     dict(name="shared_twice_in_chain", build=shared_twice_in_chain),
     dict(name="two_input", build=two_input, loss="binary_crossentropy", metrics=["accuracy"], targets=binary_targets),

@@ -1,0 +1,41 @@
+package gokernel
+
+import (
+	"math/rand/v2"
+	"testing"
+)
+
+// mnistConvnetJSON is the Keras MNIST convnet example
+// (keras.io/examples/vision/mnist_convnet): Conv2D(32, 3, relu),
+// MaxPooling2D, Conv2D(64, 3, relu), MaxPooling2D, Flatten, Dropout(0.5),
+// Dense(10, softmax), with Adam and categorical cross-entropy.
+func mnistConvnetJSON() []byte {
+	return []byte(`{"model":` + string(inputJSON([]int{28, 28, 1},
+		`{"class_name":"Conv2D","config":{"name":"c1","filters":32,"kernel_size":[3,3],"activation":"relu"}}`,
+		`{"class_name":"MaxPooling2D","config":{"name":"p1","pool_size":[2,2]}}`,
+		`{"class_name":"Conv2D","config":{"name":"c2","filters":64,"kernel_size":[3,3],"activation":"relu"}}`,
+		`{"class_name":"MaxPooling2D","config":{"name":"p2","pool_size":[2,2]}}`,
+		`{"class_name":"Flatten","config":{"name":"f"}}`,
+		`{"class_name":"Dropout","config":{"name":"d","rate":0.5}}`,
+		`{"class_name":"Dense","config":{"name":"o","units":10,"activation":"softmax"}}`)) +
+		`,"compile":{"optimizer":"adam","loss":"categorical_crossentropy","metrics":["accuracy"]}}`)
+}
+
+// BenchmarkMNISTConvnetStep is one training step (forward, backward, Adam)
+// of the MNIST convnet on a batch of 128: an epoch is 469 of them.
+func BenchmarkMNISTConvnetStep(b *testing.B) {
+	m := mustModel(b, mnistConvnetJSON())
+	rng := rand.New(rand.NewPCG(1, 1))
+	const rows = 128
+	x := randFloats(rng, rows*784, 0, 1)
+	y := make([]float32, rows*10)
+	for r := 0; r < rows; r++ {
+		y[r*10+r%10] = 1
+	}
+	for b.Loop() {
+		m.step(x, y, rows)
+		if err := m.opt.Apply(m.params, m.grads); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

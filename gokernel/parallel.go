@@ -1,0 +1,128 @@
+package gokernel
+
+import (
+	"runtime"
+	"sync"
+)
+
+// ranger is work over the items [lo, hi) of some range (the samples of a
+// batch, the rows of a matrix) whose parts may run at the same time.
+type ranger interface {
+	runRange(lo, hi int)
+}
+
+type rangePart struct {
+	r      ranger
+	lo, hi int
+	done   *sync.WaitGroup
+}
+
+var (
+	rangeOnce sync.Once
+	rangeWork chan rangePart
+)
+
+// startRangeWorkers starts, once, one worker goroutine per processor. The
+// channel is unbuffered: a send succeeds only when a worker is idle, and
+// the caller runs any part no worker took.
+func startRangeWorkers() {
+	rangeOnce.Do(func() {
+		rangeWork = make(chan rangePart)
+		for range runtime.GOMAXPROCS(0) {
+			go func() {
+				for p := range rangeWork {
+					p.r.runRange(p.lo, p.hi)
+					p.done.Done()
+				}
+			}()
+		}
+	})
+}
+
+// minParallelWork is the number of values below which a loop runs on the
+// caller alone: below it, handing work to another goroutine costs more
+// than it saves.
+const minParallelWork = 1 << 14
+
+// parallelFor runs r over [0, n) in up to threads parts of nearly equal
+// size, on the caller and idle workers, and returns when all are done.
+// work is the loop's total number of values, to keep small loops on the
+// caller. wg is the caller's (a call's) to reuse: nothing is allocated.
+func parallelFor(threads, n, work int, r ranger, wg *sync.WaitGroup) {
+	parts := min(threads, n)
+	if parts < 2 || work < minParallelWork {
+		r.runRange(0, n)
+		return
+	}
+	startRangeWorkers()
+	for p := 0; p < parts-1; p++ {
+		lo, hi := n*p/parts, n*(p+1)/parts
+		wg.Add(1)
+		select {
+		case rangeWork <- rangePart{r: r, lo: lo, hi: hi, done: wg}:
+		default:
+			wg.Done()
+			r.runRange(lo, hi)
+		}
+	}
+	r.runRange(n*(parts-1)/parts, n)
+	wg.Wait()
+}
+
+// patchJob runs im2col (or, back, col2im) for a range of the samples
+// [n0, n1) of a window op in parallel.
+type patchJob struct {
+	w                 window
+	x, col            []float32
+	ch, n0, c0, cn, k int
+	back              bool
+}
+
+func (j *patchJob) runRange(lo, hi int) {
+	off := lo * j.w.outH * j.w.outW * j.k
+	if j.back {
+		j.w.col2im(j.col[off:], j.ch, j.n0+lo, j.n0+hi, j.c0, j.cn, j.x)
+	} else {
+		j.w.im2col(j.x, j.ch, j.n0+lo, j.n0+hi, j.c0, j.cn, j.col[off:])
+	}
+}
+
+// patches runs im2col (back: col2im) on samples [n0, n1), split over the
+// call's threads.
+func (c *call) patches(w window, x []float32, ch, n0, n1, c0, cn int, col []float32, back bool) {
+	j := c.jobs().patch
+	*j = patchJob{w: w, x: x, col: col, ch: ch, n0: n0, c0: c0, cn: cn, k: w.kh * w.kw * cn, back: back}
+	parallelFor(c.threads, n1-n0, (n1-n0)*w.outH*w.outW*j.k, j, &c.jobs().wg)
+}
+
+// actJob applies an activation (or its backward pass) to a range of rows.
+type actJob struct {
+	a             activation
+	z, out, g, dz []float32
+	cols          int
+	back          bool
+}
+
+func (j *actJob) runRange(lo, hi int) {
+	l, h := lo*j.cols, hi*j.cols
+	if j.back {
+		j.a.backward(j.z[l:h], j.out[l:h], j.g[l:h], j.dz[l:h], j.cols)
+	} else {
+		j.a.forward(j.z[l:h], j.out[l:h], j.cols)
+	}
+}
+
+// callJobs are a call's reusable parallel jobs.
+type callJobs struct {
+	wg    sync.WaitGroup
+	patch *patchJob
+	act   *actJob
+	layer ranger // the layer's own, if it has one
+}
+
+func (c *call) jobs() *callJobs {
+	if c.par == nil {
+		c.par = &callJobs{patch: &patchJob{}, act: &actJob{}}
+	}
+	return c.par
+}
