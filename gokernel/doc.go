@@ -13,8 +13,8 @@
 //
 //   - layers: InputLayer, Dense (on the last axis of any rank; units,
 //     activation, use_bias, kernel and bias initializers, L1/L2/L1L2 kernel
-//     and bias regularizers), Activation, Dropout (rate, seed; inverted
-//     dropout, active only in training), Flatten (any rank, both
+//     and bias regularizers), Activation, Dropout (rate, seed, noise_shape;
+//     inverted dropout, active only in training), Flatten (any rank, both
 //     data_formats); the merges Add, Subtract, Multiply, Average, Maximum,
 //     Minimum (inputs of one shape) and Concatenate (any axis but the
 //     batch's); the normalizations BatchNormalization (any channel axis; batch

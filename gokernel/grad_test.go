@@ -420,3 +420,56 @@ func TestDropout(t *testing.T) {
 		}
 	}
 }
+
+// TestDropoutNoiseShape: with noise_shape [null, 1, 4] one mask value per
+// sample and channel is broadcast over the steps; with [1, 3, 1] one per
+// step, shared by every sample. The backward pass uses the same masks.
+func TestDropoutNoiseShape(t *testing.T) {
+	for _, tt := range []struct {
+		noise string
+		same  func(r, s, ch int) [3]int // the mask position of a value
+	}{
+		{"[null,1,4]", func(r, s, ch int) [3]int { return [3]int{r, 0, ch} }},
+		{"[1,3,1]", func(r, s, ch int) [3]int { return [3]int{0, s, 0} }},
+	} {
+		t.Run(tt.noise, func(t *testing.T) {
+			m := mustModel(t, inputJSON([]int{3, 4}, `{"class_name":"Dropout","config":{"name":"d","rate":0.5,"noise_shape":`+tt.noise+`}}`), withInputGrads())
+			const rows = 50
+			x := make([]float32, rows*12)
+			for i := range x {
+				x[i] = 1
+			}
+			m.run([][]float32{x}, rows, true)
+			out := m.val[m.g.outputs[0]]
+			seen := map[[3]int]float32{}
+			zeros := 0
+			for r := 0; r < rows; r++ {
+				for s := 0; s < 3; s++ {
+					for ch := 0; ch < 4; ch++ {
+						v := out[(r*3+s)*4+ch]
+						if v != 0 && v != 2 {
+							t.Fatalf("value %v; want 0 or 2", v)
+						}
+						if v == 0 {
+							zeros++
+						}
+						k := tt.same(r, s, ch)
+						if w, ok := seen[k]; ok && w != v {
+							t.Fatalf("row %d step %d channel %d: got %v; want %v as the rest of its mask position %v", r, s, ch, v, w, k)
+						}
+						seen[k] = v
+					}
+				}
+			}
+			if zeros == 0 || zeros == len(out) {
+				t.Errorf("%d of %d dropped; want some", zeros, len(out))
+			}
+			dy := make([]float32, len(out))
+			for i := range dy {
+				dy[i] = 1
+			}
+			m.backpropFrom([][]float32{dy}, rows)
+			compareFloats(t, "∂L/∂x", m.grad[m.g.inputs[0]][:len(out)], out, 0)
+		})
+	}
+}

@@ -128,7 +128,9 @@ func TestParseSpecErrors(t *testing.T) {
 		{"trainable not a bool", seqJSON(3, "", "", dense("d", 2, "relu", `,"trainable":"no"`)), []string{"layer 1", "trainable"}},
 		{"initializer", seqJSON(3, "", "", dense("d", 2, "relu", `,"kernel_initializer":{"class_name":"Orthogonal","config":{}}`)), []string{"layer 1", "orthogonal"}},
 		{"regularizer", seqJSON(3, "", "", dense("d", 2, "relu", `,"kernel_regularizer":{"class_name":"OrthogonalRegularizer","config":{}}`)), []string{"OrthogonalRegularizer"}},
-		{"noise shape", seqJSON(3, "", "", `{"class_name":"Dropout","config":{"name":"dr","rate":0.5,"noise_shape":[null,1]}}`), []string{"dr", "noise_shape"}},
+		{"noise shape rank", seqJSON(3, "", "", `{"class_name":"Dropout","config":{"name":"dr","rate":0.5,"noise_shape":[null,1,1]}}`), []string{"dr", "noise_shape", "rank 3"}},
+		{"noise shape dims", seqJSON(3, "", "", `{"class_name":"Dropout","config":{"name":"dr","rate":0.5,"noise_shape":[null,2]}}`), []string{"dr", "noise_shape", "broadcast"}},
+		{"noise shape batch", seqJSON(3, "", "", `{"class_name":"Dropout","config":{"name":"dr","rate":0.5,"noise_shape":[4,3]}}`), []string{"dr", "batch axis"}},
 		{"dropout rate", seqJSON(3, "", "", `{"class_name":"Dropout","config":{"name":"dr","rate":1}}`), []string{"dr", "rate"}},
 		{"dense on a scalar", []byte(`{"class_name":"Sequential","config":{"name":"s","layers":[{"class_name":"InputLayer","config":{"batch_shape":[null],"name":"i"}},` + dense("d", 2, "relu", "") + `]}}`), []string{"batch_shape"}},
 		{"merge shapes", []byte(`{"class_name":"Functional","config":{"name":"f","layers":[
