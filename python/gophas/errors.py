@@ -14,8 +14,8 @@ class GophasError(RuntimeError):
     the JVM shim or of the Go worker, parameter server or kernel.
 
     The message is the shim's or the Go side's own text (for instance
-    ``the model is not usable: gokernel: ... layer "conv2d": unsupported
-    class Conv2D``), not a py4j stack dump.
+    ``the model is not usable: gokernel: ... layer "conv3d": unsupported
+    class Conv3D``), not a py4j stack dump.
 
     Attributes
     ----------

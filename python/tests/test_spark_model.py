@@ -183,13 +183,13 @@ def test_an_unsupported_layer_fails_before_spark_does_any_work(spark):
     import keras
 
     keras.backend.clear_session()
-    conv = keras.Sequential([keras.Input(shape=(8, 8, 1)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(),
+    conv = keras.Sequential([keras.Input(shape=(4, 4, 4, 1)), keras.layers.Conv3D(2, 3), keras.layers.Flatten(),
                              keras.layers.Dense(2, activation="softmax")])
     conv.compile(optimizer="adam", loss="categorical_crossentropy")
     before = job_ids(spark)
     with pytest.raises(GophasError) as e:
         SparkModel(conv)
-    assert 'layer class Conv2D is not supported' in str(e.value) and '"conv2d"' in str(e.value)
+    assert 'layer class Conv3D is not supported' in str(e.value) and '"conv3d"' in str(e.value)
     assert "py4j" not in str(e.value).lower() and "\tat " not in str(e.value)
     with pytest.raises(GophasError, match="use_ema"):
         SparkModel(mlp(optimizer=keras.optimizers.Adam(use_ema=True)))
