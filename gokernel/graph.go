@@ -715,6 +715,11 @@ func (g *graph) instantiate(d *modelDef, inputs []int) ([]int, error) {
 			} else if !sameWeightShapes(e.weights, ws) {
 				return nil, fmt.Errorf("gokernel: %s: a shared layer called on %s after %s: its weights would differ in shape", tn.where, shapesStr(shapes), shapesStr(e.inShapes))
 			}
+			for _, s := range append(oshapes, wshapes(ws)...) {
+				if !sizeFits(s) {
+					return nil, fmt.Errorf("gokernel: %s: input shape %s: a tensor of shape %v is too large (more than 2^31 values per sample)", tn.where, shapesStr(shapes), s)
+				}
+			}
 			nid := len(g.nodes)
 			for _, s := range oshapes {
 				outs = append(outs, len(g.tensors))
@@ -798,4 +803,24 @@ func buildGraph(raw json.RawMessage) (*graph, *modelDef, error) {
 		n += len(e.weights)
 	}
 	return g, d, nil
+}
+
+func wshapes(ws []weightSpec) [][]int {
+	out := make([][]int, len(ws))
+	for i, w := range ws {
+		out[i] = w.shape
+	}
+	return out
+}
+
+// sizeFits reports whether a shape holds fewer than 2^31 values.
+func sizeFits(s []int) bool {
+	n := 1
+	for _, d := range s {
+		if d < 0 || (d > 0 && n > (1<<31-1)/d) {
+			return false
+		}
+		n *= d
+	}
+	return true
 }

@@ -371,10 +371,13 @@ func (o *obj) shape(key string) ([]int, bool, error) {
 	}
 	var out []int
 	for i, d := range dims[1:] {
-		if d == nil || *d < 1 || *d != math.Trunc(*d) {
+		if d == nil || *d < 1 || *d != math.Trunc(*d) || *d > 1<<31 {
 			return nil, false, o.errf("%s %s: dimension %d must be a positive integer", key, short(r), i+1)
 		}
 		out = append(out, int(*d))
+	}
+	if !sizeFits(out) {
+		return nil, false, o.errf("%s %s: more than 2^31 values per sample", key, short(r))
 	}
 	return out, true, nil
 }
