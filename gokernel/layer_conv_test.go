@@ -125,14 +125,9 @@ func TestConvTransposeMatchesReference(t *testing.T) {
 	}
 }
 
-// TestConvStepAllocs: a training step of a small convnet (convolutions,
-// pooling, depthwise, separable, transposed) allocates nothing once its
-// buffers exist.
-func TestConvStepAllocs(t *testing.T) {
-	if raceEnabled {
-		t.Skip("allocation counts are not meaningful under the race detector")
-	}
-	data := []byte(`{"model":` + string(inputJSON([]int{12, 12, 2},
+// convZooJSON is a small model of every convolution and pooling kind.
+func convZooJSON() []byte {
+	return []byte(`{"model":` + string(inputJSON([]int{12, 12, 2},
 		`{"class_name":"Conv2D","config":{"name":"c1","filters":4,"kernel_size":3,"padding":"same","activation":"relu"}}`,
 		`{"class_name":"MaxPooling2D","config":{"name":"p1","pool_size":2}}`,
 		`{"class_name":"DepthwiseConv2D","config":{"name":"dw","kernel_size":3,"depth_multiplier":2}}`,
@@ -142,6 +137,16 @@ func TestConvStepAllocs(t *testing.T) {
 		`{"class_name":"GlobalMaxPooling2D","config":{"name":"g"}}`,
 		`{"class_name":"Dense","config":{"name":"o","units":3,"activation":"softmax"}}`)) +
 		`,"compile":{"optimizer":"adam","loss":"categorical_crossentropy","metrics":["accuracy"]}}`)
+}
+
+// TestConvStepAllocs: a training step of a small convnet (convolutions,
+// pooling, depthwise, separable, transposed) allocates nothing once its
+// buffers exist.
+func TestConvStepAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	data := convZooJSON()
 	for _, threads := range []int{1, 2} {
 		m := mustModel(t, data, WithThreads(threads))
 		rng := rand.New(rand.NewPCG(1, 1))
@@ -166,22 +171,27 @@ func TestConvStepAllocs(t *testing.T) {
 // TestThreadsAgreeConv: the loops split over goroutines give the same
 // outputs and gradients as on one.
 func TestThreadsAgreeConv(t *testing.T) {
-	data := mnistConvnetJSON()
-	rng := rand.New(rand.NewPCG(3, 3))
-	const rows = 24
-	x := randFloats(rng, rows*784, 0, 1)
-	y := make([]float32, rows*10)
-	for r := 0; r < rows; r++ {
-		y[r*10+r%10] = 1
-	}
-	var grads [][][]float32
-	for _, threads := range []int{1, 2} {
-		m := mustModel(t, data, WithThreads(threads))
-		m.step(x, y, rows)
-		grads = append(grads, m.grads)
-	}
-	for i := range grads[0] {
-		compareFloats(t, fmt.Sprintf("gradient %d with 2 threads", i), grads[1][i], grads[0][i], 1e-5)
+	for _, tt := range []struct {
+		name        string
+		data        []byte
+		in, classes int
+	}{{"mnist convnet", mnistConvnetJSON(), 784, 10}, {"conv zoo", convZooJSON(), 12 * 12 * 2, 3}} {
+		rng := rand.New(rand.NewPCG(3, 3))
+		const rows = 48
+		x := randFloats(rng, rows*tt.in, 0, 1)
+		y := make([]float32, rows*tt.classes)
+		for r := 0; r < rows; r++ {
+			y[r*tt.classes+r%tt.classes] = 1
+		}
+		var grads [][][]float32
+		for _, threads := range []int{1, 2} {
+			m := mustModel(t, tt.data, WithThreads(threads))
+			m.step(x, y, rows)
+			grads = append(grads, m.grads)
+		}
+		for i := range grads[0] {
+			compareFloats(t, fmt.Sprintf("%s: gradient %d with 2 threads", tt.name, i), grads[1][i], grads[0][i], 1e-5)
+		}
 	}
 }
 

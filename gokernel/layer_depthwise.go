@@ -74,7 +74,7 @@ func (l *depthwiseConv) forward(c *call) {
 	w, _ := newWindow(l.win, c.in[0][:len(c.in[0])-1])
 	ch := lastDim(c.in[0])
 	z := l.act.preact(c)
-	depthwiseForward(w, c.x[0], c.rows, ch, l.mult, c.w[0], z)
+	c.depthwise(w, c.x[0], ch, l.mult, c.w[0], z)
 	if l.useBias {
 		addBias(z, c.w[1])
 	}
@@ -88,13 +88,79 @@ func (l *depthwiseConv) backward(c *call) {
 	if l.useBias && c.dw[1] != nil {
 		addColSum(dz, c.dw[1])
 	}
-	depthwiseBackward(w, c.x[0], dz, c.rows, ch, l.mult, c.w[0], c.dw[0], c.dx[0])
+	c.depthwiseBack(w, c.x[0], dz, ch, l.mult, c.w[0], c.dw[0], c.dx[0])
 }
 
-// depthwiseForward sets z[n,o,c·M+m] = Σ_taps x[n, tap(o), c]·K[tap,c,m].
-func depthwiseForward(w window, x []float32, rows, ch, mult int, k, z []float32) {
+// depthJob runs a depthwise convolution's forward pass on a range of
+// samples, or its backward pass on a range of parts of the samples, each
+// part adding its kernel gradient into its own partial sum.
+type depthJob struct {
+	w                     window
+	x, k, z, dz, dk, dx   []float32
+	partial               []float32
+	ch, mult, rows, parts int
+	back                  bool
+}
+
+func (j *depthJob) runRange(lo, hi int) {
+	if !j.back {
+		depthwiseForward(j.w, j.x, lo, hi, j.ch, j.mult, j.k, j.z)
+		return
+	}
+	for p := lo; p < hi; p++ {
+		var dk []float32
+		if j.dk != nil {
+			dk = j.partial[p*len(j.dk) : (p+1)*len(j.dk)]
+			clear(dk)
+		}
+		depthwiseBackward(j.w, j.x, j.dz, j.rows*p/j.parts, j.rows*(p+1)/j.parts, j.ch, j.mult, j.k, dk, j.dx)
+	}
+}
+
+func (c *call) depthJob() *depthJob {
+	j, _ := c.jobs().layer.(*depthJob)
+	if j == nil {
+		j = &depthJob{}
+		c.jobs().layer = j
+	}
+	return j
+}
+
+// depthwise runs depthwiseForward over the call's samples, split over its
+// threads.
+func (c *call) depthwise(w window, x []float32, ch, mult int, k, z []float32) {
+	j := c.depthJob()
+	*j = depthJob{w: w, x: x, k: k, z: z, ch: ch, mult: mult}
+	parallelFor(c.threads, c.rows, len(z)*w.kh*w.kw, j, &c.jobs().wg)
+}
+
+// depthwiseBack runs depthwiseBackward over the call's samples in up to
+// threads parts, then adds the parts' kernel gradients into dk.
+func (c *call) depthwiseBack(w window, x, dz []float32, ch, mult int, k, dk, dx []float32) {
+	parts := max(1, min(c.threads, c.rows))
+	if len(dz)*w.kh*w.kw < minParallelWork {
+		parts = 1
+	}
+	j := c.depthJob()
+	*j = depthJob{w: w, x: x, k: k, dz: dz, dk: dk, dx: dx, ch: ch, mult: mult, rows: c.rows, parts: parts, back: true}
+	if dk != nil {
+		j.partial = c.buf(3, parts*len(dk))
+	}
+	parallelFor(parts, parts, parts*minParallelWork, j, &c.jobs().wg)
+	if dk != nil {
+		for p := 0; p < parts; p++ {
+			for i, v := range j.partial[p*len(dk) : (p+1)*len(dk)] {
+				dk[i] += v
+			}
+		}
+	}
+}
+
+// depthwiseForward sets z[n,o,c·M+m] = Σ_taps x[n, tap(o), c]·K[tap,c,m]
+// for the samples [n0, n1).
+func depthwiseForward(w window, x []float32, n0, n1, ch, mult int, k, z []float32) {
 	cm := ch * mult
-	for n := 0; n < rows; n++ {
+	for n := n0; n < n1; n++ {
 		xs := x[n*w.inH*w.inW*ch:]
 		for oh := 0; oh < w.outH; oh++ {
 			for ow := 0; ow < w.outW; ow++ {
@@ -131,13 +197,13 @@ func depthwiseForward(w window, x []float32, rows, ch, mult int, k, z []float32)
 }
 
 // depthwiseBackward adds ∂L/∂K into dk (if not nil) and sets dx (if not
-// nil) from dz.
-func depthwiseBackward(w window, x, dz []float32, rows, ch, mult int, k, dk, dx []float32) {
+// nil) from dz, for the samples [n0, n1).
+func depthwiseBackward(w window, x, dz []float32, n0, n1, ch, mult int, k, dk, dx []float32) {
 	if dx != nil {
-		clear(dx)
+		clear(dx[n0*w.inH*w.inW*ch : n1*w.inH*w.inW*ch])
 	}
 	cm := ch * mult
-	for n := 0; n < rows; n++ {
+	for n := n0; n < n1; n++ {
 		base := n * w.inH * w.inW * ch
 		for oh := 0; oh < w.outH; oh++ {
 			for ow := 0; ow < w.outW; ow++ {

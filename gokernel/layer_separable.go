@@ -85,7 +85,7 @@ func (l *separableConv) forward(c *call) {
 	cm := ch * l.mult
 	r := c.rows * w.outH * w.outW
 	u := c.buf(1, r*cm)
-	depthwiseForward(w, c.x[0], c.rows, ch, l.mult, c.w[0], u)
+	c.depthwise(w, c.x[0], ch, l.mult, c.w[0], u)
 	z := l.act.preact(c)
 	gemm.Sgemm(c.threads, false, false, r, l.filters, cm, 1, u, cm, c.w[1], l.filters, 0, z, l.filters)
 	if l.useBias {
@@ -112,5 +112,5 @@ func (l *separableConv) backward(c *call) {
 	}
 	du := c.buf(2, r*cm)
 	gemm.Sgemm(c.threads, false, true, r, cm, l.filters, 1, dz, l.filters, c.w[1], l.filters, 0, du, cm)
-	depthwiseBackward(w, c.x[0], du, c.rows, ch, l.mult, c.w[0], c.dw[0], c.dx[0])
+	c.depthwiseBack(w, c.x[0], du, ch, l.mult, c.w[0], c.dw[0], c.dx[0])
 }
