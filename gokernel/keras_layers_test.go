@@ -21,11 +21,12 @@ type layerFixture struct {
 	Grads        []kerasTensor   `json:"grads"`
 	Dx           []kerasTensor   `json:"dx"`
 	Train        []struct {
-		Optimizer string          `json:"optimizer"`
-		Config    json.RawMessage `json:"config"`
-		Losses    []float64       `json:"losses"`
-		After1    []kerasTensor   `json:"after1"`
-		After10   []kerasTensor   `json:"after10"`
+		Optimizer string               `json:"optimizer"`
+		Config    json.RawMessage      `json:"config"`
+		Losses    []float64            `json:"losses"`
+		Logs      []map[string]float64 `json:"logs"`
+		After1    []kerasTensor        `json:"after1"`
+		After10   []kerasTensor        `json:"after10"`
 	} `json:"train"`
 }
 
@@ -109,12 +110,26 @@ func (c *layerFixture) check(t *testing.T) {
 			}
 			m := kerasModel(t, raw, c.Weights)
 			for step := range 10 {
-				loss := m.stepAll(copyData(c.X), ys, rows) / float64(rows)
+				loss := m.stepAll(copyData(c.X), ys, rows)
+				var sums Sums
+				m.addSums(&sums, rows, loss)
+				loss /= float64(rows)
 				if err := m.opt.Apply(m.params, m.grads); err != nil {
 					t.Fatal(err)
 				}
 				if want := tr.Losses[step]; !closeRel(float32(loss), float32(want), 1e-4) {
 					t.Errorf("step %d: got loss %.8g; want %.8g (Keras)", step+1, loss, want)
+				}
+				if tr.Logs != nil {
+					got := sums.Result()
+					if len(got) != len(tr.Logs[step]) {
+						t.Errorf("step %d: got logs %v; want %v (Keras)", step+1, got, tr.Logs[step])
+					}
+					for k, want := range tr.Logs[step] {
+						if v, ok := got[k]; !ok || !closeRel(float32(v), float32(want), 1e-4) {
+							t.Errorf("step %d: log %q: got %.8g (present %v); want %.8g (Keras)", step+1, k, v, ok, want)
+						}
+					}
 				}
 				switch step + 1 {
 				case 1:

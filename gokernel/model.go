@@ -623,3 +623,27 @@ func (m *Model) backpropFrom(dys [][]float32, rows int) {
 
 // noSlot is the slot of a gradient nobody needs.
 var noSlot = dxSlot{tensor: -1, temp: -1}
+
+// addSums adds a batch of rows to s: its rows to Count and, to Sums, the
+// batch's summed per-row values of the last lossSums: "loss" (the total
+// loss, regularization included), with several outputs each trained
+// output's unweighted "<output>_loss", and each metric under its History
+// key ("<output>_<metric>" with several outputs).
+func (m *Model) addSums(s *Sums, rows int, loss float64) {
+	if s.Sums == nil {
+		s.Sums = map[string]float64{}
+	}
+	s.Count += rows
+	s.Sums["loss"] += loss
+	for _, h := range m.heads {
+		if h.spec.loss == nil {
+			continue
+		}
+		if len(m.heads) > 1 {
+			s.Sums[h.spec.name+"_loss"] += h.lsum
+		}
+		for k, ms := range h.metrics {
+			s.Sums[h.spec.metricKey(ms, len(m.heads))] += h.msum[k]
+		}
+	}
+}

@@ -31,8 +31,10 @@ Each case is a small model (batch 4) and writes
                          with respect to the trainable variables, in order
     dx                   ... and with respect to each model input
     train                per optimizer: the losses train_on_batch returned over
-                         10 steps, and every weight after 1 and after 10 steps
-                         (omitted for a case whose training is random)
+                         10 steps (with metrics or several outputs, every
+                         log it returned, keyed as Keras keys them), and every
+                         weight after 1 and after 10 steps (omitted for a
+                         case whose training is random)
 
 Every tensor is {"name", "shape", "data"} with data a flat row-major list.
 The Go tests compare forward outputs within 1e-5, gradients, losses and
@@ -159,14 +161,17 @@ def make_case(name, build, loss="mse", loss_weights=None, metrics=None, seed=0,
             model = build()
             model.set_weights(init)
             model.compile(optimizer=make_opt(), loss=loss, loss_weights=loss_weights, metrics=metrics)
-            losses, after1 = [], None
+            losses, logs, after1 = [], [], None
             for step in range(10):
                 out = model.train_on_batch(xin, y if len(y) > 1 else y[0], return_dict=True)
                 losses.append(float(out["loss"]))
+                logs.append({k: float(v) for k, v in out.items()})
                 if step == 0:
                     after1 = weights_of(model)
             case["train"].append({"optimizer": oname, "config": keras.optimizers.serialize(model.optimizer),
                                   "losses": losses, "after1": after1, "after10": weights_of(model)})
+            if len(logs[0]) > 1:
+                case["train"][-1]["logs"] = logs
     return case
 
 
