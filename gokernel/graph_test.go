@@ -2,6 +2,7 @@ package gokernel
 
 import (
 	"fmt"
+	"path/filepath"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -110,7 +111,13 @@ func TestGraphGradients(t *testing.T) {
 // graphs) against central differences as well: the fixtures test the
 // numbers against Keras, this tests the backward pass against the forward.
 func TestFixtureGradients(t *testing.T) {
-	for _, file := range []string{"layers.json", "graphs.json"} {
+	files, err := filepath.Glob("testdata/keras/layers*.json")
+	if err != nil || len(files) < 2 {
+		t.Fatalf("fixture files: %v %v", files, err)
+	}
+	files = append(files, "testdata/keras/graphs.json")
+	for _, path := range files {
+		file := filepath.Base(path)
 		var fix struct {
 			Cases []layerFixture `json:"cases"`
 		}

@@ -18,7 +18,9 @@ func FuzzParseSpec(f *testing.F) {
 			f.Add(b)
 		}
 	}
-	for _, file := range []string{"layers.json", "graphs.json"} {
+	fixtures, _ := filepath.Glob("testdata/keras/layers*.json")
+	for _, path := range append(fixtures, "testdata/keras/graphs.json") {
+		file := filepath.Base(path)
 		var fix struct {
 			Cases []layerFixture `json:"cases"`
 		}
