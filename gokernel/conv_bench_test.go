@@ -58,3 +58,19 @@ func BenchmarkConv2DGFLOPS(b *testing.B) {
 	flops := 3 * 2 * float64(rows*11*11) * 288 * 64
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
+
+// BenchmarkMaxPool2x2 is the MNIST convnet's first pooling (128×26×26×32)
+// in training mode, with the 2×2 fast path and with the general loop.
+func BenchmarkMaxPool2x2(b *testing.B) {
+	for _, fast := range []bool{true, false} {
+		b.Run(map[bool]string{true: "fast", false: "general"}[fast], func(b *testing.B) {
+			defer func() { poolFast = true }()
+			poolFast = fast
+			m := mustModel(b, inputJSON([]int{26, 26, 32}, `{"class_name":"MaxPooling2D","config":{"name":"p","pool_size":2}}`), WithThreads(1))
+			x := randFloats(rand.New(rand.NewPCG(1, 1)), 128*26*26*32, -1, 1)
+			for b.Loop() {
+				m.run([][]float32{x}, 128, true)
+			}
+		})
+	}
+}

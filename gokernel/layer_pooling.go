@@ -87,6 +87,10 @@ func (l *pool) forward(c *call) {
 
 func (l *pool) forwardRange(c *call, w window, ch int, arg []int32, n0, n1 int) {
 	x, y := c.x[0], c.y[0]
+	if poolFast && l.kind == poolMax && w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.dh == 1 && w.dw == 1 && w.padT == 0 && w.padL == 0 {
+		maxPool2x2(w, ch, x, y, arg, n0, n1)
+		return
+	}
 	for n := n0; n < n1; n++ {
 		xs := x[n*w.inH*w.inW*ch:]
 		for oh := 0; oh < w.outH; oh++ {
@@ -216,4 +220,47 @@ func b2i(b bool) int32 {
 		i = 1
 	}
 	return i
+}
+
+// poolFast enables maxPool2x2; tests turn it off to compare it with the
+// general loop.
+var poolFast = true
+
+// maxPool2x2 is forwardRange for the most common pooling, 2×2 windows with
+// stride 2 and no padding: the same maxima and argmaxes (the first maximum
+// in the order (0,0), (0,1), (1,0), (1,1)), without the general loop's
+// bookkeeping.
+func maxPool2x2(w window, ch int, x, y []float32, arg []int32, n0, n1 int) {
+	for n := n0; n < n1; n++ {
+		xs := x[n*w.inH*w.inW*ch:]
+		for oh := 0; oh < w.outH; oh++ {
+			r0 := xs[2*oh*w.inW*ch:]
+			r1 := xs[(2*oh+1)*w.inW*ch:]
+			for ow := 0; ow < w.outW; ow++ {
+				o := ((n*w.outH+oh)*w.outW + ow) * ch
+				yr := y[o : o+ch]
+				a, b := r0[2*ow*ch:][:ch], r0[(2*ow+1)*ch:][:ch]
+				d, e := r1[2*ow*ch:][:ch], r1[(2*ow+1)*ch:][:ch]
+				if arg == nil {
+					for c := range yr {
+						yr[c] = max(max(a[c], b[c]), max(d[c], e[c]))
+					}
+					continue
+				}
+				t0 := int32(2*oh*w.inW + 2*ow)
+				t2 := t0 + int32(w.inW)
+				ar := arg[o : o+ch]
+				for c := range yr {
+					m, t := a[c], t0
+					k := -b2i(b[c] > m)
+					m, t = max(m, b[c]), t^((t^(t0+1))&k)
+					k = -b2i(d[c] > m)
+					m, t = max(m, d[c]), t^((t^t2)&k)
+					k = -b2i(e[c] > m)
+					m, t = max(m, e[c]), t^((t^(t2+1))&k)
+					yr[c], ar[c] = m, t
+				}
+			}
+		}
+	}
 }
