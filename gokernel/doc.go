@@ -69,7 +69,8 @@
 // The math of each piece is stated beside its code.
 //
 // A Model holds a Spec, its weights in Keras' get_weights() order, and its
-// optimizer (see NewOptimizer). Activations are float32 tensors of any rank,
+// optimizer (see NewOptimizer; its learning rate a number or a Keras
+// schedule, see NewSchedule and Optimizer.SetStep). Activations are float32 tensors of any rank,
 // batch first, row-major, channels last. The tensor methods (Predict, Fit,
 // ...) take a model with one input and one output: x of shape (rows,
 // input shape...) or (rows, InputDim); targets y of shape (rows, OutputDim),

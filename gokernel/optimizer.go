@@ -36,11 +36,19 @@ type NamedTensor struct {
 // names and order; SetState replaces it (same names, order and sizes).
 //
 // Name is the optimizer's Keras name (its "name" config entry).
+//
+// The learning rate is a constant or a Schedule (see optimizer_step.go):
+// LearningRate, SetLearningRate, Step and SetStep say which rate the next
+// Apply uses and let a distributed fit drive the schedule's step.
 type Optimizer interface {
 	Apply(params, grads [][]float32) error
 	State() []NamedTensor
 	SetState(state []NamedTensor) error
 	Name() string
+	LearningRate() float32
+	SetLearningRate(rate float32) error
+	Step() int64
+	SetStep(step, stride int64)
 }
 
 // Errors reported by NewOptimizer and the optimizers start with this prefix.
@@ -50,11 +58,13 @@ const optPrefix = "gokernel: optimizer"
 // (keras/src/optimizers/base_optimizer.py).
 type baseOptions struct {
 	name           string
-	learningRate   float32
+	learningRate   float32 // this step's rate: the constant, or the schedule's
 	weightDecay    float32 // 0: none
 	clipnorm       float32 // 0: none
 	globalClipnorm float32 // 0: none
 	clipvalue      float32 // 0: none
+
+	schedule Schedule // nil: learningRate is constant
 }
 
 // base holds what every optimizer shares: the step counter, gradient clipping,
@@ -62,6 +72,7 @@ type baseOptions struct {
 type base struct {
 	opt        baseOptions
 	iterations int64
+	clock      stepClock   // the schedule's step when SetStep drives it
 	sizes      []int       // parameter sizes the state was built for; nil until built
 	scratch    [][]float32 // clipped gradients; allocated once, only when clipping is on
 	gradsView  [][]float32 // the gradients the update rule reads
@@ -126,6 +137,7 @@ func (b *base) setSizes(params [][]float32) {
 //	weight_decay wd:   p ← p − p·wd·lr                    (before the update)
 func (b *base) prepare(params, grads [][]float32) [][]float32 {
 	o := &b.opt
+	b.tick()
 	view := b.gradsView
 	switch {
 	case o.clipnorm > 0:
@@ -286,8 +298,9 @@ func zeros(params [][]float32, fill float32) [][]float32 {
 // (module and registered_name optional), or from a JSON string naming it with
 // default arguments: "sgd", "adam", "adamw", "rmsprop", "adagrad" (any case).
 // Arguments missing from config take the Keras defaults. An argument Gophas
-// does not support (a learning-rate schedule, use_ema true, loss_scale_factor,
-// gradient_accumulation_steps, an unknown key) is an error naming it.
+// does not support (use_ema true, loss_scale_factor,
+// gradient_accumulation_steps, an unknown key) is an error naming it. The
+// learning_rate may be a number or a schedule's serialization (NewSchedule).
 func NewOptimizer(config []byte) (Optimizer, error) {
 	config = bytes.TrimSpace(config)
 	var className string
@@ -377,7 +390,7 @@ func (p *argParser) float(key string, def float64) float64 {
 	var f float64
 	if err := json.Unmarshal(v, &f); err != nil {
 		if len(v) > 0 && v[0] == '{' {
-			p.fail("argument %s: schedules and other objects are not supported, want a number (got %s)", key, v)
+			p.fail("argument %s: want a number, not an object (got %s)", key, v)
 		} else {
 			p.fail("argument %s: want a number, got %s", key, v)
 		}
@@ -423,7 +436,8 @@ func (p *argParser) string(key, def string) string {
 // base reads the arguments of keras.optimizers.Optimizer. defWD is the
 // default weight_decay (nil: none).
 func (p *argParser) base(defName string, defLR float64, defWD *float32) baseOptions {
-	o := baseOptions{name: p.string("name", defName), learningRate: float32(p.float("learning_rate", defLR))}
+	o := baseOptions{name: p.string("name", defName)}
+	o.learningRate, o.schedule = p.learningRate(defLR)
 	if defWD != nil {
 		if v, ok := p.args["weight_decay"]; ok && string(bytes.TrimSpace(v)) == "null" {
 			p.fail("argument weight_decay: must be a number for %s, got null", defName)

@@ -38,7 +38,7 @@ func TestNewOptimizerErrors(t *testing.T) {
 		{`"adadelta"`, `unknown optimizer "adadelta"`},
 		{`{"class_name":"AdamW","config":{"weight_decay":null}}`, "weight_decay: must be a number for adam_w"},
 		{`{"class_name":"Adam","config":{"use_ema":true}}`, "use_ema"},
-		{`{"class_name":"Adam","config":{"learning_rate":{"class_name":"ExponentialDecay","config":{}}}}`, "learning_rate: schedules"},
+		{`{"class_name":"Adam","config":{"learning_rate":{"class_name":"ExponentialDecay","config":{}}}}`, "learning_rate: schedule ExponentialDecay: argument initial_learning_rate is required"},
 		{`{"class_name":"Adam","config":{"loss_scale_factor":128}}`, "loss_scale_factor"},
 		{`{"class_name":"Adam","config":{"gradient_accumulation_steps":4}}`, "gradient_accumulation_steps"},
 		{`{"class_name":"Adam","config":{"beta_3":0.5}}`, "unsupported argument(s) beta_3"},
