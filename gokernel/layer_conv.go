@@ -210,7 +210,7 @@ func (l *conv) forward(c *call) {
 		}
 	}
 	if l.useBias {
-		addBias(z, c.w[1])
+		c.addBias(z, c.w[1])
 	}
 	l.act.apply(c, z, f)
 }
@@ -220,7 +220,7 @@ func (l *conv) backward(c *call) {
 	f, x, k, dk, dx := l.filters, c.x[0], c.w[0], c.dw[0], c.dx[0]
 	dz := l.act.grad(c, f)
 	if l.useBias && c.dw[1] != nil {
-		addColSum(dz, c.dw[1])
+		c.addColSum(dz, c.dw[1])
 	}
 	p := w.outH * w.outW
 	if w.identity() {

@@ -151,7 +151,7 @@ func (l *convTranspose) forward(c *call) {
 		c.patches(w, z, f, n0, n1, 0, f, col, true)
 	}
 	if l.useBias {
-		addBias(z, c.w[1])
+		c.addBias(z, c.w[1])
 	}
 	l.act.apply(c, z, f)
 }
@@ -163,7 +163,7 @@ func (l *convTranspose) backward(c *call) {
 	p := w.outH * w.outW
 	dz := l.act.grad(c, f)
 	if l.useBias && c.dw[1] != nil {
-		addColSum(dz, c.dw[1])
+		c.addColSum(dz, c.dw[1])
 	}
 	dk, dx := c.dw[0], c.dx[0]
 	if dk == nil && dx == nil {

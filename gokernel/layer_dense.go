@@ -84,7 +84,7 @@ func (l *denseLayer) forward(c *call) {
 	z := l.act.preact(c)
 	gemm.Sgemm(c.threads, false, false, r, l.units, in, 1, c.x[0], in, c.w[0], l.units, 0, z, l.units)
 	if l.useBias {
-		addBias(z, c.w[1])
+		c.addBias(z, c.w[1])
 	}
 	l.act.apply(c, z, l.units)
 }
@@ -98,7 +98,7 @@ func (l *denseLayer) backward(c *call) {
 		gemm.Sgemm(c.threads, true, false, in, l.units, r, 1, c.x[0], in, dz, l.units, 1, c.dw[0], l.units)
 	}
 	if l.useBias && c.dw[1] != nil {
-		addColSum(dz, c.dw[1])
+		c.addColSum(dz, c.dw[1])
 	}
 	if c.dx[0] != nil {
 		gemm.Sgemm(c.threads, false, true, r, in, l.units, 1, dz, l.units, c.w[0], l.units, 0, c.dx[0], in)

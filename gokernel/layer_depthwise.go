@@ -76,7 +76,7 @@ func (l *depthwiseConv) forward(c *call) {
 	z := l.act.preact(c)
 	c.depthwise(w, c.x[0], ch, l.mult, c.w[0], z)
 	if l.useBias {
-		addBias(z, c.w[1])
+		c.addBias(z, c.w[1])
 	}
 	l.act.apply(c, z, ch*l.mult)
 }
@@ -86,7 +86,7 @@ func (l *depthwiseConv) backward(c *call) {
 	ch := lastDim(c.in[0])
 	dz := l.act.grad(c, ch*l.mult)
 	if l.useBias && c.dw[1] != nil {
-		addColSum(dz, c.dw[1])
+		c.addColSum(dz, c.dw[1])
 	}
 	c.depthwiseBack(w, c.x[0], dz, ch, l.mult, c.w[0], c.dw[0], c.dx[0])
 }

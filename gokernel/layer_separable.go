@@ -89,7 +89,7 @@ func (l *separableConv) forward(c *call) {
 	z := l.act.preact(c)
 	gemm.Sgemm(c.threads, false, false, r, l.filters, cm, 1, u, cm, c.w[1], l.filters, 0, z, l.filters)
 	if l.useBias {
-		addBias(z, c.w[2])
+		c.addBias(z, c.w[2])
 	}
 	l.act.apply(c, z, l.filters)
 }
@@ -101,7 +101,7 @@ func (l *separableConv) backward(c *call) {
 	r := c.rows * w.outH * w.outW
 	dz := l.act.grad(c, l.filters)
 	if l.useBias && c.dw[2] != nil {
-		addColSum(dz, c.dw[2])
+		c.addColSum(dz, c.dw[2])
 	}
 	u := c.buf(1, r*cm)
 	if c.dw[1] != nil {

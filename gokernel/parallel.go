@@ -117,12 +117,68 @@ type callJobs struct {
 	wg    sync.WaitGroup
 	patch *patchJob
 	act   *actJob
+	bias  *biasJob
+	sums  []float32
 	layer ranger // the layer's own, if it has one
 }
 
 func (c *call) jobs() *callJobs {
 	if c.par == nil {
-		c.par = &callJobs{patch: &patchJob{}, act: &actJob{}}
+		c.par = &callJobs{patch: &patchJob{}, act: &actJob{}, bias: &biasJob{}}
 	}
 	return c.par
+}
+
+// biasJob adds a bias to a range of rows, or sums a range of parts of the
+// rows into each part's partial column sums.
+type biasJob struct {
+	z, b, partial []float32
+	rows, parts   int
+	back          bool
+}
+
+func (j *biasJob) runRange(lo, hi int) {
+	nb := len(j.b)
+	if !j.back {
+		addBias(j.z[lo*nb:hi*nb], j.b)
+		return
+	}
+	for p := lo; p < hi; p++ {
+		part := j.partial[p*nb : (p+1)*nb]
+		clear(part)
+		addColSum(j.z[j.rows*p/j.parts*nb:j.rows*(p+1)/j.parts*nb], part)
+	}
+}
+
+// addBias adds b to every row of z, split over the call's threads.
+func (c *call) addBias(z, b []float32) {
+	j := c.jobs().bias
+	*j = biasJob{z: z, b: b}
+	parallelFor(c.threads, len(z)/len(b), len(z), j, &c.jobs().wg)
+}
+
+// addColSum adds the column sums of z (rows of len(db)) to db, in up to
+// threads parts whose partial sums are added after.
+func (c *call) addColSum(z, db []float32) {
+	rows := len(z) / len(db)
+	parts := max(1, min(c.threads, rows))
+	if len(z) < minParallelWork {
+		parts = 1
+	}
+	j := c.jobs().bias
+	*j = biasJob{z: z, b: db, partial: c.jobs().partial(parts * len(db)), rows: rows, parts: parts, back: true}
+	parallelFor(parts, parts, parts*minParallelWork, j, &c.jobs().wg)
+	for p := 0; p < parts; p++ {
+		for i, v := range j.partial[p*len(db) : (p+1)*len(db)] {
+			db[i] += v
+		}
+	}
+}
+
+// partial returns the jobs' scratch for n partial sums.
+func (j *callJobs) partial(n int) []float32 {
+	if cap(j.sums) < n {
+		j.sums = make([]float32, n)
+	}
+	return j.sums[:n]
 }
