@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/gophas/gophas/gokernel/internal/vec"
 )
 
 // NamedTensor is one named float32 tensor in row-major order: a weight, or a
@@ -118,7 +120,7 @@ func (b *base) setSizes(params [][]float32) {
 		b.sizes[i] = len(p)
 	}
 	b.gradsView = make([][]float32, len(params))
-	b.parts = splitSpans(b.sizes, runtime.GOMAXPROCS(0))
+	b.parts = splitSpans(b.sizes, runtime.GOMAXPROCS(0), minParallel)
 	if b.opt.clipnorm > 0 || b.opt.globalClipnorm > 0 || b.opt.clipvalue > 0 {
 		b.scratch = make([][]float32, len(params))
 		for i, n := range b.sizes {
@@ -510,6 +512,8 @@ func (p *argParser) finish(className string) error {
 //	            p ← p + m                 (nesterov false)
 //	            p ← p + μ·m − η·g         (nesterov true)
 //
+// A momentum that turns subnormal is set to zero, as for Adam.
+//
 // Defaults: learning_rate 0.01, momentum 0, nesterov false, name "sgd".
 // State: "iteration", then "momentum/<i>" per parameter when μ ≠ 0.
 type SGD struct {
@@ -562,7 +566,7 @@ func (o *SGD) updateSpan(i, lo, hi int) {
 		m := o.momentums[i][lo:hi]
 		m = m[:len(p)]
 		for j := range p {
-			mj := m[j]*mu - g[j]*lr
+			mj := vec.FlushSubnormal(m[j]*mu - g[j]*lr)
 			m[j] = mj
 			p[j] += mj*mu - g[j]*lr
 		}
@@ -570,7 +574,7 @@ func (o *SGD) updateSpan(i, lo, hi int) {
 		m := o.momentums[i][lo:hi]
 		m = m[:len(p)]
 		for j := range p {
-			mj := m[j]*mu - g[j]*lr
+			mj := vec.FlushSubnormal(m[j]*mu - g[j]*lr)
 			m[j] = mj
 			p[j] += mj
 		}

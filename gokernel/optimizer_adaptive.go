@@ -2,6 +2,8 @@ package gokernel
 
 import (
 	"math"
+
+	"github.com/gophas/gophas/gokernel/internal/vec"
 )
 
 // Adam is keras.optimizers.Adam, and keras.optimizers.AdamW when weight decay
@@ -12,6 +14,9 @@ import (
 //	v ← v + (g² − v)·(1−β₂)
 //	v̂ ← max(v̂, v)                        (amsgrad; then v̂ is used for v)
 //	p ← p − m·α/(√v + ε)
+//
+// Moments that turn subnormal are set to zero, as TensorFlow's
+// flush-to-zero CPU mode does (see package vec).
 //
 // Weight decay wd, when set, first does p ← p − p·wd·η (see base.prepare).
 // Defaults: learning_rate 0.001, beta_1 0.9, beta_2 0.999, epsilon 1e-7,
@@ -70,8 +75,8 @@ func (o *Adam) updateSpan(i, lo, hi int) {
 		vh = vh[:len(p)]
 		for j := range p {
 			gj := g[j]
-			mj := m[j] + (gj-m[j])*c1
-			vj := v[j] + (gj*gj-v[j])*c2
+			mj := vec.FlushSubnormal(m[j] + (gj-m[j])*c1)
+			vj := vec.FlushSubnormal(v[j] + (gj*gj-v[j])*c2)
 			m[j], v[j] = mj, vj
 			h := max(vh[j], vj)
 			vh[j] = h
@@ -79,13 +84,7 @@ func (o *Adam) updateSpan(i, lo, hi int) {
 		}
 		return
 	}
-	for j := range p {
-		gj := g[j]
-		mj := m[j] + (gj-m[j])*c1
-		vj := v[j] + (gj*gj-v[j])*c2
-		m[j], v[j] = mj, vj
-		p[j] -= mj * alpha / (sqrt32(vj) + eps)
-	}
+	vec.Adam(p, g, m, v, c1, c2, alpha, eps)
 }
 
 func (o *Adam) kinds() []string {
@@ -128,6 +127,8 @@ func (o *Adam) SetState(state []NamedTensor) error {
 //	Δ ← η·g/√d
 //	μ > 0:  m ← μ·m + Δ;  p ← p − m
 //	μ = 0:  p ← p − Δ
+//
+// Decaying slots (v, a, m) that turn subnormal are set to zero, as for Adam.
 //
 // Defaults: learning_rate 0.001, rho 0.9, momentum 0, epsilon 1e-7,
 // centered false, name "rm_sprop". State: "iteration", "velocity/<i>"…, then
@@ -187,11 +188,11 @@ func (o *RMSprop) updateSpan(i, lo, hi int) {
 	}
 	for j := range p {
 		gj := g[j]
-		vj := rho*v[j] + (1-rho)*(gj*gj)
+		vj := vec.FlushSubnormal(rho*v[j] + (1-rho)*(gj*gj))
 		v[j] = vj
 		var d float32
 		if a != nil {
-			aj := rho*a[j] + (1-rho)*gj
+			aj := vec.FlushSubnormal(rho*a[j] + (1-rho)*gj)
 			a[j] = aj
 			d = vj - aj*aj + eps
 		} else {
@@ -199,7 +200,7 @@ func (o *RMSprop) updateSpan(i, lo, hi int) {
 		}
 		inc := lr * gj / sqrt32(d)
 		if m != nil {
-			mj := mu*m[j] + inc
+			mj := vec.FlushSubnormal(mu*m[j] + inc)
 			m[j] = mj
 			p[j] -= mj
 		} else {

@@ -2,6 +2,7 @@ package gokernel
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 )
@@ -158,6 +159,61 @@ func TestOptimizerApplyAllocatesNothing(t *testing.T) {
 	}
 }
 
+// TestOptimizerFlushesSubnormals checks that the state slots that decay
+// under a zero gradient end at zero rather than lingering as subnormals,
+// whose arithmetic is slow on Intel cores (TensorFlow flushes them too).
+func TestOptimizerFlushesSubnormals(t *testing.T) {
+	for _, cfg := range []string{
+		`"adam"`, `{"class_name":"Adam","config":{"amsgrad":true}}`, `"adamw"`,
+		`{"class_name":"SGD","config":{"momentum":0.9}}`, `{"class_name":"SGD","config":{"momentum":0.9,"nesterov":true}}`,
+		`{"class_name":"RMSprop","config":{"momentum":0.5,"centered":true}}`,
+	} {
+		o, err := NewOptimizer([]byte(cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := [][]float32{make([]float32, 37)}
+		g := [][]float32{make([]float32, 37)}
+		for j := range g[0] {
+			g[0][j] = float32(j+1) * 1e-3
+		}
+		if err := o.Apply(p, g); err != nil {
+			t.Fatal(err)
+		}
+		clear(g[0])
+		var sub int
+		for step := range 1500 {
+			if err := o.Apply(p, g); err != nil {
+				t.Fatal(err)
+			}
+			if step < 1400 {
+				continue
+			}
+			for _, s := range o.State() {
+				for _, v := range s.Data {
+					if b := math.Float32bits(v); b&0x7f800000 == 0 && b&0x7fffff != 0 {
+						sub++
+					}
+				}
+			}
+		}
+		if sub > 0 {
+			t.Errorf("%s: %d subnormal state values over steps 1400-1500 of zero gradients; want 0", cfg, sub)
+		}
+		var zero int
+		for _, s := range o.State()[1:] {
+			for _, v := range s.Data {
+				if v == 0 {
+					zero++
+				}
+			}
+		}
+		if zero == 0 {
+			t.Errorf("%s: no state slot decayed to zero after 1500 steps of zero gradients", cfg)
+		}
+	}
+}
+
 func BenchmarkAdamApply_MLP784x128x128x10(b *testing.B) {
 	sizes := []int{784 * 128, 128, 128 * 128, 128, 128 * 10, 10}
 	p, g := make([][]float32, len(sizes)), make([][]float32, len(sizes))
@@ -178,15 +234,18 @@ func (b *base) baseOf() *base { return b }
 
 func TestSplitSpans(t *testing.T) {
 	for _, tc := range []struct {
-		sizes []int
-		parts int
+		sizes    []int
+		parts    int
+		minTotal int
 	}{
-		{[]int{10, 5}, 4},
-		{[]int{100352, 128, 16384, 128, 1280, 10}, 2},
-		{[]int{100352, 128, 16384, 128, 1280, 10}, 3},
-		{[]int{40000, 0, 1}, 7},
+		{[]int{10, 5}, 4, minParallel},
+		{[]int{100352, 128, 16384, 128, 1280, 10}, 2, minParallel},
+		{[]int{100352, 128, 16384, 128, 1280, 10}, 2, 1},
+		{[]int{100352, 128, 16384, 128, 1280, 10}, 3, 1},
+		{[]int{40000, 0, 1}, 7, 1},
+		{[]int{1 << 19, 1 << 19}, 2, minParallel},
 	} {
-		got := splitSpans(tc.sizes, tc.parts)
+		got := splitSpans(tc.sizes, tc.parts, tc.minTotal)
 		covered := make([][]bool, len(tc.sizes))
 		for i, n := range tc.sizes {
 			covered[i] = make([]bool, n)
@@ -217,8 +276,12 @@ func TestSplitSpans(t *testing.T) {
 				}
 			}
 		}
-		if total < minParallel && len(got) != 1 {
-			t.Errorf("splitSpans(%v, %d): got %d parts for %d values; want 1", tc.sizes, tc.parts, len(got), total)
+		want := tc.parts
+		if total < tc.minTotal {
+			want = 1
+		}
+		if len(got) != want {
+			t.Errorf("splitSpans(%v, %d, %d): got %d parts for %d values; want %d", tc.sizes, tc.parts, tc.minTotal, len(got), total, want)
 		}
 	}
 }
@@ -249,7 +312,7 @@ func TestOptimizerParallelMatchesSerial(t *testing.T) {
 				}
 				if step == 0 {
 					b := o.(interface{ baseOf() *base }).baseOf()
-					b.parts = splitSpans(sizes, parts)
+					b.parts = splitSpans(sizes, parts, 1)
 				}
 			}
 			results[k] = p
