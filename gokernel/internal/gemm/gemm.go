@@ -1,17 +1,7 @@
 package gemm
 
-import (
-	"runtime"
-	"sync"
-	"sync/atomic"
-)
-
-// useAsm selects the assembly micro-kernel. It is hasAsm unless a test
-// forces the portable kernel.
-var useAsm = hasAsm
-
 // minParallelFlops is the work below which Sgemm stays on one goroutine:
-// handing a part to a worker costs a few microseconds.
+// below it, handing tasks to a helper costs more than it saves.
 const minParallelFlops = 1 << 17
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major float32
@@ -21,177 +11,58 @@ const minParallelFlops = 1 << 17
 // dimension ldc. When beta is zero C is overwritten, even where it holds NaN.
 //
 // threads is how many goroutines may work; threads <= 1 keeps all the work
-// on the calling goroutine. Larger values split C into column (or row)
-// blocks that pooled worker goroutines compute.
+// on the calling goroutine. With more, the caller hires up to threads-1
+// pooled helpers (never more than GOMAXPROCS-1); they share the packed
+// panels of op(B) and split the rows (and, for few rows, the columns) of C.
 //
 // Sgemm panics on a caller bug (negative dimensions, leading dimensions
 // smaller than the row width, slices too short), naming the argument.
 func Sgemm(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	SgemmFused(threads, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, Epilogue{})
+}
+
+// Epilogue is work SgemmFused does on C after the product, band by band
+// while the band is still in cache, instead of a second pass over C.
+type Epilogue struct {
+	// Bias, when not nil, holds n values added to every row of C:
+	//
+	//	C[i][j] = alpha * Σ_l op(A)[i][l]·op(B)[l][j] + beta*C[i][j] + Bias[j]
+	Bias []float32
+	// Rows, when not nil, is called with [i0, i1) for every band of rows of
+	// C that is final (product, beta and Bias done for all n columns). The
+	// bands are disjoint, cover [0, m) and come in no set order; with
+	// threads > 1 they may come from several goroutines at once, so Rows
+	// must only touch its band (e.g. apply an activation to rows i0..i1 of
+	// C, writing the same rows of another buffer).
+	Rows func(i0, i1 int)
+}
+
+// SgemmFused is Sgemm followed by the epilogue ep, fused into the product:
+// each task adds Bias to its block of C as it first scales it by beta, and
+// calls ep.Rows on its band of rows once the band is final. With a zero
+// Epilogue it is Sgemm.
+//
+// It panics as Sgemm does, and when Bias is not nil and shorter than n.
+func SgemmFused(threads int, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, ep Epilogue) {
 	checkArgs(transA, transB, m, n, k, a, lda, b, ldb, c, ldc)
+	if ep.Bias != nil && len(ep.Bias) < n {
+		panic("gemm: short bias")
+	}
 	if m == 0 || n == 0 {
 		return
 	}
-	scale(m, n, beta, c, ldc)
 	if k == 0 || alpha == 0 {
+		prepare(m, n, beta, ep.Bias, 0, c, ldc)
+		if ep.Rows != nil {
+			ep.Rows(0, m)
+		}
 		return
 	}
-	p := part{asm: useAsm, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc}
-	if threads <= 1 || 2*m*n*k < minParallelFlops {
-		p.run()
-		return
+	cl := call{im: active, transA: transA, transB: transB, m: m, n: n, k: k, alpha: alpha, beta: beta,
+		a: a, lda: lda, b: b, ldb: ldb, c: c, ldc: ldc, bias: ep.Bias, rows: ep.Rows}
+	if 2*m*n*k < minParallelFlops {
+		threads = 1
 	}
-	split(threads, p)
-}
-
-// scale sets C = beta*C, writing zeros when beta is zero.
-func scale(m, n int, beta float32, c []float32, ldc int) {
-	if beta == 1 {
-		return
-	}
-	for i := range m {
-		ci := c[i*ldc : i*ldc+n]
-		if beta == 0 {
-			clear(ci)
-			continue
-		}
-		for j := range ci {
-			ci[j] *= beta
-		}
-	}
-}
-
-// part is one block of C = alpha*op(A)*op(B) + C for one goroutine.
-type part struct {
-	asm            bool // use the assembly micro-kernel
-	transA, transB bool
-	m, n, k        int
-	alpha          float32
-	a              []float32
-	lda            int
-	b              []float32
-	ldb            int
-	c              []float32
-	ldc            int
-}
-
-func (p *part) run() {
-	gemmPacked(p.asm, p.transA, p.transB, p.m, p.n, p.k, p.alpha, p.a, p.lda, p.b, p.ldb, p.c, p.ldc)
-}
-
-// split cuts C into up to threads blocks along n (each part packs all of A
-// and its share of B) or, when m > n or n is too narrow, along m, in whole
-// register tiles. The caller and the idle workers it wakes claim parts from a
-// shared counter until none is left, so a worker that another process keeps
-// off the CPU delays nothing: the caller computes its parts itself.
-func split(threads int, p part) {
-	byCols := p.m <= p.n && (p.n+nr-1)/nr >= threads || (p.m+mr-1)/mr < 2
-	dim, unit := p.m, mr
-	if byCols {
-		dim, unit = p.n, nr
-	}
-	units := (dim + unit - 1) / unit
-	parts := min(threads, units, maxParts)
-	if parts < 2 {
-		p.run()
-		return
-	}
-	startWorkers()
-	j := jobPool.Get().(*job)
-	j.n = parts
-	j.next.Store(0)
-	lo := 0
-	for i := range parts {
-		hi := min(dim, (units*(i+1)/parts)*unit)
-		q := p
-		if byCols {
-			q.n = hi - lo
-			q.c = p.c[lo:]
-			if p.transB {
-				q.b = p.b[lo*p.ldb:]
-			} else {
-				q.b = p.b[lo:]
-			}
-		} else {
-			q.m = hi - lo
-			q.c = p.c[lo*p.ldc:]
-			if p.transA {
-				q.a = p.a[lo:]
-			} else {
-				q.a = p.a[lo*p.lda:]
-			}
-		}
-		j.parts[i] = q
-		lo = hi
-	}
-	j.pending.Add(parts)
-	j.refs.Store(1)
-	for range parts - 1 {
-		j.refs.Add(1)
-		select {
-		case work <- j:
-		default: // no idle worker: the caller will claim the part
-			j.refs.Add(-1)
-		}
-	}
-	j.claim()
-	j.pending.Wait() // every part claimed has been computed
-	j.release()
-}
-
-// maxParts bounds the blocks one call is cut into.
-const maxParts = 16
-
-// job is one parallel Sgemm call: its parts, the counter that hands them
-// out, a WaitGroup of parts not yet computed, and a count of goroutines
-// holding the job; the last to let go returns it to jobPool.
-type job struct {
-	parts   [maxParts]part
-	n       int
-	next    atomic.Int32
-	pending sync.WaitGroup
-	refs    atomic.Int32
-}
-
-// claim computes parts until none is left unclaimed.
-func (j *job) claim() {
-	for {
-		i := int(j.next.Add(1)) - 1
-		if i >= j.n {
-			return
-		}
-		j.parts[i].run()
-		j.pending.Done()
-	}
-}
-
-// release drops one reference; the last one clears the parts (they hold
-// the caller's slices) and pools the job.
-func (j *job) release() {
-	if j.refs.Add(-1) == 0 {
-		clear(j.parts[:])
-		jobPool.Put(j)
-	}
-}
-
-var (
-	workOnce sync.Once
-	work     chan *job
-	jobPool  = sync.Pool{New: func() any { return new(job) }}
-)
-
-// startWorkers starts, once, one worker goroutine per processor. A worker
-// takes jobs from the unbuffered work channel, so a send succeeds only when
-// a worker is idle.
-func startWorkers() {
-	workOnce.Do(func() {
-		work = make(chan *job)
-		for range runtime.GOMAXPROCS(0) {
-			go func() {
-				for j := range work {
-					j.claim()
-					j.release()
-				}
-			}()
-		}
-	})
+	cl.plan(threads)
+	runCall(&cl, threads)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
 )
 
@@ -124,29 +125,19 @@ func (p *problem) absSum(i, j int) float64 {
 	return s + 1e-30
 }
 
-// kernels lists the micro-kernels this machine can run, so every test runs
-// both the assembly and the portable kernel where the CPU allows.
-func kernels(t testing.TB) []bool {
-	if hasAsm {
-		return []bool{true, false}
-	}
-	return []bool{false}
-}
+// kernels lists the implementations this machine runs, so every test runs
+// each of them (AVX-512, AVX2, portable Go) where the CPU allows.
+func kernels(t testing.TB) []*impl { return impls() }
 
-// withKernel runs f with useAsm forced to asm.
-func withKernel(asm bool, f func()) {
-	old := useAsm
-	useAsm = asm
-	defer func() { useAsm = old }()
+// withKernel runs f with Sgemm forced to the implementation im.
+func withKernel(im *impl, f func()) {
+	old := active
+	active = im
+	defer func() { active = old }()
 	f()
 }
 
-func kernelName(asm bool) string {
-	if asm {
-		return "asm"
-	}
-	return "go"
-}
+func kernelName(im *impl) string { return im.name }
 
 func TestSgemm(t *testing.T) {
 	shapes := []struct{ m, n, k int }{
@@ -157,7 +148,7 @@ func TestSgemm(t *testing.T) {
 	}
 	scalars := []struct{ alpha, beta float32 }{{1, 0}, {1, 1}, {-0.5, 2}, {0, 0.5}, {0, 0}, {2, -1}}
 	rng := rand.New(rand.NewPCG(1, 2))
-	for _, asm := range kernels(t) {
+	for _, im := range kernels(t) {
 		for _, s := range shapes {
 			for tr := range 4 {
 				transA, transB := tr&1 != 0, tr&2 != 0
@@ -165,10 +156,10 @@ func TestSgemm(t *testing.T) {
 					for _, threads := range []int{1, 2} {
 						pad := (si + tr) % 3 * 3 // ld = width, width+3, width+6
 						name := fmt.Sprintf("%s/%dx%dx%d/tA=%v,tB=%v/alpha=%v,beta=%v/pad=%d/threads=%d",
-							kernelName(asm), s.m, s.n, s.k, transA, transB, sc.alpha, sc.beta, pad, threads)
+							kernelName(im), s.m, s.n, s.k, transA, transB, sc.alpha, sc.beta, pad, threads)
 						t.Run(name, func(t *testing.T) {
 							p := newProblem(rng, transA, transB, s.m, s.n, s.k, pad, sc.alpha, sc.beta, false)
-							withKernel(asm, func() { p.check(t, threads) })
+							withKernel(im, func() { p.check(t, threads) })
 						})
 					}
 				}
@@ -193,12 +184,12 @@ func TestSgemmMLP(t *testing.T) {
 		{"outdX", false, true, 64, 128, 10},
 	}
 	rng := rand.New(rand.NewPCG(10, 11))
-	for _, asm := range kernels(t) {
+	for _, im := range kernels(t) {
 		for _, tt := range tests {
 			for _, threads := range []int{1, 2} {
-				t.Run(fmt.Sprintf("%s/%s/threads=%d", kernelName(asm), tt.name, threads), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%s/%s/threads=%d", kernelName(im), tt.name, threads), func(t *testing.T) {
 					p := newProblem(rng, tt.transA, tt.transB, tt.m, tt.n, tt.k, 1, 0.5, 1, false)
-					withKernel(asm, func() { p.check(t, threads) })
+					withKernel(im, func() { p.check(t, threads) })
 				})
 			}
 		}
@@ -215,12 +206,12 @@ func TestSgemmBetaZeroNaN(t *testing.T) {
 		{7, 13, 17, 1}, {64, 128, 784, 1}, {5, 5, 0, 1}, {5, 5, 5, 0},
 	}
 	rng := rand.New(rand.NewPCG(3, 4))
-	for _, asm := range kernels(t) {
+	for _, im := range kernels(t) {
 		for _, tt := range tests {
 			for _, threads := range []int{1, 2} {
-				t.Run(fmt.Sprintf("%s/%dx%dx%d/alpha=%v/threads=%d", kernelName(asm), tt.m, tt.n, tt.k, tt.alpha, threads), func(t *testing.T) {
+				t.Run(fmt.Sprintf("%s/%dx%dx%d/alpha=%v/threads=%d", kernelName(im), tt.m, tt.n, tt.k, tt.alpha, threads), func(t *testing.T) {
 					p := newProblem(rng, false, false, tt.m, tt.n, tt.k, 1, tt.alpha, 0, true)
-					withKernel(asm, func() { p.check(t, threads) })
+					withKernel(im, func() { p.check(t, threads) })
 				})
 			}
 		}
@@ -269,11 +260,26 @@ func TestSgemmConcurrent(t *testing.T) {
 }
 
 func TestDispatch(t *testing.T) {
-	if !hasAsm {
-		t.Skip("gemm: no AVX2+FMA kernel for this GOARCH or CPU")
+	want := "go"
+	switch {
+	case hasAVX512:
+		want = "avx512"
+	case hasAVX2:
+		want = "avx2"
 	}
-	if !useAsm {
-		t.Errorf("useAsm = false; want true on a CPU with AVX2 and FMA")
+	tests := []struct{ env, want string }{
+		{"", want}, {"go", "go"}, {"sse", want}, {"AVX2", want},
+	}
+	if hasAVX2 {
+		tests = append(tests, struct{ env, want string }{"avx2", "avx2"})
+	}
+	for _, tt := range tests {
+		if got := pickImpl(tt.env).name; got != tt.want {
+			t.Errorf("pickImpl(%q) = %s; want %s", tt.env, got, tt.want)
+		}
+	}
+	if env := os.Getenv(EnvISA); env == "" && ISA() != want {
+		t.Errorf("ISA() = %s; want %s on this CPU", ISA(), want)
 	}
 }
 
@@ -344,70 +350,94 @@ func FuzzSgemm(f *testing.F) {
 		rng := rand.New(rand.NewPCG(seed, 0))
 		p := newProblem(rng, tr&1 != 0, tr&2 != 0, int(m%80), int(n%80), int(k), int(pad%4),
 			float32(alpha)/4, float32(beta)/4, false)
-		for _, asm := range kernels(t) {
-			withKernel(asm, func() { p.check(t, 1+int(tr>>2)%2) })
+		for _, im := range kernels(t) {
+			withKernel(im, func() { p.check(t, 1+int(tr>>2)%2) })
 		}
 	})
 }
 
-// TestKernel holds the assembly micro-kernel to the portable one on random
-// packed slivers, ldc wider than the tile.
+// TestKernel holds each micro-kernel to the definition on random slivers,
+// packed (strides mr and nr) and read in place (wider strides), ldc wider
+// than the tile, C's padding NaN.
 func TestKernel(t *testing.T) {
-	if !hasAsm {
-		t.Skip("gemm: no AVX2+FMA kernel for this GOARCH or CPU")
-	}
 	rng := rand.New(rand.NewPCG(12, 13))
-	for _, kcb := range []int{1, 2, 3, 4, 5, 7, 8, 196, 256} {
-		for _, alpha := range []float32{1, -0.5} {
-			t.Run(fmt.Sprintf("kc=%d/alpha=%v", kcb, alpha), func(t *testing.T) {
-				ap := fill(rng, 1, mr*kcb, mr*kcb, false)
-				bp := fill(rng, 1, nr*kcb, nr*kcb, false)
-				const ldc = nr + 3
-				got := fill(rng, mr, nr, ldc, false)
-				want := append([]float32(nil), got...)
-				kernel(true, kcb, alpha, ap, bp, got, ldc)
-				kernel(false, kcb, alpha, ap, bp, want, ldc)
-				tol := float32(2*(kcb+2)) / (1 << 23) * float32(kcb+1)
-				for i := range got {
-					if i%ldc >= nr {
-						if !math.IsNaN(float64(got[i])) {
-							t.Fatalf("padding %d = %v; want it untouched (NaN)", i, got[i])
+	for _, im := range kernels(t) {
+		mr, nr := im.mr, im.nr
+		for _, strides := range [][2]int{{mr, nr}, {mr + 3, nr + 5}, {3*mr + 1, nr}} {
+			as, bs := strides[0], strides[1]
+			for _, kcb := range []int{1, 2, 3, 4, 5, 7, 8, 196, 256} {
+				for _, alpha := range []float32{1, -0.5} {
+					t.Run(fmt.Sprintf("%s/as=%d,bs=%d/kc=%d/alpha=%v", im.name, as, bs, kcb, alpha), func(t *testing.T) {
+						ap := fill(rng, kcb, mr, as, false) // NaN between slivers
+						bp := fill(rng, kcb, nr, bs, false)
+						ldc := nr + 3
+						got := fill(rng, mr, nr, ldc, false)
+						c0 := append([]float32(nil), got...)
+						im.kernel(kcb, alpha, &ap[0], as, &bp[0], bs, &got[0], ldc)
+						for i := range got {
+							r, j := i/ldc, i%ldc
+							if j >= nr {
+								if !math.IsNaN(float64(got[i])) {
+									t.Fatalf("padding %d = %v; want it untouched (NaN)", i, got[i])
+								}
+								continue
+							}
+							var sum, abs float64
+							for l := range kcb {
+								x := float64(ap[l*as+r]) * float64(bp[l*bs+j])
+								sum += x
+								abs += math.Abs(x)
+							}
+							want := float64(c0[i]) + float64(alpha)*sum
+							tol := float64(2*(kcb+2)) / (1 << 23) * (math.Abs(float64(alpha))*abs + math.Abs(float64(c0[i])))
+							if d := math.Abs(float64(got[i]) - want); !(d <= tol) {
+								t.Fatalf("C[%d][%d]: got %v; want %v (|diff| %g > %g)", r, j, got[i], want, d, tol)
+							}
 						}
-						continue
-					}
-					if d := got[i] - want[i]; d > tol || d < -tol {
-						t.Fatalf("C[%d][%d]: got %v; want %v", i/ldc, i%ldc, got[i], want[i])
-					}
+					})
 				}
-			})
+			}
 		}
 	}
 }
 
-// TestCopyRuns holds the packing copies, the assembly one included, to the
+// packWidths are the sliver widths of every implementation, each with and
+// without the assembly helpers where the CPU has them.
+func packWidths() (ws []int, asms []bool) {
+	asms = []bool{false}
+	if hasAVX2 {
+		asms = append(asms, true)
+	}
+	return []int{goMR, 6, 8, 16, 32}, asms
+}
+
+// TestCopyRuns holds the packing copies, the assembly ones included, to the
 // element-by-element definition.
 func TestCopyRuns(t *testing.T) {
 	rng := rand.New(rand.NewPCG(14, 15))
-	for _, w := range []int{mr, nr} {
-		for _, cnt := range []int{1, w - 1, w} {
-			for _, kcb := range []int{1, 5, 196} {
-				t.Run(fmt.Sprintf("w=%d/cnt=%d/kc=%d", w, cnt, kcb), func(t *testing.T) {
-					const ld = 37
-					src := fill(rng, kcb, ld, ld, false)
-					got := fill(rng, kcb, w, w, false) // stale values must go
-					copyRuns(got, w, src, ld, kcb, cnt)
-					for l := range kcb {
-						for r := range w {
-							want := float32(0)
-							if r < cnt {
-								want = src[l*ld+r]
-							}
-							if got[l*w+r] != want {
-								t.Fatalf("d[%d*%d+%d] = %v; want %v", l, w, r, got[l*w+r], want)
+	ws, asms := packWidths()
+	for _, asm := range asms {
+		for _, w := range ws {
+			for _, cnt := range []int{1, w - 1, w} {
+				for _, kcb := range []int{1, 5, 196} {
+					t.Run(fmt.Sprintf("asm=%v/w=%d/cnt=%d/kc=%d", asm, w, cnt, kcb), func(t *testing.T) {
+						const ld = 37
+						src := fill(rng, kcb, ld, ld, false)
+						got := fill(rng, kcb, w, w, false) // stale values must go
+						copyRuns(asm, got, w, src, ld, kcb, cnt)
+						for l := range kcb {
+							for r := range w {
+								want := float32(0)
+								if r < cnt {
+									want = src[l*ld+r]
+								}
+								if got[l*w+r] != want {
+									t.Fatalf("d[%d*%d+%d] = %v; want %v", l, w, r, got[l*w+r], want)
+								}
 							}
 						}
-					}
-				})
+					})
+				}
 			}
 		}
 	}
@@ -417,26 +447,29 @@ func TestCopyRuns(t *testing.T) {
 // the element-by-element definition.
 func TestInterleave(t *testing.T) {
 	rng := rand.New(rand.NewPCG(16, 17))
-	for _, w := range []int{mr, nr} {
-		for _, cnt := range []int{1, w - 1, w} {
-			for _, kcb := range []int{1, 7, 8, 9, 16, 196} {
-				t.Run(fmt.Sprintf("w=%d/cnt=%d/kc=%d", w, cnt, kcb), func(t *testing.T) {
-					ld := kcb + 3
-					src := fill(rng, cnt, kcb, ld, false)
-					got := fill(rng, kcb, w, w, false) // stale values must go
-					interleave(got, w, src, ld, kcb, cnt)
-					for l := range kcb {
-						for r := range w {
-							want := float32(0)
-							if r < cnt {
-								want = src[r*ld+l]
-							}
-							if got[l*w+r] != want {
-								t.Fatalf("d[%d*%d+%d] = %v; want %v", l, w, r, got[l*w+r], want)
+	ws, asms := packWidths()
+	for _, asm := range asms {
+		for _, w := range ws {
+			for _, cnt := range []int{1, w - 1, w} {
+				for _, kcb := range []int{1, 7, 8, 9, 16, 196} {
+					t.Run(fmt.Sprintf("asm=%v/w=%d/cnt=%d/kc=%d", asm, w, cnt, kcb), func(t *testing.T) {
+						ld := kcb + 3
+						src := fill(rng, cnt, kcb, ld, false)
+						got := fill(rng, kcb, w, w, false) // stale values must go
+						interleave(asm, got, w, src, ld, kcb, cnt)
+						for l := range kcb {
+							for r := range w {
+								want := float32(0)
+								if r < cnt {
+									want = src[r*ld+l]
+								}
+								if got[l*w+r] != want {
+									t.Fatalf("d[%d*%d+%d] = %v; want %v", l, w, r, got[l*w+r], want)
+								}
 							}
 						}
-					}
-				})
+					})
+				}
 			}
 		}
 	}
