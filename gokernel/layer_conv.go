@@ -144,75 +144,69 @@ func (l *conv) kept(c *call, p, kg int) bool {
 	return c.training && c.dw[0] != nil && c.rows*p*kg*l.groups <= colKeep
 }
 
-// transposed reports whether the products run on transposed operands: the
-// patches as the second operand, whose packing is fast, and the (narrower)
-// output transposed back; worth it when the patches are wider than the
-// output (kg > fg).
-func (l *conv) transposed(kg, fg int) bool { return kg > fg }
-
-// product sets z (r rows of the output, row stride f, from column g·fg)
-// to col·K_g: directly, or as (K_gᵀ·colᵀ)ᵀ through a scratch matrix.
-func (l *conv) product(c *call, r, kg, fg, g int, col, z, tmp []float32) {
-	f, k := l.filters, c.w[0]
-	if !l.transposed(kg, fg) {
-		gemm.Sgemm(c.threads, false, false, r, fg, kg, 1, col, kg, k[g*fg:], f, 0, z[g*fg:], f)
-		return
-	}
-	gemm.Sgemm(c.threads, true, true, fg, r, kg, 1, k[g*fg:], f, col, kg, 0, tmp, r)
-	transposeInto(z[g*fg:], f, tmp, r, fg, r, false)
-}
-
-// kernelGrad adds colᵀ·dz_g to the kernel gradient: directly, or as
-// (dz_gᵀ·col)ᵀ through a scratch matrix.
-func (l *conv) kernelGrad(c *call, r, kg, fg, g int, col, dzg, tmp []float32) {
-	f, dk := l.filters, c.dw[0]
-	if !l.transposed(kg, fg) {
-		gemm.Sgemm(c.threads, true, false, kg, fg, r, 1, col, kg, dzg, f, 1, dk[g*fg:], f)
-		return
-	}
-	gemm.Sgemm(c.threads, true, false, fg, kg, r, 1, dzg, f, col, kg, 0, tmp, kg)
-	transposeInto(dk[g*fg:], f, tmp, kg, fg, kg, true)
-}
-
 func (l *conv) forward(c *call) {
 	w, ch, cg, fg, kg := l.dims(c)
 	f, x, k := l.filters, c.x[0], c.w[0]
 	z := l.act.preact(c)
 	p := w.outH * w.outW
+	// product computes the rows [r0, r0+r) of group g's output from the
+	// matrix a (lda per row); the product adds the bias and, with one group
+	// (whole rows), applies the activation to each band it finishes.
+	product := func(r0, r int, g int, a []float32, lda int) {
+		var bias []float32
+		if l.useBias {
+			bias = c.w[1][g*fg : (g+1)*fg]
+		}
+		ep := gemm.Epilogue{Bias: bias}
+		if l.groups == 1 {
+			ep = c.epilogue(l.act, z, f, r0, bias)
+		}
+		gemm.SgemmFused(c.threads, false, false, r, fg, lda, 1, a, lda, k[g*fg:], f, 0, z[r0*f+g*fg:], f, ep)
+	}
 	switch {
 	case w.identity():
 		for g := 0; g < l.groups; g++ {
-			gemm.Sgemm(c.threads, false, false, c.rows*p, fg, cg, 1, x[g*cg:], ch, k[g*fg:], f, 0, z[g*fg:], f)
+			l.identityProduct(c, g, x, ch, cg, fg, z)
 		}
 	case l.kept(c, p, kg):
 		r := c.rows * p
 		cols := c.buf(1, r*kg*l.groups)
-		var tmp []float32
-		if l.transposed(kg, fg) {
-			tmp = c.shared(r * fg)
-		}
 		for g := 0; g < l.groups; g++ {
 			col := cols[g*r*kg : (g+1)*r*kg]
 			c.patches(w, x, ch, 0, c.rows, g*cg, cg, col, false)
-			l.product(c, r, kg, fg, g, col, z, tmp)
+			product(0, r, g, col, kg)
 		}
 	default:
 		chunk := chunkSamples(c.rows, p*kg, colLimit)
 		for n0 := 0; n0 < c.rows; n0 += chunk {
 			n1 := min(c.rows, n0+chunk)
 			r := (n1 - n0) * p
-			buf := c.shared(r * (kg + fg))
-			col, tmp := buf[:r*kg], buf[r*kg:]
+			col := c.shared(r * kg)
 			for g := 0; g < l.groups; g++ {
 				c.patches(w, x, ch, n0, n1, g*cg, cg, col, false)
-				l.product(c, r, kg, fg, g, col, z[n0*p*f:], tmp)
+				product(n0*p, r, g, col, kg)
 			}
 		}
 	}
-	if l.useBias {
-		c.addBias(z, c.w[1])
+	if l.groups > 1 {
+		l.act.apply(c, z, f)
 	}
-	l.act.apply(c, z, f)
+}
+
+// identityProduct is a 1×1 stride-1 convolution of group g: x itself
+// (rows of ch channels, the group's cg from g·cg) times the kernel, with
+// the bias, and the activation when there is one group.
+func (l *conv) identityProduct(c *call, g int, x []float32, ch, cg, fg int, z []float32) {
+	f := l.filters
+	var bias []float32
+	if l.useBias {
+		bias = c.w[1][g*fg : (g+1)*fg]
+	}
+	ep := gemm.Epilogue{Bias: bias}
+	if l.groups == 1 {
+		ep = c.epilogue(l.act, z, f, 0, bias)
+	}
+	gemm.SgemmFused(c.threads, false, false, len(z)/f, fg, cg, 1, x[g*cg:], ch, c.w[0][g*fg:], f, 0, z[g*fg:], f, ep)
 }
 
 func (l *conv) backward(c *call) {
@@ -242,7 +236,6 @@ func (l *conv) backward(c *call) {
 	if !kept {
 		chunk = chunkSamples(c.rows, 2*p*kg, 2*colLimit)
 	}
-	tmp := c.buf(2, kg*fg)
 	for n0 := 0; n0 < c.rows; n0 += chunk {
 		n1 := min(c.rows, n0+chunk)
 		r := (n1 - n0) * p
@@ -261,7 +254,7 @@ func (l *conv) backward(c *call) {
 				} else {
 					c.patches(w, x, ch, n0, n1, g*cg, cg, col, false)
 				}
-				l.kernelGrad(c, r, kg, fg, g, col, dzg, tmp)
+				gemm.Sgemm(c.threads, true, false, kg, fg, r, 1, col, kg, dzg, f, 1, dk[g*fg:], f)
 			}
 			if dx != nil {
 				gemm.Sgemm(c.threads, false, true, r, kg, fg, 1, dzg, f, k[g*fg:], f, 0, dcol, kg)

@@ -82,11 +82,13 @@ func (l *denseLayer) forward(c *call) {
 	n := c.n(0)
 	r := n / l.units
 	z := l.act.preact(c)
-	gemm.Sgemm(c.threads, false, false, r, l.units, in, 1, c.x[0], in, c.w[0], l.units, 0, z, l.units)
+	var bias []float32
 	if l.useBias {
-		c.addBias(z, c.w[1])
+		bias = c.w[1]
 	}
-	l.act.apply(c, z, l.units)
+	// Bias and activation are applied by the product to each band of rows
+	// it finishes.
+	gemm.SgemmFused(c.threads, false, false, r, l.units, in, 1, c.x[0], in, c.w[0], l.units, 0, z, l.units, c.epilogue(l.act, z, l.units, 0, bias))
 }
 
 func (l *denseLayer) backward(c *call) {

@@ -3,6 +3,8 @@ package gokernel
 import (
 	"runtime"
 	"sync"
+
+	"github.com/gophas/gophas/gokernel/internal/gemm"
 )
 
 // ranger is work over the items [lo, hi) of some range (the samples of a
@@ -119,7 +121,11 @@ type callJobs struct {
 	act   *actJob
 	bias  *biasJob
 	sums  []float32
-	layer ranger // the layer's own, if it has one
+	// rows and rowsFn, its bound method, are the fused activation of a
+	// matrix product (epilogue).
+	rows   *rowsJob
+	rowsFn func(i0, i1 int)
+	layer  ranger // the layer's own, if it has one
 }
 
 func (c *call) jobs() *callJobs {
@@ -181,4 +187,35 @@ func (j *callJobs) partial(n int) []float32 {
 		j.sums = make([]float32, n)
 	}
 	return j.sums[:n]
+}
+
+// rowsJob applies an activation to bands of rows of a matrix product as
+// gemm finishes them (gemm.Epilogue.Rows).
+type rowsJob struct {
+	a         activation
+	z, out    []float32
+	cols, off int
+}
+
+func (j *rowsJob) rows(i0, i1 int) {
+	l, h := (j.off+i0)*j.cols, (j.off+i1)*j.cols
+	j.a.forward(j.z[l:h], j.out[l:h], j.cols)
+}
+
+// epilogue returns the work a matrix product does on its output rows as it
+// finishes them: add bias (nil: none), then apply a to the rows
+// [off+i0, off+i1) of z (rows of cols values) into the call's output.
+func (c *call) epilogue(a activation, z []float32, cols, off int, bias []float32) gemm.Epilogue {
+	ep := gemm.Epilogue{Bias: bias}
+	if a == actLinear {
+		return ep
+	}
+	j := c.jobs()
+	if j.rowsFn == nil {
+		j.rows = &rowsJob{}
+		j.rowsFn = j.rows.rows // made once: no allocation per step
+	}
+	*j.rows = rowsJob{a: a, z: z, out: c.y[0], cols: cols, off: off}
+	ep.Rows = j.rowsFn
+	return ep
 }
