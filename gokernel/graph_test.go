@@ -2,6 +2,7 @@ package gokernel
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -274,5 +275,66 @@ func TestGraphSpecErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBackwardSetsEveryGradient runs every fixture model's backward pass
+// twice, the second time over gradient buffers filled with NaN: a layer
+// must set every value of its input gradients (not add to what is there),
+// and the two passes must agree.
+func TestBackwardSetsEveryGradient(t *testing.T) {
+	files, _ := filepath.Glob("testdata/keras/layers*.json")
+	for _, path := range append(files, "testdata/keras/graphs.json") {
+		var fix struct {
+			Cases []layerFixture `json:"cases"`
+		}
+		readKerasFixture(t, filepath.Base(path), &fix)
+		for _, c := range fix.Cases {
+			t.Run(c.Name, func(t *testing.T) {
+				m := kerasModel(t, c.Spec, c.Weights, WithThreads(1), withInputGrads())
+				rows := c.X[0].Shape[0]
+				m.replay = false
+				var dys [][]float32
+				for _, o := range m.g.outputs {
+					d := make([]float32, rows*prod(m.g.tensors[o].shape))
+					for i := range d {
+						d[i] = float32(i%7) - 3
+					}
+					dys = append(dys, d)
+				}
+				var first [][]float32
+				for pass := 0; pass < 2; pass++ {
+					m.run(copyData(c.X), rows, true)
+					m.replay = true
+					if pass == 1 {
+						nan := float32(math.NaN())
+						for _, g := range append(append([][]float32{}, m.grad...), m.temps...) {
+							for i := range g {
+								g[i] = nan
+							}
+						}
+					}
+					m.backpropFrom(dys, rows)
+					var got [][]float32
+					for _, in := range m.g.inputs {
+						got = append(got, append([]float32(nil), m.grad[in][:rows*prod(m.g.tensors[in].shape)]...))
+					}
+					for _, g := range m.grads {
+						got = append(got, append([]float32(nil), g...))
+					}
+					if pass == 0 {
+						first = got
+						continue
+					}
+					for i := range got {
+						for j, v := range got[i] {
+							if v != first[i][j] && !(v != v && first[i][j] != first[i][j]) {
+								t.Fatalf("gradient %d value %d: got %v over NaN-filled buffers; want %v as over clean ones", i, j, v, first[i][j])
+							}
+						}
+					}
+				}
+			})
+		}
 	}
 }

@@ -2,6 +2,7 @@ package gokernel
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -238,31 +239,43 @@ func TestConvSpecErrors(t *testing.T) {
 }
 
 // TestMaxPool2x2MatchesGeneralLoop: the 2×2 fast path gives the general
-// loop's maxima and, with many ties, its argmaxes (the gradient's target).
+// loop's maxima and, with many ties, its argmaxes (the gradient's target),
+// on even and odd sizes, twice over the same buffers.
 func TestMaxPool2x2MatchesGeneralLoop(t *testing.T) {
 	defer func() { poolFast = true }()
-	rng := rand.New(rand.NewPCG(4, 4))
-	const rows = 3
-	in := []int{7, 6, 5}
-	x := make([]float32, rows*prod(in))
-	for i := range x {
-		x[i] = float32(rng.IntN(3)) // ties everywhere
-	}
-	layer := `{"class_name":"MaxPooling2D","config":{"name":"p","pool_size":2}}`
-	var outs, grads [][]float32
-	for _, fast := range []bool{true, false} {
-		poolFast = fast
-		m := mustModel(t, inputJSON(in, layer), withInputGrads())
-		m.run([][]float32{x}, rows, true)
-		out := append([]float32(nil), m.val[m.g.outputs[0]]...)
-		dy := make([]float32, len(out))
-		for i := range dy {
-			dy[i] = float32(i + 1)
+	for _, in := range [][]int{{7, 6, 5}, {6, 7, 3}, {5, 5, 2}} {
+		rng := rand.New(rand.NewPCG(4, 4))
+		const rows = 3
+		x := make([]float32, rows*prod(in))
+		for i := range x {
+			x[i] = float32(rng.IntN(3)) // ties everywhere
 		}
-		m.backpropFrom([][]float32{dy}, rows)
-		outs = append(outs, out)
-		grads = append(grads, append([]float32(nil), m.grad[m.g.inputs[0]][:len(x)]...))
+		layer := `{"class_name":"MaxPooling2D","config":{"name":"p","pool_size":2}}`
+		var outs, grads [][]float32
+		for _, fast := range []bool{true, false} {
+			poolFast = fast
+			m := mustModel(t, inputJSON(in, layer), withInputGrads())
+			for pass := 1; pass <= 2; pass++ {
+				m.run([][]float32{x}, rows, true)
+				out := append([]float32(nil), m.val[m.g.outputs[0]]...)
+				dy := make([]float32, len(out))
+				for i := range dy {
+					dy[i] = float32(pass * (i + 1))
+				}
+				if pass == 2 {
+					// Garbage where the gradient goes: every value must be set.
+					for i := range m.grad[m.g.inputs[0]] {
+						m.grad[m.g.inputs[0]][i] = float32(math.NaN())
+					}
+				}
+				m.backpropFrom([][]float32{dy}, rows)
+				if pass == 2 {
+					outs = append(outs, out)
+					grads = append(grads, append([]float32(nil), m.grad[m.g.inputs[0]][:len(x)]...))
+				}
+			}
+		}
+		compareFloats(t, fmt.Sprintf("%v: maxima", in), outs[0], outs[1], 0)
+		compareFloats(t, fmt.Sprintf("%v: ∂L/∂x", in), grads[0], grads[1], 0)
 	}
-	compareFloats(t, "maxima", outs[0], outs[1], 0)
-	compareFloats(t, "∂L/∂x", grads[0], grads[1], 0)
 }

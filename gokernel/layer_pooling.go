@@ -1,5 +1,7 @@
 package gokernel
 
+import "math"
+
 // pool is Keras' MaxPooling1D/2D and AveragePooling1D/2D over the
 // layer's window (pool_size, strides (default pool_size), padding valid or
 // same), each channel on its own. Over the taps T(o) of output position o
@@ -87,7 +89,7 @@ func (l *pool) forward(c *call) {
 
 func (l *pool) forwardRange(c *call, w window, ch int, arg []int32, n0, n1 int) {
 	x, y := c.x[0], c.y[0]
-	if poolFast && l.kind == poolMax && w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 && w.dh == 1 && w.dw == 1 && w.padT == 0 && w.padL == 0 {
+	if l.fast2x2(w) {
 		maxPool2x2(w, ch, x, y, arg, n0, n1)
 		return
 	}
@@ -163,6 +165,10 @@ func (l *pool) backward(c *call) {
 
 func (l *pool) backwardRange(c *call, w window, ch int, arg []int32, n0, n1 int) {
 	dx, dy := c.dx[0], c.dy[0]
+	if l.fast2x2(w) {
+		maxPool2x2Back(w, ch, dx, dy, arg, n0, n1)
+		return
+	}
 	clear(dx[n0*w.inH*w.inW*ch : n1*w.inH*w.inW*ch])
 	if l.kind == poolMax {
 		for n := n0; n < n1; n++ {
@@ -225,6 +231,48 @@ func b2i(b bool) int32 {
 // poolFast enables maxPool2x2; tests turn it off to compare it with the
 // general loop.
 var poolFast = true
+
+// fast2x2 reports whether maxPool2x2 and maxPool2x2Back do the work.
+func (l *pool) fast2x2(w window) bool {
+	return poolFast && l.kind == poolMax && w.kh == 2 && w.kw == 2 && w.sh == 2 && w.sw == 2 &&
+		w.dh == 1 && w.dw == 1 && w.padT == 0 && w.padL == 0
+}
+
+// maxPool2x2Back is backwardRange for maxPool2x2: the windows do not
+// overlap, so each of the four taps gets dy where it held the maximum and
+// zero elsewhere, written once; a last odd row or column, in no window,
+// gets zero.
+func maxPool2x2Back(w window, ch int, dx, dy []float32, arg []int32, n0, n1 int) {
+	for n := n0; n < n1; n++ {
+		ds := dx[n*w.inH*w.inW*ch : (n+1)*w.inH*w.inW*ch]
+		for oh := 0; oh < w.outH; oh++ {
+			r0 := ds[2*oh*w.inW*ch:]
+			r1 := ds[(2*oh+1)*w.inW*ch:]
+			for ow := 0; ow < w.outW; ow++ {
+				o := ((n*w.outH+oh)*w.outW + ow) * ch
+				gr, ar := dy[o:o+ch], arg[o:o+ch]
+				a, b := r0[2*ow*ch:][:ch], r0[(2*ow+1)*ch:][:ch]
+				d, e := r1[2*ow*ch:][:ch], r1[(2*ow+1)*ch:][:ch]
+				t0 := int32(2*oh*w.inW + 2*ow)
+				t2 := t0 + int32(w.inW)
+				for c, g := range gr {
+					bits, t := math.Float32bits(g), ar[c]
+					a[c] = math.Float32frombits(bits & uint32(-b2i(t == t0)))
+					b[c] = math.Float32frombits(bits & uint32(-b2i(t == t0+1)))
+					d[c] = math.Float32frombits(bits & uint32(-b2i(t == t2)))
+					e[c] = math.Float32frombits(bits & uint32(-b2i(t == t2+1)))
+				}
+			}
+			if w.inW%2 == 1 {
+				clear(r0[(w.inW-1)*ch : w.inW*ch])
+				clear(r1[(w.inW-1)*ch : w.inW*ch])
+			}
+		}
+		if w.inH%2 == 1 {
+			clear(ds[(w.inH-1)*w.inW*ch:])
+		}
+	}
+}
 
 // maxPool2x2 is forwardRange for the most common pooling, 2×2 windows with
 // stride 2 and no padding: the same maxima and argmaxes (the first maximum
