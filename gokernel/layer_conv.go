@@ -212,10 +212,11 @@ func (l *conv) identityProduct(c *call, g int, x []float32, ch, cg, fg int, z []
 func (l *conv) backward(c *call) {
 	w, ch, cg, fg, kg := l.dims(c)
 	f, x, k, dk, dx := l.filters, c.x[0], c.w[0], c.dw[0], c.dx[0]
-	dz := l.act.grad(c, f)
-	if l.useBias && c.dw[1] != nil {
-		c.addColSum(dz, c.dw[1])
+	var db []float32
+	if l.useBias {
+		db = c.dw[1]
 	}
+	dz := l.act.gradBias(c, f, db)
 	p := w.outH * w.outW
 	if w.identity() {
 		for g := 0; g < l.groups; g++ {

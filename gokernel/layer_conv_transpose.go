@@ -161,10 +161,11 @@ func (l *convTranspose) backward(c *call) {
 	ch, f := lastDim(c.in[0]), l.filters
 	kf := w.kh * w.kw * f
 	p := w.outH * w.outW
-	dz := l.act.grad(c, f)
-	if l.useBias && c.dw[1] != nil {
-		c.addColSum(dz, c.dw[1])
+	var db []float32
+	if l.useBias {
+		db = c.dw[1]
 	}
+	dz := l.act.gradBias(c, f, db)
 	dk, dx := c.dw[0], c.dx[0]
 	if dk == nil && dx == nil {
 		return

@@ -95,12 +95,13 @@ func (l *denseLayer) backward(c *call) {
 	in := c.in[0][len(c.in[0])-1]
 	n := c.n(0)
 	r := n / l.units
-	dz := l.act.grad(c, l.units)
+	var db []float32
+	if l.useBias {
+		db = c.dw[1]
+	}
+	dz := l.act.gradBias(c, l.units, db)
 	if c.dw[0] != nil {
 		gemm.Sgemm(c.threads, true, false, in, l.units, r, 1, c.x[0], in, dz, l.units, 1, c.dw[0], l.units)
-	}
-	if l.useBias && c.dw[1] != nil {
-		c.addColSum(dz, c.dw[1])
 	}
 	if c.dx[0] != nil {
 		gemm.Sgemm(c.threads, false, true, r, in, l.units, 1, dz, l.units, c.w[0], l.units, 0, c.dx[0], in)

@@ -84,10 +84,11 @@ func (l *depthwiseConv) forward(c *call) {
 func (l *depthwiseConv) backward(c *call) {
 	w, _ := newWindow(l.win, c.in[0][:len(c.in[0])-1])
 	ch := lastDim(c.in[0])
-	dz := l.act.grad(c, ch*l.mult)
-	if l.useBias && c.dw[1] != nil {
-		c.addColSum(dz, c.dw[1])
+	var db []float32
+	if l.useBias {
+		db = c.dw[1]
 	}
+	dz := l.act.gradBias(c, ch*l.mult, db)
 	c.depthwiseBack(w, c.x[0], dz, ch, l.mult, c.w[0], c.dw[0], c.dx[0])
 }
 

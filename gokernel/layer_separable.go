@@ -87,11 +87,11 @@ func (l *separableConv) forward(c *call) {
 	u := c.buf(1, r*cm)
 	c.depthwise(w, c.x[0], ch, l.mult, c.w[0], u)
 	z := l.act.preact(c)
-	gemm.Sgemm(c.threads, false, false, r, l.filters, cm, 1, u, cm, c.w[1], l.filters, 0, z, l.filters)
+	var bias []float32
 	if l.useBias {
-		c.addBias(z, c.w[2])
+		bias = c.w[2]
 	}
-	l.act.apply(c, z, l.filters)
+	gemm.SgemmFused(c.threads, false, false, r, l.filters, cm, 1, u, cm, c.w[1], l.filters, 0, z, l.filters, c.epilogue(l.act, z, l.filters, 0, bias))
 }
 
 func (l *separableConv) backward(c *call) {
@@ -99,10 +99,11 @@ func (l *separableConv) backward(c *call) {
 	ch := lastDim(c.in[0])
 	cm := ch * l.mult
 	r := c.rows * w.outH * w.outW
-	dz := l.act.grad(c, l.filters)
-	if l.useBias && c.dw[2] != nil {
-		c.addColSum(dz, c.dw[2])
+	var db []float32
+	if l.useBias {
+		db = c.dw[2]
 	}
+	dz := l.act.gradBias(c, l.filters, db)
 	u := c.buf(1, r*cm)
 	if c.dw[1] != nil {
 		gemm.Sgemm(c.threads, true, false, cm, l.filters, r, 1, u, cm, dz, l.filters, 1, c.dw[1], l.filters)

@@ -116,11 +116,12 @@ func (j *actJob) runRange(lo, hi int) {
 
 // callJobs are a call's reusable parallel jobs.
 type callJobs struct {
-	wg    sync.WaitGroup
-	patch *patchJob
-	act   *actJob
-	bias  *biasJob
-	sums  []float32
+	wg       sync.WaitGroup
+	patch    *patchJob
+	act      *actJob
+	bias     *biasJob
+	gradBias *gradBiasJob
+	sums     []float32
 	// rows and rowsFn, its bound method, are the fused activation of a
 	// matrix product (epilogue).
 	rows   *rowsJob
@@ -135,25 +136,14 @@ func (c *call) jobs() *callJobs {
 	return c.par
 }
 
-// biasJob adds a bias to a range of rows, or sums a range of parts of the
-// rows into each part's partial column sums.
+// biasJob adds a bias to a range of rows.
 type biasJob struct {
-	z, b, partial []float32
-	rows, parts   int
-	back          bool
+	z, b []float32
 }
 
 func (j *biasJob) runRange(lo, hi int) {
 	nb := len(j.b)
-	if !j.back {
-		addBias(j.z[lo*nb:hi*nb], j.b)
-		return
-	}
-	for p := lo; p < hi; p++ {
-		part := j.partial[p*nb : (p+1)*nb]
-		clear(part)
-		addColSum(j.z[j.rows*p/j.parts*nb:j.rows*(p+1)/j.parts*nb], part)
-	}
+	addBias(j.z[lo*nb:hi*nb], j.b)
 }
 
 // addBias adds b to every row of z, split over the call's threads.
@@ -161,24 +151,6 @@ func (c *call) addBias(z, b []float32) {
 	j := c.jobs().bias
 	*j = biasJob{z: z, b: b}
 	parallelFor(c.threads, len(z)/len(b), len(z), j, &c.jobs().wg)
-}
-
-// addColSum adds the column sums of z (rows of len(db)) to db, in up to
-// threads parts whose partial sums are added after.
-func (c *call) addColSum(z, db []float32) {
-	rows := len(z) / len(db)
-	parts := max(1, min(c.threads, rows))
-	if len(z) < minParallelWork {
-		parts = 1
-	}
-	j := c.jobs().bias
-	*j = biasJob{z: z, b: db, partial: c.jobs().partial(parts * len(db)), rows: rows, parts: parts, back: true}
-	parallelFor(parts, parts, parts*minParallelWork, j, &c.jobs().wg)
-	for p := 0; p < parts; p++ {
-		for i, v := range j.partial[p*len(db) : (p+1)*len(db)] {
-			db[i] += v
-		}
-	}
 }
 
 // partial returns the jobs' scratch for n partial sums.
@@ -218,4 +190,61 @@ func (c *call) epilogue(a activation, z []float32, cols, off int, bias []float32
 	*j.rows = rowsJob{a: a, z: z, out: c.y[0], cols: cols, off: off}
 	ep.Rows = j.rowsFn
 	return ep
+}
+
+// gradBiasJob runs an activation's backward pass and sums the result's
+// columns (a bias gradient) in one pass over each block of rows, the
+// rows split in parts each with its own partial sums.
+type gradBiasJob struct {
+	a                   activation
+	z, out, dz, partial []float32
+	cols, rows, parts   int
+}
+
+func (j *gradBiasJob) runRange(lo, hi int) {
+	// Blocks of about 4096 values stay in L1 between the two loops.
+	block := max(1, 4096/j.cols)
+	for p := lo; p < hi; p++ {
+		part := j.partial[p*j.cols : (p+1)*j.cols]
+		clear(part)
+		r1 := j.rows * (p + 1) / j.parts
+		for r := j.rows * p / j.parts; r < r1; r += block {
+			l, h := r*j.cols, min(r+block, r1)*j.cols
+			if j.a != actLinear {
+				j.a.backward(j.z[l:h], j.out[l:h], j.dz[l:h], j.dz[l:h], j.cols)
+			}
+			addColSum(j.dz[l:h], part)
+		}
+	}
+}
+
+// gradBias turns the call's c.dy[0] into ∂L/∂z in place (see grad) and
+// adds its column sums into db (nil: none), in one pass.
+func (a activation) gradBias(c *call, cols int, db []float32) []float32 {
+	if db == nil {
+		return a.grad(c, cols)
+	}
+	dz := c.dy[0]
+	z := c.y[0]
+	if a.needsZ() {
+		z = c.buf(0, len(dz))
+	}
+	rows := len(dz) / cols
+	parts := max(1, min(c.threads, rows))
+	if len(dz) < minParallelWork {
+		parts = 1
+	}
+	jobs := c.jobs()
+	if jobs.gradBias == nil {
+		jobs.gradBias = &gradBiasJob{}
+	}
+	j := jobs.gradBias
+	*j = gradBiasJob{a: a, z: z, out: c.y[0], dz: dz, partial: jobs.partial(parts * cols), cols: cols, rows: rows, parts: parts}
+	parallelFor(parts, parts, parts*minParallelWork, j, &jobs.wg)
+	for p := 0; p < parts; p++ {
+		for i, v := range j.partial[p*cols : (p+1)*cols] {
+			db[i] += v
+		}
+	}
+	return dz
 }
