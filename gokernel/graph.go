@@ -91,7 +91,6 @@ type modelDef struct {
 	outputs   []int
 	outNames  []string
 	trainable bool
-	calls     int
 }
 
 // parseModelDef parses the to_json object of a Sequential or Functional
@@ -670,7 +669,6 @@ func callArgs(where string, raw json.RawMessage) ([]ioRef, [][]int, error) {
 // instantiate lays d's calls into g with the given input tensors (nil at
 // the top: new model inputs) and returns its output tensors.
 func (g *graph) instantiate(d *modelDef, inputs []int) ([]int, error) {
-	d.calls++
 	ids := make([]int, d.nLocal)
 	for i := range ids {
 		ids[i] = -1

@@ -312,7 +312,7 @@ func (m *Model) plan() {
 	}
 }
 
-func (m *Model) addParamNames() []string {
+func (m *Model) weightNames() []string {
 	names := make([]string, len(m.wts))
 	for i, w := range m.wts {
 		names[i] = w.name
@@ -357,7 +357,7 @@ func (m *Model) Trainable() []bool {
 // must match.
 func (m *Model) SetWeights(w []NamedTensor) error {
 	if len(w) != len(m.wts) {
-		return fmt.Errorf("gokernel: SetWeights: got %d tensors, want %d (%v)", len(w), len(m.wts), strings.Join(m.addParamNames(), ", "))
+		return fmt.Errorf("gokernel: SetWeights: got %d tensors, want %d (%v)", len(w), len(m.wts), strings.Join(m.weightNames(), ", "))
 	}
 	for i, t := range w {
 		mw := m.wts[i]
