@@ -2,6 +2,7 @@ package gokernel
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 )
 
@@ -56,6 +57,14 @@ func (c *layerFixture) check(t *testing.T) {
 	xs, ys := copyData(c.X), copyData(c.Y)
 	rows := c.X[0].Shape[0]
 	m := kerasModel(t, c.Spec, c.Weights, withInputGrads())
+	// Keras' variable paths carry the scope the layer was built in
+	// ("sequential/dense/kernel" or "dense/kernel", depending on how the
+	// model was made): the kernel's name is the path's end.
+	for i, w := range m.Weights() {
+		if k := c.Weights[i].Name; k != w.Name && !strings.HasSuffix(k, "/"+w.Name) {
+			t.Errorf("weight %d: got name %q; want the end of Keras' variable path %q", i, w.Name, k)
+		}
+	}
 	if got := m.Trainable(); len(c.Trainable) != len(got) {
 		t.Fatalf("Trainable: got %v; want %v", got, c.Trainable)
 	} else {
