@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -385,4 +386,80 @@ func TestStopIsBounded(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Error("Serve did not return after Stop")
 	}
+}
+
+// TestConcurrentPushersAndSetWeights: 32 asynchronous clients push over
+// gRPC while another replaces the weights (same shapes) with a constant
+// again and again. Nothing is refused or lost, and no push is torn: at the
+// end every value is the last constant plus the pushes applied since, which
+// the versions count.
+func TestConcurrentPushersAndSetWeights(t *testing.T) {
+	const pushers, pushes, size = 32, 25, 10_000
+	ws := []NamedTensor{{Name: "w", Shape: []int{size}, Data: make([]float32, size)}}
+	p := newParams(t, ws)
+	_, addr := serve(t, p)
+	ctx := testCtx(t)
+	one := [][]float32{make([]float32, size)}
+	for i := range one[0] {
+		one[0][i] = 1
+	}
+	var wg sync.WaitGroup
+	for w := range pushers {
+		c := dial(t, addr, testToken)
+		name := "w" + strconv.Itoa(w)
+		if _, err := c.Register(ctx, name); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			for step := uint64(1); step <= pushes; step++ {
+				if r, err := c.Push(ctx, step, Delta, infos(ws), one); err != nil || r.Duplicate {
+					t.Errorf("%s push %d: %+v, %v", name, step, r, err)
+					return
+				}
+			}
+		})
+	}
+	setter := dial(t, addr, testToken)
+	var last float32
+	var lastVersion uint64
+	sets := 0
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+			sets++
+			last = float32(sets * 1000)
+			c := []NamedTensor{{Name: "w", Shape: []int{size}, Data: make([]float32, size)}}
+			for i := range c[0].Data {
+				c[0].Data[i] = last
+			}
+			v, err := setter.SetWeights(ctx, c, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lastVersion = v
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	got, v := p.Weights()
+	want := last + float32(v-lastVersion)
+	for i, x := range got[0].Data {
+		if x != want {
+			t.Fatalf("value %d = %v; want %v (constant %v of SetWeights %d at version %d, then %d pushes): a push was lost or torn",
+				i, x, want, last, sets, lastVersion, v-lastVersion)
+		}
+	}
+	if total := uint64(1 + sets + pushers*pushes); v != total {
+		t.Errorf("version %d; want %d (1 + %d sets + %d pushes)", v, total, sets, pushers*pushes)
+	}
+	st := p.Stats()
+	for _, w := range st.Workers {
+		if w.Applied != pushes || w.Refused != 0 {
+			t.Errorf("%s: %+v; want %d applied, none refused", w.Worker, w, pushes)
+		}
+	}
+	t.Logf("%d pushes from %d clients, %d SetWeights in between", pushers*pushes, pushers, sets)
 }
