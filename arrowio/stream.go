@@ -22,8 +22,20 @@ type checkedStream struct {
 	pending          []byte // framing and metadata not yet handed out
 	body             int64  // body bytes still to pass through
 	done             bool   // end-of-stream marker passed
+	needEnd          bool   // the end of r before the marker is an error
 	buf              []byte
 }
+
+// StreamOption configures CheckedStream.
+type StreamOption func(*checkedStream)
+
+// WithEndMarker makes the end of the input before its end-of-stream marker
+// an error wrapping io.ErrUnexpectedEOF. The IPC format lets a writer end a
+// stream by closing it, so without this option a stream cut exactly between
+// two messages reads as complete; with it, a producer that always writes
+// the marker (Gophas' shim does) and a cut stream are told apart. Default:
+// off.
+func WithEndMarker() StreamOption { return func(s *checkedStream) { s.needEnd = true } }
 
 // CheckedStream returns a reader that passes the Arrow IPC stream r through
 // unchanged, failing with an error naming the message when a message's
@@ -31,8 +43,12 @@ type checkedStream struct {
 // than 64 or more than 65536 of them, metadata longer than maxMetadata or a
 // body longer than maxBody bytes. Give it, not r, to ipc.NewReader when r is
 // untrusted.
-func CheckedStream(r io.Reader, maxMetadata, maxBody int64) io.Reader {
-	return &checkedStream{r: r, maxMeta: maxMetadata, maxBody: maxBody, msg: -1}
+func CheckedStream(r io.Reader, maxMetadata, maxBody int64, opts ...StreamOption) io.Reader {
+	s := &checkedStream{r: r, maxMeta: maxMetadata, maxBody: maxBody, msg: -1}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 func (s *checkedStream) Read(p []byte) (int, error) {
@@ -68,6 +84,9 @@ func (s *checkedStream) next() error {
 			s.pending = append(s.buf[:0], hdr[:n]...) // arrow-go reports the short read
 			s.done = true
 			return nil
+		}
+		if err == io.EOF && s.needEnd {
+			return fmt.Errorf("arrowio: the input stream ended after %d message(s) without its end-of-stream marker: %w", s.msg, io.ErrUnexpectedEOF)
 		}
 		return err
 	}
