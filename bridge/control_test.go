@@ -82,7 +82,7 @@ func TestDriverControl(t *testing.T) {
 	}
 	out := filepath.Join(t.TempDir(), "saved")
 	wantError(`{"cmd":"save","dir":"`+out+`"}`, "save: no model loaded yet")
-	wantError(`{"cmd":"load","model":"/nonexistent"}`, "load /nonexistent: gokernel: LoadModel: open /nonexistent/model.json")
+	wantError(`{"cmd":"load","model":"/nonexistent"}`, "load /nonexistent: gokernel: LoadModel: stat /nonexistent: no such file or directory")
 	wantError(`{"cmd":"load"}`, `load: field "model"`)
 	wantError(`{"cmd":"fly"}`, `unknown command "fly"`)
 	wantError(`{"model":"x"}`, `field "cmd" is required`)

@@ -116,6 +116,21 @@
 // as a matrix product) keeps its plain reference loop beside it, tested
 // against it.
 //
+// # Training
+//
+// One training loop serves every entry (Model.Fit, `gophas train`, the Spark
+// worker): an Epoch takes rows as a Batch (per model input and output a
+// row-major array), shuffles each block of them with the epoch's seeded
+// stream, gathers batches with Batch.Gather and runs each through the
+// model's loop contract, TrainStep, ApplyGradients and EvaluateBatch (see
+// loop.go). Hooks let the Spark worker pull and push around the steps. An
+// epoch's shuffle and Dropout masks depend only on (seed, epoch, worker), so
+// the same seed gives the same weights through Model.Fit, `gophas train` and
+// a one-worker Spark fit. Spec.Labels is the one shaping of labels into
+// targets (class indexes, one-hot rows, vectors) and Spec.Info what the
+// Scala shim and the Python package read of a spec through `gophas
+// inspect`; Open is the one model loader.
+//
 // # Files
 //
 // Weights are stored as safetensors (WriteSafetensors, ReadSafetensors); a

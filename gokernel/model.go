@@ -17,8 +17,10 @@ type config struct {
 	inputGrads bool // tests: compute ∂L/∂input too
 }
 
-// WithSeed seeds the weight initializers and the Dropout masks. The default
-// is 0: two models built from the same spec start from the same weights.
+// WithSeed seeds the weight initializers and the Dropout masks of
+// TrainOnBatch and Gradients (the training loop reseeds the masks from each
+// epoch's own seed). The default is 0: two models built from the same spec
+// start from the same weights.
 func WithSeed(seed int64) Option { return func(c *config) { c.seed = seed } }
 
 // WithThreads sets how many goroutines a matrix multiply may use. The
@@ -72,7 +74,6 @@ type Model struct {
 	act                  [][]float32 // per tensor: output buffers
 	grad                 [][]float32 // per tensor: ∂L/∂tensor
 	scratch              []float32
-	xbuf, ybuf           []float32 // gathered batches for Fit
 
 	replay bool // tests: random layers repeat the draws of the last pass
 }

@@ -215,8 +215,8 @@ func TestTrainErrors(t *testing.T) {
 	}
 }
 
-// TestTrainStepAllocs checks that a training step allocates nothing once the
-// buffers exist.
+// TestTrainStepAllocs checks that a step of the loop's contract (TrainStep,
+// ApplyGradients) allocates nothing once the buffers exist.
 func TestTrainStepAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
@@ -229,9 +229,13 @@ func TestTrainStepAllocs(t *testing.T) {
 	for r := 0; r < 64; r++ {
 		y[r*4+r%4] = 1
 	}
+	b := NewBatch(64, x, 20, y, 4)
+	var sums Sums
 	step := func() {
-		m.step(x, y, 64)
-		if err := m.opt.Apply(m.params, m.grads); err != nil {
+		if err := m.TrainStep(b, &sums); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.ApplyGradients(); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -261,52 +261,15 @@ func writeFile(path string, write func(io.Writer) error) error {
 	return nil
 }
 
-// LoadModel reads a model directory written by SaveModel: the spec, the
-// weights and, if present, the optimizer state.
-func LoadModel(dir string, opts ...Option) (*Model, error) {
-	data, err := os.ReadFile(filepath.Join(dir, SpecFile))
-	if err != nil {
-		return nil, fmt.Errorf("gokernel: LoadModel: %w", err)
-	}
-	spec, err := ParseSpec(data)
-	if err != nil {
-		return nil, fmt.Errorf("gokernel: LoadModel: %s: %w", SpecFile, unwrapPrefix(err))
-	}
-	m, err := NewModel(spec, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("gokernel: LoadModel: %w", unwrapPrefix(err))
-	}
-	w, err := readTensors(filepath.Join(dir, WeightsFile))
-	if err != nil {
-		return nil, err
-	}
-	if err := m.SetWeights(w); err != nil {
-		return nil, fmt.Errorf("gokernel: LoadModel: %s: %w", WeightsFile, unwrapPrefix(err))
-	}
-	st, err := readTensors(filepath.Join(dir, OptimizerFile))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err != nil:
-		return nil, err
-	case m.opt == nil:
-		return nil, fmt.Errorf("gokernel: LoadModel: %s exists but the spec has no optimizer", OptimizerFile)
-	default:
-		if err := m.opt.SetState(st); err != nil {
-			return nil, fmt.Errorf("gokernel: LoadModel: %s: %w", OptimizerFile, unwrapPrefix(err))
-		}
-	}
-	return m, nil
-}
-
 func readTensors(path string) ([]NamedTensor, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("gokernel: LoadModel: %w", err)
+		return nil, err
 	}
 	defer f.Close()
 	ts, err := ReadSafetensors(f)
 	if err != nil {
-		return nil, fmt.Errorf("gokernel: LoadModel: %s: %w", filepath.Base(path), unwrapPrefix(err))
+		return nil, fmt.Errorf("%s: %w", filepath.Base(path), unwrapPrefix(err))
 	}
 	return ts, nil
 }

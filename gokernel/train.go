@@ -3,12 +3,11 @@ package gokernel
 import (
 	"fmt"
 	"math"
-	"math/rand/v2"
 
 	"gorgonia.org/tensor"
 )
 
-// chunkRows is how many rows Predict and Evaluate push through at once.
+// chunkRows is how many rows Predict and EvaluateBatch push through at once.
 const chunkRows = 256
 
 // FitOptions are the arguments of Fit, named as Keras names them.
@@ -25,10 +24,13 @@ type FitOptions struct {
 	// (Keras: taken before shuffling, floor(rows·(1-split)) rows train) and
 	// reports val_loss and val_<metric> on them after every epoch.
 	ValidationSplit float64
-	// Seed seeds the shuffle; default 0.
+	// Seed seeds each epoch's shuffle and Dropout masks (see EpochOptions);
+	// default 0.
 	Seed int64
 	// Callback, if set, is called after every epoch with its logs.
 	Callback func(EpochLogs)
+	// Hooks, if set, act around every step (see Hooks).
+	Hooks Hooks
 }
 
 // EpochLogs are the logs of one epoch, keyed as in History.
@@ -46,10 +48,11 @@ type History struct {
 	History map[string][]float64
 }
 
-// Sums are the exact partial results of an evaluation: the number of rows
-// and, per key ("loss" and the metric names), the sum over the rows of the
-// per-row value. Sums of disjoint parts Add up to the Sums of the whole, and
-// Result turns them into the means Evaluate reports.
+// Sums are the exact partial results of an evaluation or of an epoch's
+// training: the number of rows and, per key ("loss" and the metric names),
+// the sum over the rows of the per-row value. Sums of disjoint parts Add up
+// to the Sums of the whole, and Result turns them into the means Evaluate
+// and Fit report.
 type Sums struct {
 	Count int
 	Sums  map[string]float64
@@ -57,12 +60,18 @@ type Sums struct {
 
 // Add returns the combined sums of s and o.
 func (s Sums) Add(o Sums) Sums {
-	out := Sums{Count: s.Count + o.Count, Sums: make(map[string]float64, len(s.Sums))}
-	for k, v := range s.Sums {
-		out.Sums[k] = v
-	}
+	out := s.clone()
+	out.Count += o.Count
 	for k, v := range o.Sums {
 		out.Sums[k] += v
+	}
+	return out
+}
+
+func (s Sums) clone() Sums {
+	out := Sums{Count: s.Count, Sums: make(map[string]float64, len(s.Sums))}
+	for k, v := range s.Sums {
+		out.Sums[k] = v
 	}
 	return out
 }
@@ -79,6 +88,123 @@ func (s Sums) Result() map[string]float64 {
 		}
 	}
 	return out
+}
+
+// newSums returns zero sums with the model's keys.
+func (m *Model) newSums() Sums {
+	s := Sums{Sums: map[string]float64{}}
+	for _, k := range m.spec.EvaluateKeys() {
+		s.Sums[k] = 0
+	}
+	return s
+}
+
+// TrainStep is the loop's training step (see the loop's contract in
+// loop.go): it runs the forward pass on b in training mode (Dropout
+// active) and the backward pass, leaving the gradients of the batch-mean
+// loss (the weighted sum over the outputs, regularization included) for
+// ApplyGradients; the weights are not changed. It adds b's rows to
+// sums.Count and, to sums.Sums under the keys of Spec.EvaluateKeys, the
+// batch's per-row total loss (regularization counted once per row, as Keras
+// reports it), with several outputs each output's loss, and the metrics,
+// summed over its rows and computed before any update. Without sums.Sums it
+// makes them. Once the model's buffers hold b's rows, a step of a
+// one-output model allocates nothing.
+func (m *Model) TrainStep(b *Batch, sums *Sums) error {
+	xs, ys, err := m.batchData(b, "TrainStep")
+	if err != nil {
+		return err
+	}
+	loss := m.stepAll(xs, ys, b.Rows)
+	m.addSums(sums, b.Rows, loss)
+	return nil
+}
+
+// ApplyGradients is the loop's optimizer step: it updates the weights from
+// the gradients of the last TrainStep with the model's optimizer.
+func (m *Model) ApplyGradients() error {
+	if m.opt == nil {
+		return fmt.Errorf("gokernel: ApplyGradients: the model has no optimizer (its spec has no compile config)")
+	}
+	if err := m.opt.Apply(m.params, m.grads); err != nil {
+		return fmt.Errorf("gokernel: ApplyGradients: %w", err)
+	}
+	return nil
+}
+
+// EvaluateBatch is the loop's evaluation: it runs b in inference mode
+// (Dropout off) and adds its rows to sums.Count and, to sums.Sums, the
+// per-row loss (regularization included), the outputs' losses and the
+// metrics summed over its rows, keyed as TrainStep keys them.
+func (m *Model) EvaluateBatch(b *Batch, sums *Sums) error {
+	xs, ys, err := m.batchData(b, "EvaluateBatch")
+	if err != nil {
+		return err
+	}
+	m.evalSums(xs, ys, b.Rows, sums)
+	return nil
+}
+
+// batchData checks b against the model (an array per input of its width,
+// one per output of its targets' width, valid class indexes) and returns
+// its arrays.
+func (m *Model) batchData(b *Batch, op string) (xs, ys [][]float32, err error) {
+	if m.loss == nil && !m.spec.trains() {
+		return nil, nil, fmt.Errorf("gokernel: %s: the model has no loss (its spec has no compile config with a loss)", op)
+	}
+	if err := b.check(); err != nil {
+		return nil, nil, fmt.Errorf("gokernel: %s: %w", op, unwrapPrefix(err))
+	}
+	g := m.g
+	if len(b.X) != len(g.inputs) || len(b.Y) != len(m.heads) {
+		return nil, nil, fmt.Errorf("gokernel: %s: a batch of %d inputs and %d outputs; the model has %d and %d", op, len(b.X), len(b.Y), len(g.inputs), len(m.heads))
+	}
+	if b.Rows == 0 {
+		return nil, nil, fmt.Errorf("gokernel: %s: the batch has no rows", op)
+	}
+	exact := true // b's arrays hold exactly its rows: use them as they are
+	for i, t := range g.inputs {
+		if w := prod(g.tensors[t].shape); b.XWidths[i] != w {
+			return nil, nil, fmt.Errorf("gokernel: %s: input %d: rows of %d features; the model takes %d", op, i, b.XWidths[i], w)
+		}
+		exact = exact && len(b.X[i]) == b.Rows*b.XWidths[i]
+	}
+	for j, h := range m.heads {
+		if h.spec.loss == nil {
+			continue
+		}
+		if w := h.yWidth(); b.YWidths[j] != w {
+			return nil, nil, fmt.Errorf("gokernel: %s: output %d: rows of %d targets; the model wants %d", op, j, b.YWidths[j], w)
+		}
+		y := b.Y[j][:b.Rows*b.YWidths[j]]
+		exact = exact && len(b.Y[j]) == len(y)
+		if h.sparse {
+			if err := checkClasses(y, h.width); err != nil {
+				return nil, nil, fmt.Errorf("gokernel: %s: %w", op, err)
+			}
+		}
+	}
+	if exact {
+		return b.X, b.Y, nil
+	}
+	xs, ys = make([][]float32, len(b.X)), make([][]float32, len(b.Y))
+	for i, x := range b.X {
+		xs[i] = x[:b.Rows*b.XWidths[i]]
+	}
+	for j, y := range b.Y {
+		ys[j] = y[:b.Rows*b.YWidths[j]]
+	}
+	return xs, ys, nil
+}
+
+// checkClasses checks integer class labels in [0, classes).
+func checkClasses(y []float32, classes int) error {
+	for i, v := range y {
+		if v != float32(math.Trunc(float64(v))) || v < 0 || int(v) >= classes {
+			return fmt.Errorf("label %v in row %d is not an integer in [0, %d)", v, i, classes)
+		}
+	}
+	return nil
 }
 
 // floats returns the row-major float32 data of t as rows×width, where width
@@ -118,51 +244,47 @@ func floats(t *tensor.Dense, what string) (data []float32, rows, width int, err 
 	return d[:rows*width], rows, width, nil
 }
 
-// inputs checks x and y against the model and returns their data.
-func (m *Model) inputs(x, y *tensor.Dense, op string) (xd, yd []float32, rows int, err error) {
-	return m.checkInputs(x, y, op, op != "Predict")
-}
-
-func (m *Model) checkInputs(x, y *tensor.Dense, op string, needY bool) (xd, yd []float32, rows int, err error) {
+// inputs checks the tensors x and y against the model and returns them as
+// a Batch (y nil for Predict).
+func (m *Model) inputs(x, y *tensor.Dense, op string) (*Batch, error) {
 	if err := m.singleIO(op); err != nil {
-		return nil, nil, 0, err
+		return nil, err
 	}
+	needY := op != "Predict"
 	xd, rows, width, err := floats(x, "x")
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("gokernel: %s: %w", op, unwrapPrefix(err))
+		return nil, fmt.Errorf("gokernel: %s: %w", op, unwrapPrefix(err))
 	}
 	if width != m.spec.InputDim() {
-		return nil, nil, 0, fmt.Errorf("gokernel: %s: x has shape %v, want (rows, %d)", op, x.Shape(), m.spec.InputDim())
+		return nil, fmt.Errorf("gokernel: %s: x has shape %v, want (rows, %d)", op, x.Shape(), m.spec.InputDim())
 	}
 	if rows == 0 {
-		return nil, nil, 0, fmt.Errorf("gokernel: %s: x has no rows", op)
+		return nil, fmt.Errorf("gokernel: %s: x has no rows", op)
 	}
 	if !needY {
-		return xd, nil, rows, nil
+		return NewBatch(rows, xd, width, nil, 0), nil
 	}
 	if m.loss == nil {
-		return nil, nil, 0, fmt.Errorf("gokernel: %s: the model has no loss (its spec has no compile config with a loss)", op)
+		return nil, fmt.Errorf("gokernel: %s: the model has no loss (its spec has no compile config with a loss)", op)
 	}
 	yd, yrows, ywidth, err := floats(y, "y")
 	if err != nil {
-		return nil, nil, 0, fmt.Errorf("gokernel: %s: %w", op, unwrapPrefix(err))
+		return nil, fmt.Errorf("gokernel: %s: %w", op, unwrapPrefix(err))
 	}
 	if yrows != rows {
-		return nil, nil, 0, fmt.Errorf("gokernel: %s: x has %d rows but y has %d", op, rows, yrows)
+		return nil, fmt.Errorf("gokernel: %s: x has %d rows but y has %d", op, rows, yrows)
 	}
 	if m.sparse {
 		if ywidth != 1 || len(y.Shape()) > 2 {
-			return nil, nil, 0, fmt.Errorf("gokernel: %s: y has shape %v, want integer labels of shape (%d) or (%d, 1) for %v", op, y.Shape(), rows, rows, m.loss.kind)
+			return nil, fmt.Errorf("gokernel: %s: y has shape %v, want integer labels of shape (%d) or (%d, 1) for %v", op, y.Shape(), rows, rows, m.loss.kind)
 		}
-		for i, v := range yd {
-			if v != float32(math.Trunc(float64(v))) || v < 0 || int(v) >= m.outDim {
-				return nil, nil, 0, fmt.Errorf("gokernel: %s: label %v in row %d is not an integer in [0, %d)", op, v, i, m.outDim)
-			}
+		if err := checkClasses(yd, m.outDim); err != nil {
+			return nil, fmt.Errorf("gokernel: %s: %w", op, err)
 		}
 	} else if ywidth != m.outDim {
-		return nil, nil, 0, fmt.Errorf("gokernel: %s: y has shape %v, want (%d, %d)", op, y.Shape(), rows, m.outDim)
+		return nil, fmt.Errorf("gokernel: %s: y has shape %v, want (%d, %d)", op, y.Shape(), rows, m.outDim)
 	}
-	return xd, yd, rows, nil
+	return NewBatch(rows, xd, width, yd, ywidth), nil
 }
 
 // unwrapPrefix drops nothing; it exists so that wrapped messages read
@@ -191,15 +313,15 @@ func (m *Model) yWidth() int {
 // Predict returns the model's output for x (rows, InputDim), inference mode
 // (Dropout off), as a float32 (rows, OutputDim) tensor.
 func (m *Model) Predict(x *tensor.Dense) (*tensor.Dense, error) {
-	xd, _, rows, err := m.inputs(x, nil, "Predict")
+	b, err := m.inputs(x, nil, "Predict")
 	if err != nil {
 		return nil, err
 	}
-	in := m.spec.InputDim()
+	in, rows := m.spec.InputDim(), b.Rows
 	out := make([]float32, rows*m.outDim)
 	for r := 0; r < rows; r += chunkRows {
 		n := min(chunkRows, rows-r)
-		copy(out[r*m.outDim:], m.forward(xd[r*in:], n, false))
+		copy(out[r*m.outDim:], m.forward(b.X[0][r*in:], n, false))
 	}
 	return tensor.New(tensor.WithShape(rows, m.outDim), tensor.WithBacking(out)), nil
 }
@@ -207,31 +329,49 @@ func (m *Model) Predict(x *tensor.Dense) (*tensor.Dense, error) {
 // EvaluateSums returns the exact sums behind Evaluate on x and y, for
 // combining the evaluations of several partitions.
 func (m *Model) EvaluateSums(x, y *tensor.Dense) (Sums, error) {
-	xd, yd, rows, err := m.inputs(x, y, "EvaluateSums")
+	b, err := m.inputs(x, y, "EvaluateSums")
 	if err != nil {
 		return Sums{}, err
 	}
-	return m.evalSums(xd, yd, rows), nil
+	s := m.newSums()
+	if err := m.EvaluateBatch(b, &s); err != nil {
+		return Sums{}, err
+	}
+	return s, nil
 }
 
-func (m *Model) evalSums(xd, yd []float32, rows int) Sums {
-	in, yw := m.spec.InputDim(), m.yWidth()
-	s := Sums{Count: rows, Sums: map[string]float64{}}
+// evalSums adds the inference-mode sums of rows rows of xs and ys (per
+// input and per output) to s, in chunks of chunkRows.
+func (m *Model) evalSums(xs, ys [][]float32, rows int, s *Sums) {
+	if s.Sums == nil {
+		s.Sums = map[string]float64{}
+	}
+	cx, cy := make([][]float32, len(xs)), make([][]float32, len(ys))
 	var loss float64
-	met := make([]float64, len(m.metrics))
+	part := Sums{Sums: map[string]float64{}}
 	for r := 0; r < rows; r += chunkRows {
 		n := min(chunkRows, rows-r)
-		out := m.forward(xd[r*in:], n, false)
-		loss += m.loss.lossSum(out, yd[r*yw:], n, m.outDim, nil, 0) + float64(n)*m.addedLoss()
-		for k, ms := range m.metrics {
-			met[k] += ms.kind.metricSum(out, yd[r*yw:], n, m.outDim, m.sparse)
+		for i, x := range xs {
+			w := len(x) / rows
+			cx[i] = x[r*w : (r+n)*w]
+		}
+		for j, y := range ys {
+			if y != nil {
+				w := len(y) / rows
+				cy[j] = y[r*w : (r+n)*w]
+			}
+		}
+		m.run(cx, n, false)
+		loss += m.lossSums(cy, n, false) + float64(n)*m.addedLoss()
+		m.addSums(&part, n, 0)
+	}
+	s.Count += rows
+	s.Sums["loss"] += loss + float64(rows)*m.regularize(false)
+	for k, v := range part.Sums {
+		if k != "loss" {
+			s.Sums[k] += v
 		}
 	}
-	s.Sums["loss"] = loss + float64(rows)*m.regularize(false)
-	for k, ms := range m.metrics {
-		s.Sums[ms.name] = met[k]
-	}
-	return s
 }
 
 // Evaluate returns the mean loss (regularization included, as Keras reports
@@ -249,118 +389,48 @@ func (m *Model) Evaluate(x, y *tensor.Dense) (map[string]float64, error) {
 // The forward pass runs in training mode: Dropout is active. The weights
 // are not changed.
 func (m *Model) Gradients(x, y *tensor.Dense) (grads [][]float32, loss float64, err error) {
-	xd, yd, rows, err := m.inputs(x, y, "Gradients")
+	b, err := m.inputs(x, y, "Gradients")
 	if err != nil {
 		return nil, 0, err
 	}
-	loss = m.step(xd, yd, rows) / float64(rows)
+	var s Sums
+	if err := m.TrainStep(b, &s); err != nil {
+		return nil, 0, err
+	}
 	grads = make([][]float32, len(m.grads))
 	for i, g := range m.grads {
 		grads[i] = append([]float32(nil), g...)
 	}
-	return grads, loss, nil
+	return grads, s.Sums["loss"] / float64(s.Count), nil
 }
 
 // TrainOnBatch runs one optimizer step on all of x and y and returns the
 // loss and metrics of that batch, computed before the step as Keras'
 // train_on_batch does.
 func (m *Model) TrainOnBatch(x, y *tensor.Dense) (map[string]float64, error) {
-	xd, yd, rows, err := m.inputs(x, y, "TrainOnBatch")
+	b, err := m.inputs(x, y, "TrainOnBatch")
 	if err != nil {
 		return nil, err
 	}
-	loss := m.step(xd, yd, rows)
-	if err := m.opt.Apply(m.params, m.grads); err != nil {
-		return nil, fmt.Errorf("gokernel: TrainOnBatch: %w", err)
+	var s Sums
+	if err := m.TrainStep(b, &s); err != nil {
+		return nil, err
 	}
-	out := map[string]float64{"loss": loss / float64(rows)}
-	for k, ms := range m.metrics {
-		out[ms.name] = m.msum[k] / float64(rows)
+	if err := m.ApplyGradients(); err != nil {
+		return nil, fmt.Errorf("gokernel: TrainOnBatch: %w", unwrapPrefix(err))
 	}
-	return out, nil
+	return s.Result(), nil
 }
 
 // Fit trains the model on x and y for o.Epochs epochs of o.BatchSize-row
-// steps. The logged loss and metrics of an epoch are the means over its
-// training rows of the values seen at each step (training mode, before the
-// step's update), the way Keras reports them.
+// steps through the training loop (FitRows). The logged loss and metrics of
+// an epoch are the means over its training rows of the values seen at each
+// step (training mode, before the step's update), the way Keras reports
+// them.
 func (m *Model) Fit(x, y *tensor.Dense, o FitOptions) (*History, error) {
-	xd, yd, rows, err := m.inputs(x, y, "Fit")
+	b, err := m.inputs(x, y, "Fit")
 	if err != nil {
 		return nil, err
 	}
-	if o.Epochs < 0 || o.BatchSize < 0 {
-		return nil, fmt.Errorf("gokernel: Fit: Epochs %d and BatchSize %d must not be negative", o.Epochs, o.BatchSize)
-	}
-	if o.Epochs == 0 {
-		o.Epochs = 1
-	}
-	if o.BatchSize == 0 {
-		o.BatchSize = 32
-	}
-	if !(o.ValidationSplit >= 0 && o.ValidationSplit < 1) {
-		return nil, fmt.Errorf("gokernel: Fit: ValidationSplit %v must be in [0, 1)", o.ValidationSplit)
-	}
-	in, yw := m.spec.InputDim(), m.yWidth()
-	nTrain := int(math.Floor(float64(rows) * (1 - o.ValidationSplit)))
-	if nTrain == 0 {
-		return nil, fmt.Errorf("gokernel: Fit: ValidationSplit %v of %d rows leaves no training rows", o.ValidationSplit, rows)
-	}
-	if o.ValidationSplit > 0 && nTrain == rows {
-		return nil, fmt.Errorf("gokernel: Fit: ValidationSplit %v of %d rows leaves no validation rows", o.ValidationSplit, rows)
-	}
-	bs := min(o.BatchSize, nTrain)
-	m.reserve(bs)
-	if len(m.xbuf) < bs*in {
-		m.xbuf, m.ybuf = make([]float32, bs*in), make([]float32, bs*yw)
-	}
-	perm := make([]int, nTrain)
-	for i := range perm {
-		perm[i] = i
-	}
-	rng := rand.New(rand.NewPCG(uint64(o.Seed), 0x5f1e))
-	h := &History{History: map[string][]float64{}}
-	sums := make([]float64, len(m.metrics))
-	for epoch := 0; epoch < o.Epochs; epoch++ {
-		if o.Shuffle {
-			rng.Shuffle(nTrain, func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
-		}
-		var loss float64
-		clear(sums)
-		for b := 0; b < nTrain; b += bs {
-			n := min(bs, nTrain-b)
-			bx, by := xd[b*in:], yd[b*yw:]
-			if o.Shuffle {
-				bx, by = m.xbuf, m.ybuf
-				for r, i := range perm[b : b+n] {
-					copy(bx[r*in:(r+1)*in], xd[i*in:(i+1)*in])
-					copy(by[r*yw:(r+1)*yw], yd[i*yw:(i+1)*yw])
-				}
-			}
-			loss += m.step(bx, by, n)
-			for k := range sums {
-				sums[k] += m.msum[k]
-			}
-			if err := m.opt.Apply(m.params, m.grads); err != nil {
-				return h, fmt.Errorf("gokernel: Fit: epoch %d: %w", epoch, err)
-			}
-		}
-		logs := map[string]float64{"loss": loss / float64(nTrain)}
-		for k, ms := range m.metrics {
-			logs[ms.name] = sums[k] / float64(nTrain)
-		}
-		if nTrain < rows {
-			for k, v := range m.evalSums(xd[nTrain*in:], yd[nTrain*yw:], rows-nTrain).Result() {
-				logs["val_"+k] = v
-			}
-		}
-		h.Epoch = append(h.Epoch, epoch)
-		for k, v := range logs {
-			h.History[k] = append(h.History[k], v)
-		}
-		if o.Callback != nil {
-			o.Callback(EpochLogs{Epoch: epoch, Logs: logs})
-		}
-	}
-	return h, nil
+	return m.FitRows(b, o)
 }

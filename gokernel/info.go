@@ -1,0 +1,213 @@
+package gokernel
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// DefaultOptimizer is the optimizer of a compile config that names none,
+// as Keras' compile defaults it; every entry (Spec.Compile, the Spark ML
+// estimator, the Python package) uses this one.
+const DefaultOptimizer = "rmsprop"
+
+// EvaluateKeys are the keys of an evaluation's or an epoch's sums, in
+// order, as Keras' History names them: "loss", then with several outputs
+// each trained output's "<output>_loss", then each compiled metric (with
+// several outputs "<output>_<metric>"); none without a loss.
+func (s *Spec) EvaluateKeys() []string {
+	if !s.trains() {
+		return []string{}
+	}
+	keys := []string{"loss"}
+	if len(s.heads) > 1 {
+		for _, h := range s.heads {
+			if h.loss != nil {
+				keys = append(keys, h.name+"_loss")
+			}
+		}
+	}
+	for _, k := range s.Metrics() {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+// trains reports whether some output has a loss.
+func (s *Spec) trains() bool {
+	for _, h := range s.heads {
+		if h.loss != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// OutputShape is the first output's shape without the batch axis.
+func (s *Spec) OutputShape() []int {
+	return append([]int(nil), s.graph.tensors[s.graph.outputs[0]].shape...)
+}
+
+// Classifier reports whether the loss makes the model a classifier (the
+// cross-entropy losses): its output is class probabilities, one per class,
+// or the probability of class 1 for one binary output.
+func (s *Spec) Classifier() bool {
+	switch s.LabelKind() {
+	case ClassIndex, Categorical, Binary:
+		return true
+	}
+	return false
+}
+
+// OptimizerName is the Keras name of the compile config's optimizer
+// ("adam", "rmsprop", ...), DefaultOptimizer when it names none; "" without
+// a compile config.
+func (s *Spec) OptimizerName() string {
+	if s.compile == nil {
+		return ""
+	}
+	var name string
+	if json.Unmarshal(s.optimizer, &name) == nil {
+		return strings.ToLower(name)
+	}
+	var ser struct {
+		ClassName string `json:"class_name"`
+	}
+	_ = json.Unmarshal(s.optimizer, &ser)
+	return strings.ToLower(ser.ClassName)
+}
+
+// Info is what the Scala shim and the Python package need to know of a
+// spec, so that they ask the kernel instead of re-deriving it; `gophas
+// inspect` prints it (with the weights' count). The JSON names are the
+// protocol's.
+type Info struct {
+	Name string `json:"name"`
+	// InputShape and OutputShape are without the batch axis; InputDim and
+	// OutputDim their products, the widths of a row's features and output.
+	InputShape  []int `json:"inputShape"`
+	InputDim    int   `json:"inputDim"`
+	OutputShape []int `json:"outputShape"`
+	OutputDim   int   `json:"outputDim"`
+	// Loss is the compiled loss as Keras names its function; "" without a
+	// compile config or loss.
+	Loss    string   `json:"loss"`
+	Metrics []string `json:"metrics"`
+	// EvaluateKeys are the keys of the evaluate and train outputs, in
+	// order (Spec.EvaluateKeys).
+	EvaluateKeys []string `json:"evaluateKeys"`
+	// LabelKind and LabelWidths say what a label must be (Spec.LabelKind,
+	// Spec.LabelWidths).
+	LabelKind   LabelKind `json:"labelKind"`
+	LabelWidths []int     `json:"labelWidths"`
+	// Classifier says whether the output is class probabilities
+	// (Spec.Classifier).
+	Classifier bool `json:"classifier"`
+	// Optimizer is the compiled optimizer's Keras name; "" without a
+	// compile config. DefaultOptimizer is the one a compile config without
+	// an optimizer gets.
+	Optimizer        string `json:"optimizer"`
+	DefaultOptimizer string `json:"defaultOptimizer"`
+}
+
+// Info returns what the Scala shim and the Python package need to know of
+// the spec.
+func (s *Spec) Info() Info {
+	in := s.InputShape()
+	if in == nil {
+		in = []int{}
+	}
+	return Info{Name: s.Name(), InputShape: in, InputDim: s.InputDim(), OutputShape: s.OutputShape(), OutputDim: s.OutputDim(),
+		Loss: s.Loss(), Metrics: append([]string{}, s.Metrics()...), EvaluateKeys: s.EvaluateKeys(),
+		LabelKind: s.LabelKind(), LabelWidths: s.LabelWidths(), Classifier: s.Classifier(),
+		Optimizer: s.OptimizerName(), DefaultOptimizer: DefaultOptimizer}
+}
+
+// CompileOptions override a spec's compile config (Spec.Compile). The zero
+// value of each field keeps what the spec has.
+type CompileOptions struct {
+	// Loss is a Keras loss name.
+	Loss string
+	// Optimizer is a Keras optimizer name ("adam") or its serialization (a
+	// JSON object, as keras.optimizers.serialize writes it).
+	Optimizer string
+	// LearningRate, when above 0, sets the optimizer's learning_rate.
+	LearningRate float64
+	// Metrics, when not empty, replace the metrics.
+	Metrics []string
+}
+
+// Compile returns a copy of s with the compile config overridden by o: the
+// one place a spec's training config is edited (the Spark ML estimator's
+// loss, optimizer, learningRate and metrics params come here through
+// `gophas inspect`). Without an optimizer in either, the optimizer is
+// DefaultOptimizer; without a loss in either, it is an error.
+func (s *Spec) Compile(o CompileOptions) (*Spec, error) {
+	cc := map[string]json.RawMessage{}
+	if s.compile != nil {
+		if err := json.Unmarshal(s.compile, &cc); err != nil {
+			return nil, fmt.Errorf("gokernel: compile config: %w", err)
+		}
+	}
+	opt := cc["optimizer"]
+	if t := strings.TrimSpace(o.Optimizer); t != "" {
+		if strings.HasPrefix(t, "{") {
+			opt = json.RawMessage(t)
+		} else {
+			opt, _ = json.Marshal(t)
+		}
+	}
+	if isNull(opt) {
+		opt, _ = json.Marshal(DefaultOptimizer)
+	}
+	if o.LearningRate > 0 {
+		var err error
+		if opt, err = withLearningRate(opt, o.LearningRate); err != nil {
+			return nil, err
+		}
+	}
+	cc["optimizer"] = opt
+	if o.Loss != "" {
+		cc["loss"], _ = json.Marshal(strings.TrimSpace(o.Loss))
+	}
+	if isNull(cc["loss"]) {
+		return nil, fmt.Errorf("gokernel: compile config: no loss: give one or a spec with a compile config that has one")
+	}
+	if len(o.Metrics) > 0 {
+		cc["metrics"], _ = json.Marshal(o.Metrics)
+	}
+	raw, err := json.Marshal(cc)
+	if err != nil {
+		return nil, fmt.Errorf("gokernel: compile config: %w", err)
+	}
+	wrapped, err := json.Marshal(map[string]json.RawMessage{"model": s.model, "compile": raw})
+	if err != nil {
+		return nil, fmt.Errorf("gokernel: compile config: %w", err)
+	}
+	return ParseSpec(wrapped)
+}
+
+// withLearningRate returns the optimizer serialization opt (a name or an
+// object) with config.learning_rate set to lr.
+func withLearningRate(opt json.RawMessage, lr float64) (json.RawMessage, error) {
+	var ser map[string]json.RawMessage
+	var name string
+	if json.Unmarshal(opt, &name) == nil {
+		ser = map[string]json.RawMessage{"class_name": opt}
+	} else if err := json.Unmarshal(bytes.TrimSpace(opt), &ser); err != nil || ser == nil {
+		return nil, fmt.Errorf("gokernel: compile config: optimizer %s is neither a name nor an object", short(opt))
+	}
+	cfg := map[string]json.RawMessage{}
+	if c := ser["config"]; !isNull(c) {
+		if err := json.Unmarshal(c, &cfg); err != nil {
+			return nil, fmt.Errorf("gokernel: compile config: optimizer config %s is not an object", short(c))
+		}
+	}
+	cfg["learning_rate"], _ = json.Marshal(lr)
+	ser["config"], _ = json.Marshal(cfg)
+	return json.Marshal(ser)
+}
