@@ -1,13 +1,13 @@
 package bridge
 
 import (
+	"errors"
 	"fmt"
-	"math"
 	"slices"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"gorgonia.org/tensor"
 
 	"github.com/gophas/gophas/arrowio"
 	"github.com/gophas/gophas/gokernel"
@@ -23,77 +23,92 @@ var EvaluateSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "count", Type: arrow.PrimitiveTypes.Int64},
 }, nil)
 
-// labels converts a stream's label column into the targets the model's
-// loss wants, into a reused buffer.
-type labels struct {
-	conv   *arrowio.Converter
-	name   string
-	spec   *gokernel.Spec
-	sparse bool // class indexes for sparse_categorical_crossentropy
-	oneHot int  // > 0: one class index per row, one-hot encoded to this width
-	raw    []float32
-	buf    []float32
+// rows converts a stream's feature and label columns into the rows the
+// training loop and evaluation take: features as they are, labels shaped
+// for the loss by the kernel's one label rule (Spec.Labels).
+type rows struct {
+	featCols []string
+	label    string
+	x, y     *arrowio.Converter
+	spec     *gokernel.Spec
+	shape    *gokernel.Labels // once the label width is known
+	xbuf     []float32
+	raw      []float32
+	ybuf     []float32
 }
 
-func newLabels(name string, spec *gokernel.Spec) *labels {
-	return &labels{conv: arrowio.NewConverter([]string{name}), name: name, spec: spec,
-		sparse: spec.Loss() == "sparse_categorical_crossentropy"}
-}
-
-// shape decides, once the label width w is known, how labels become
-// targets, the way `gophas train` does (fitLabels).
-func (l *labels) shape(w int) error {
-	d := &dataset{yWidth: w}
-	if err := fitLabels(d, l.spec); err != nil {
-		return fmt.Errorf("label column %q: %w", l.name, err)
+func newRows(h *Header, in *arrow.Schema) (*rows, error) {
+	r := &rows{featCols: h.Features(), label: h.LabelCol, x: arrowio.NewConverter(h.Features()), y: arrowio.NewConverter([]string{h.LabelCol})}
+	if err := r.x.Check(in); err != nil {
+		return nil, err
 	}
-	if d.yWidth != w {
-		l.oneHot = d.yWidth
+	if err := r.y.Check(in); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// check checks the widths known from the schema against the spec of the
+// model at path.
+func (r *rows) check(spec *gokernel.Spec, path string) error {
+	r.spec = spec
+	if spec.Loss() == "" {
+		return fmt.Errorf("model %q has no compile config with a loss", path)
+	}
+	return r.widths()
+}
+
+func (r *rows) widths() error {
+	if w, in := r.x.Width(), r.spec.InputDim(); w >= 0 && w != in {
+		return fmt.Errorf("the features (%s) have %d values per row, the model takes %d", quoteCols(r.featCols), w, in)
+	}
+	if w := r.y.Width(); w >= 0 && r.shape == nil {
+		l, err := r.spec.Labels(w)
+		if err != nil {
+			return fmt.Errorf("label column %q: %w", r.label, unprefixed(err))
+		}
+		r.shape = l
 	}
 	return nil
 }
 
-// load converts the labels of rec and returns a tensor of the targets: rows
-// class indexes (sparse) or rows×OutputDim values.
-func (l *labels) load(rec arrow.RecordBatch) (*tensor.Dense, error) {
-	first := l.conv.Width() < 0
-	row := l.conv.Rows()
+func (r *rows) xWidth() int { return r.spec.InputDim() }
+
+func (r *rows) yWidth() int {
+	if r.spec.LabelKind() == gokernel.ClassIndex {
+		return 1
+	}
+	return r.spec.OutputDim()
+}
+
+// load converts rec into a batch of rows over reused buffers (nil for a
+// record of no rows).
+func (r *rows) load(rec arrow.RecordBatch) (*gokernel.Batch, error) {
+	first := r.y.Rows()
 	var err error
-	if l.raw, err = l.conv.Append(l.raw[:0], rec); err != nil {
+	if r.xbuf, err = r.x.Append(r.xbuf[:0], rec); err != nil {
+		return nil, err
+	}
+	if r.raw, err = r.y.Append(r.raw[:0], rec); err != nil {
 		return nil, err
 	}
 	n := int(rec.NumRows())
 	if n == 0 {
 		return nil, nil
 	}
-	if first { // the width became known with this batch
-		if err := l.shape(l.conv.Width()); err != nil {
-			return nil, err
-		}
+	if err := r.widths(); err != nil {
+		return nil, err
 	}
-	out := l.spec.OutputDim()
-	if !l.sparse && l.oneHot == 0 {
-		return tensor.New(tensor.WithShape(n, out), tensor.WithBacking(l.raw)), nil
+	if r.ybuf, err = r.shape.Shape(r.ybuf[:0], r.raw, n, first); err != nil {
+		return nil, fmt.Errorf("label column %q %w", r.label, unprefixed(err))
 	}
-	for i, v := range l.raw {
-		if v != float32(math.Trunc(float64(v))) || v < 0 || v >= float32(out) {
-			return nil, fmt.Errorf("label column %q row %d: value %v is not a class index in [0, %d) for %s with %d outputs",
-				l.name, row+int64(i), v, out, l.spec.Loss(), out)
-		}
-	}
-	if l.sparse {
-		return tensor.New(tensor.WithShape(n, 1), tensor.WithBacking(l.raw)), nil
-	}
-	need := n * l.oneHot
-	if cap(l.buf) < need {
-		l.buf = make([]float32, need)
-	}
-	l.buf = l.buf[:need]
-	clear(l.buf)
-	for i, v := range l.raw {
-		l.buf[i*l.oneHot+int(v)] = 1
-	}
-	return tensor.New(tensor.WithShape(n, l.oneHot), tensor.WithBacking(l.buf)), nil
+	return gokernel.NewBatch(n, r.xbuf, r.x.Width(), r.ybuf, r.shape.Width()), nil
+}
+
+// unprefixed drops the package prefix of a kernel error wrapped into a
+// message that names the column.
+func unprefixed(err error) error {
+	return errors.New(strings.TrimPrefix(err.Error(), "gokernel: "))
 }
 
 // runEvaluate sums the model's loss and metrics over the partition's rows
@@ -105,8 +120,8 @@ func runEvaluate(t *Task) (err error) {
 	if slices.Contains(feat, h.LabelCol) {
 		return fmt.Errorf("column %q is both a feature and the label", h.LabelCol)
 	}
-	x := &matrix{conv: arrowio.NewConverter(feat)}
-	if err := x.conv.Check(in); err != nil {
+	r, err := newRows(h, in)
+	if err != nil {
 		return err
 	}
 	m, err := loadModel(t.Ctx, h)
@@ -114,44 +129,22 @@ func runEvaluate(t *Task) (err error) {
 		return err
 	}
 	spec := m.Spec()
-	if spec.Loss() == "" {
-		return fmt.Errorf("model %q has no compile config with a loss", h.Model)
-	}
-	if err := checkWidth(x.conv, feat, m); err != nil {
+	if err := r.check(spec, h.Model); err != nil {
 		return err
-	}
-	y := newLabels(h.LabelCol, spec)
-	if err := y.conv.Check(in); err != nil {
-		return err
-	}
-	if w := y.conv.Width(); w >= 0 {
-		if err := y.shape(w); err != nil {
-			return err
-		}
 	}
 
 	var sums gokernel.Sums
 	for t.Input.Next() {
-		rec := t.Input.RecordBatch()
-		xt, err := x.load(rec)
+		b, err := r.load(t.Input.RecordBatch())
 		if err != nil {
 			return err
 		}
-		if xt == nil {
+		if b == nil {
 			continue
 		}
-		if err := checkWidth(x.conv, feat, m); err != nil {
+		if err := m.EvaluateBatch(b, &sums); err != nil {
 			return err
 		}
-		yt, err := y.load(rec)
-		if err != nil {
-			return err
-		}
-		s, err := m.EvaluateSums(xt, yt)
-		if err != nil {
-			return err
-		}
-		sums = sums.Add(s)
 		if err := t.Ctx.Err(); err != nil {
 			return fmt.Errorf("cancelled: %w", err)
 		}
@@ -179,16 +172,10 @@ func runEvaluate(t *Task) (err error) {
 	return nil
 }
 
-// sumKeys orders the keys of s: "loss", the compiled metrics, then any
-// other key sorted.
+// sumKeys orders the keys of s: Spec.EvaluateKeys, then any other key
+// sorted.
 func sumKeys(s gokernel.Sums, spec *gokernel.Spec) []string {
-	keys := []string{"loss"}
-	for _, k := range spec.Metrics() {
-		if !slices.Contains(keys, k) {
-			keys = append(keys, k)
-		}
-	}
-	keys = slices.DeleteFunc(keys, func(k string) bool { _, ok := s.Sums[k]; return !ok })
+	keys := slices.DeleteFunc(spec.EvaluateKeys(), func(k string) bool { _, ok := s.Sums[k]; return !ok })
 	var rest []string
 	for k := range s.Sums {
 		if !slices.Contains(keys, k) {

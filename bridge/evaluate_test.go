@@ -213,7 +213,7 @@ func TestEvaluateErrors(t *testing.T) {
 		{"fractional class", taskBytes(t, Header{Mode: ModeEvaluate, Model: sparse}, vectorSchema, nolabel),
 			`bridge: partition 0, evaluate: label column "label" row 0: value 0.5 is not a class index`},
 		{"one-hot width mismatch", taskBytes(t, Header{Mode: ModeEvaluate, Model: cce}, wideLabel, wl),
-			`bridge: partition 0, evaluate: label column "label": the label has 4 values per row but the model has 3 outputs`},
+			`bridge: partition 0, evaluate: label column "label": the label has 4 values per row but categorical_crossentropy on 3 outputs wants 3 values or one class index`},
 		{"sparse with vector label", taskBytes(t, Header{Mode: ModeEvaluate, Model: sparse}, vec.Schema(), vec),
 			`bridge: partition 0, evaluate: label column "label": the label has 3 values per row but sparse_categorical_crossentropy wants one class index`},
 		{"features width", taskBytes(t, Header{Mode: ModeEvaluate, Model: cce, FeaturesCols: []string{"label"}, LabelCol: "features"}, vectorSchema, wide),

@@ -63,5 +63,5 @@ func ExampleInspect() {
 		fmt.Println(err)
 	}
 	// Output:
-	// {"name":"mnist_mlp","inputDim":784,"inputShape":[784],"outputDim":10,"loss":"categorical_crossentropy","metrics":["accuracy"],"evaluateKeys":["loss","accuracy"],"params":118282,"hasWeights":false}
+	// {"name":"mnist_mlp","inputShape":[784],"inputDim":784,"outputShape":[10],"outputDim":10,"loss":"categorical_crossentropy","metrics":["accuracy"],"evaluateKeys":["loss","accuracy"],"labelKind":"categorical","labelWidths":[10,1],"classifier":true,"optimizer":"adam","defaultOptimizer":"rmsprop","params":118282,"hasWeights":false}
 }

@@ -110,6 +110,8 @@ func (h *Header) check() error {
 		return fmt.Errorf("bridge: header: field \"token\" is required with driver %q (the job's token)", h.Driver)
 	case h.Worker == "" && h.Mode == ModeTrain:
 		return errors.New("bridge: header: field \"worker\" is required for mode train (a stable worker name)")
+	case h.Partition < 0 && h.Mode == ModeTrain:
+		return fmt.Errorf("bridge: header: partition %d, want >= 0 for mode train (the worker index of the epoch's random streams)", h.Partition)
 	case h.Epoch < 1 && h.Mode == ModeTrain:
 		return fmt.Errorf("bridge: header: epoch %d, want >= 1 for mode train (epochs count from 1)", h.Epoch)
 	case h.Epoch < 0 || h.Epochs < 0:

@@ -5,9 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"slices"
 
 	"github.com/gophas/gophas/gokernel"
 )
@@ -24,20 +21,16 @@ type InspectConfig struct {
 	// model.safetensors) is written to: the model's own weights, or freshly
 	// initialized ones.
 	Out string
+	// Compile, when any field is set, overrides the spec's compile config
+	// (gokernel.Spec.Compile: loss, optimizer, learning rate, metrics)
+	// before the model is described and written.
+	Compile gokernel.CompileOptions
 }
 
-// ModelInfo is the one JSON line `gophas inspect` prints.
+// ModelInfo is the one JSON line `gophas inspect` prints: what the kernel
+// says of the spec (gokernel.Info) and of the weights.
 type ModelInfo struct {
-	Name       string `json:"name"`
-	InputDim   int    `json:"inputDim"`
-	InputShape []int  `json:"inputShape"`
-	OutputDim  int    `json:"outputDim"`
-	// Loss is the compiled loss; "" without a compile config.
-	Loss    string   `json:"loss"`
-	Metrics []string `json:"metrics"`
-	// EvaluateKeys are the keys of the evaluate and train outputs, in
-	// order: "loss", then each compiled metric; none without a loss.
-	EvaluateKeys []string `json:"evaluateKeys"`
+	gokernel.Info
 	// Params is the number of weight values.
 	Params int `json:"params"`
 	// HasWeights says whether Model is a directory with a weights file.
@@ -50,16 +43,20 @@ func Inspect(c InspectConfig, stdout io.Writer) error {
 	if c.Model == "" {
 		return errors.New("bridge: inspect: no model given (--model SPEC_OR_DIR)")
 	}
-	m, hasWeights, err := inspectModel(c)
+	m, err := gokernel.Open(c.Model, gokernel.WithSeed(c.Seed))
 	if err != nil {
 		return fmt.Errorf("bridge: inspect: %w", err)
 	}
-	spec := m.Spec()
-	info := ModelInfo{Name: spec.Name(), InputDim: spec.InputDim(), InputShape: spec.InputShape(), OutputDim: spec.OutputDim(),
-		Loss: spec.Loss(), Metrics: append([]string{}, spec.Metrics()...), EvaluateKeys: evaluateKeys(spec), HasWeights: hasWeights}
-	if info.InputShape == nil {
-		info.InputShape = []int{}
+	if c.Compile.Loss != "" || c.Compile.Optimizer != "" || c.Compile.LearningRate != 0 || len(c.Compile.Metrics) > 0 {
+		if m, err = recompile(m, c.Compile); err != nil {
+			return fmt.Errorf("bridge: inspect: %w", err)
+		}
 	}
+	hasWeights, err := gokernel.HasWeights(c.Model)
+	if err != nil {
+		return fmt.Errorf("bridge: inspect: %w", err)
+	}
+	info := ModelInfo{Info: m.Spec().Info(), HasWeights: hasWeights}
 	for _, w := range m.Weights() {
 		info.Params += len(w.Data)
 	}
@@ -78,48 +75,18 @@ func Inspect(c InspectConfig, stdout io.Writer) error {
 	return nil
 }
 
-// inspectModel loads c.Model: a directory's own weights when it has a
-// weights file, else the spec with weights initialized from c.Seed.
-func inspectModel(c InspectConfig) (*gokernel.Model, bool, error) {
-	st, err := os.Stat(c.Model)
+// recompile returns m's weights in a model of its spec compiled with o.
+func recompile(m *gokernel.Model, o gokernel.CompileOptions) (*gokernel.Model, error) {
+	spec, err := m.Spec().Compile(o)
 	if err != nil {
-		return nil, false, fmt.Errorf("model: %w", err)
+		return nil, err
 	}
-	if st.IsDir() {
-		_, err := os.Stat(filepath.Join(c.Model, gokernel.WeightsFile))
-		switch {
-		case err == nil:
-			m, err := gokernel.LoadModel(c.Model, gokernel.WithSeed(c.Seed))
-			if err != nil {
-				return nil, false, err
-			}
-			return m, true, nil
-		case !errors.Is(err, os.ErrNotExist):
-			return nil, false, fmt.Errorf("model: %w", err)
-		}
-	}
-	spec, err := readSpec(c.Model)
+	out, err := gokernel.NewModel(spec)
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
-	m, err := gokernel.NewModel(spec, gokernel.WithSeed(c.Seed))
-	if err != nil {
-		return nil, false, fmt.Errorf("model %q: %w", c.Model, err)
+	if err := out.SetWeights(m.Weights()); err != nil {
+		return nil, err
 	}
-	return m, false, nil
-}
-
-// evaluateKeys are the keys evaluate and train write, in order: "loss"
-// then the compiled metrics; none without a loss.
-func evaluateKeys(spec *gokernel.Spec) []string {
-	if spec.Loss() == "" {
-		return []string{}
-	}
-	keys := []string{"loss"}
-	for _, k := range spec.Metrics() {
-		if !slices.Contains(keys, k) {
-			keys = append(keys, k)
-		}
-	}
-	return keys
+	return out, nil
 }

@@ -65,11 +65,15 @@ package bridge
 //	          weights into the spec of model (its weights file is ignored),
 //	          loads optimizerState (a hash in the driver's model store) when
 //	          set, and trains the rows, converted as evaluate does, in steps
-//	          of batchSize with the spec's optimizer. The rows are shuffled
-//	          in blocks of up to shuffleBufferBytes (seeded from seed,
-//	          epoch and worker; arrival order with noShuffle); the rows of a
-//	          block that do not fill a batch carry over to the next block,
-//	          and the last batch of the partition may be short. Every push
+//	          of batchSize with the spec's optimizer, through the kernel's
+//	          training loop (gokernel.Epoch). The rows are shuffled in
+//	          blocks of up to shuffleBufferBytes (arrival order with
+//	          noShuffle); the rows of a block that do not fill a batch
+//	          carry over to the next block, and the last batch of the
+//	          partition may be short. The shuffle and the Dropout masks
+//	          come from the epoch's streams of (seed, epoch, partition), as
+//	          gokernel.EpochOptions says, so partition 0 of a one-worker
+//	          fit draws what Model.Fit draws. Every push
 //	          is a delta (weights after the local steps minus the weights
 //	          pulled). asynchronous and hogwild, frequency batch: pull
 //	          before every batch, push after it with step
@@ -194,7 +198,8 @@ type Header struct {
 	// Threads is the number of OS threads running Go code for the task
 	// (GOMAXPROCS); 0 keeps GOMAXPROCS.
 	Threads int `json:"threads,omitempty"`
-	// Partition is the Spark partition id, used only in messages; default
+	// Partition is the Spark partition id: in messages, and for train the
+	// worker index of the epoch's random streams (required, >= 0); default
 	// DefaultPartition.
 	Partition int `json:"partition"`
 
@@ -230,8 +235,8 @@ type Header struct {
 	// optimizer.
 	OptimizerState string `json:"optimizerState,omitempty"`
 	// Seed seeds the shuffle and the Dropout masks of train, mixed with
-	// Epoch and Worker: workers and epochs differ, and a retried task sees
-	// the same order and masks. Default 0.
+	// Epoch and Partition: workers and epochs differ, and a retried task
+	// sees the same order and masks. Default 0.
 	Seed int64 `json:"seed,omitempty"`
 	// ShuffleBufferBytes bounds the rows (features and targets as float32)
 	// train holds and shuffles at once; 0 means DefaultShuffleBufferBytes.

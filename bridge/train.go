@@ -5,14 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
 	"os"
 	"sort"
 	"strings"
 	"time"
-
-	"gorgonia.org/tensor"
 
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/internal/mnist"
@@ -69,19 +65,20 @@ type dataset struct {
 	xWidth, yWidth int
 }
 
-// Train trains a model as TrainConfig describes: per epoch a progress bar
-// (a terminal) or a plain line on stderr, and one line of loss and metrics
-// on stdout ("epoch 1/5 - 2.1s - loss: 0.3102 - accuracy: 0.9101"); with
-// test data, a final line "test accuracy: 0.9712" (or "test loss: ..." and
-// the metrics when there is no accuracy metric). The model is saved to
-// c.Out at the end. Train stops between two steps when ctx is done.
+// Train trains a model as TrainConfig describes, through the kernel's
+// training loop (gokernel.Model.FitRows): per epoch a progress bar (a
+// terminal) or a plain line on stderr, and one line of loss and metrics on
+// stdout ("epoch 1/5 - 2.1s - loss: 0.3102 - accuracy: 0.9101"); with test
+// data, a final line "test accuracy: 0.9712" (or "test loss: ..." and the
+// metrics when there is no accuracy metric). The model is saved to c.Out at
+// the end. Train stops between two steps when ctx is done.
 func Train(ctx context.Context, c TrainConfig, stdout, stderr io.Writer) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	m, err := loadTrainModel(c)
+	m, err := gokernel.Open(c.Model, gokernel.WithSeed(c.Seed), gokernel.WithThreads(c.Threads))
 	if err != nil {
-		return err
+		return fmt.Errorf("bridge: train: %w", err)
 	}
 	spec := m.Spec()
 	if spec.Loss() == "" {
@@ -91,24 +88,47 @@ func Train(ctx context.Context, c TrainConfig, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var val *dataset
-	if c.ValidationSplit > 0 {
-		n := int(math.Floor(float64(train.rows) * (1 - c.ValidationSplit)))
-		if n == 0 || n == train.rows {
-			return fmt.Errorf("bridge: train: validation split %v of %d rows leaves no training or no validation rows", c.ValidationSplit, train.rows)
-		}
-		train, val = train.slice(0, n), train.slice(n, train.rows)
-	}
 	progress := c.Progress > 0 || c.Progress == 0 && isTerminal(stderr)
-	if err := trainLoop(ctx, m, c, train, val, progress, stdout, stderr); err != nil {
-		return err
+	nTrain := train.Rows
+	if c.ValidationSplit > 0 {
+		if tr, _, err := gokernel.SplitValidation(train, c.ValidationSplit); err == nil {
+			nTrain = tr.Rows
+		}
+	}
+	steps := (nTrain + c.BatchSize - 1) / c.BatchSize
+	bar := &progressBar{ctx: ctx, w: stderr, on: progress, epochs: c.Epochs, steps: steps}
+	keys := spec.EvaluateKeys()
+	start := time.Now()
+	_, err = m.FitRows(train, gokernel.FitOptions{Epochs: c.Epochs, BatchSize: c.BatchSize, Shuffle: true,
+		ValidationSplit: c.ValidationSplit, Seed: c.Seed, Hooks: bar,
+		Callback: func(l gokernel.EpochLogs) {
+			bar.done()
+			epoch, took := l.Epoch+1, time.Since(start)
+			line := fmt.Sprintf("epoch %d/%d - %.1fs", epoch, c.Epochs, took.Seconds())
+			for _, key := range keys {
+				line += fmt.Sprintf(" - %s: %.4f", key, l.Logs[key])
+			}
+			if c.ValidationSplit > 0 {
+				for _, key := range keys {
+					line += fmt.Sprintf(" - val_%s: %.4f", key, l.Logs["val_"+key])
+				}
+			}
+			fmt.Fprintln(stdout, line)
+			if !progress {
+				fmt.Fprintf(stderr, "epoch %d/%d: %d steps in %.2fs\n", epoch, c.Epochs, steps, took.Seconds())
+			}
+			start = time.Now()
+		}})
+	if err != nil {
+		bar.done()
+		return fmt.Errorf("bridge: train: %w", err)
 	}
 	if test != nil {
-		logs, err := evaluate(m, test)
-		if err != nil {
+		sums := gokernel.Sums{}
+		if err := m.EvaluateBatch(test, &sums); err != nil {
 			return fmt.Errorf("bridge: train: evaluating the test data: %w", err)
 		}
-		fmt.Fprintln(stdout, testLine(logs, spec.Metrics()))
+		fmt.Fprintln(stdout, testLine(sums.Result(), spec.Metrics()))
 	}
 	if c.Out != "" {
 		if err := gokernel.SaveModel(c.Out, m); err != nil {
@@ -141,39 +161,10 @@ func (c *TrainConfig) check() error {
 	return nil
 }
 
-func loadTrainModel(c TrainConfig) (*gokernel.Model, error) {
-	opts := []gokernel.Option{gokernel.WithSeed(c.Seed), gokernel.WithThreads(c.Threads)}
-	st, err := os.Stat(c.Model)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: train: model: %w", err)
-	}
-	if st.IsDir() {
-		m, err := gokernel.LoadModel(c.Model, opts...)
-		if err != nil {
-			return nil, fmt.Errorf("bridge: train: %w", err)
-		}
-		return m, nil
-	}
-	b, err := os.ReadFile(c.Model)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: train: model: %w", err)
-	}
-	spec, err := gokernel.ParseSpec(b)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: train: %s: %w", c.Model, err)
-	}
-	m, err := gokernel.NewModel(spec, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("bridge: train: %s: %w", c.Model, err)
-	}
-	return m, nil
-}
-
 // loadTrainData reads the training and (optional) test data and shapes the
-// labels for the loss: integer labels for sparse_categorical_crossentropy,
-// one-hot rows when the model has several outputs and the label one column,
-// the label values as they are otherwise.
-func loadTrainData(c TrainConfig, spec *gokernel.Spec) (train, test *dataset, err error) {
+// labels for the loss with the kernel's one label rule (Spec.Labels).
+func loadTrainData(c TrainConfig, spec *gokernel.Spec) (train, test *gokernel.Batch, err error) {
+	var trainSet, testSet *dataset
 	if c.Data == MNIST || c.Test == MNIST {
 		dir := c.MNISTDir
 		if dir == "" {
@@ -186,37 +177,28 @@ func loadTrainData(c TrainConfig, spec *gokernel.Spec) (train, test *dataset, er
 			return nil, nil, fmt.Errorf("bridge: train: %w", err)
 		}
 		if c.Data == MNIST {
-			train = mnistSet(tr)
+			trainSet = mnistSet(tr)
 		}
 		if c.Test == MNIST {
-			test = mnistSet(te)
+			testSet = mnistSet(te)
 		}
 	}
-	if train == nil {
-		if train, err = readTable(c.Data, c.Features, c.Label); err != nil {
+	if trainSet == nil {
+		if trainSet, err = readTable(c.Data, c.Features, c.Label); err != nil {
 			return nil, nil, err
 		}
 	}
-	if test == nil && c.Test != "" {
-		if test, err = readTable(c.Test, c.Features, c.Label); err != nil {
+	if testSet == nil && c.Test != "" {
+		if testSet, err = readTable(c.Test, c.Features, c.Label); err != nil {
 			return nil, nil, err
 		}
 	}
-	for _, d := range []struct {
-		name string
-		set  *dataset
-	}{{c.Data, train}, {c.Test, test}} {
-		if d.set == nil {
-			continue
-		}
-		if err := fitLabels(d.set, spec); err != nil {
-			return nil, nil, fmt.Errorf("bridge: train: %s: %w", d.name, err)
-		}
-		if d.set.xWidth != spec.InputDim() {
-			return nil, nil, fmt.Errorf("bridge: train: %s has %d features per row but the model takes %d", d.name, d.set.xWidth, spec.InputDim())
-		}
-		if d.set.rows == 0 {
-			return nil, nil, fmt.Errorf("bridge: train: %s has no rows", d.name)
+	if train, err = trainSet.batch(c.Data, spec); err != nil {
+		return nil, nil, err
+	}
+	if testSet != nil {
+		if test, err = testSet.batch(c.Test, spec); err != nil {
+			return nil, nil, err
 		}
 	}
 	return train, test, nil
@@ -226,138 +208,24 @@ func mnistSet(s *mnist.Set) *dataset {
 	return &dataset{rows: s.N, x: s.Images, xWidth: mnist.Width, y: s.LabelsFloat(), yWidth: 1}
 }
 
-// fitLabels turns single-column class labels into what the loss wants.
-func fitLabels(d *dataset, spec *gokernel.Spec) error {
-	out := spec.OutputDim()
-	sparse := spec.Loss() == "sparse_categorical_crossentropy"
-	switch {
-	case sparse && d.yWidth != 1:
-		return fmt.Errorf("the label has %d values per row but %s wants one class index", d.yWidth, spec.Loss())
-	case sparse, d.yWidth == out:
-		return nil
-	case d.yWidth == 1 && out > 1:
-		return oneHot(d, out)
-	default:
-		return fmt.Errorf("the label has %d values per row but the model has %d outputs", d.yWidth, out)
+// batch checks d against spec and returns its rows, the labels shaped for
+// the loss.
+func (d *dataset) batch(name string, spec *gokernel.Spec) (*gokernel.Batch, error) {
+	if d.rows == 0 {
+		return nil, fmt.Errorf("bridge: train: %s has no rows", name)
 	}
-}
-
-// oneHot replaces d's class-index labels by one-hot rows of width k.
-func oneHot(d *dataset, k int) error {
-	y := make([]float32, d.rows*k)
-	for i, v := range d.y {
-		c := int(v)
-		if float32(c) != v || c < 0 || c >= k {
-			return fmt.Errorf("label %v in row %d is not a class index in [0, %d) for one-hot encoding", v, i+1, k)
-		}
-		y[i*k+c] = 1
+	if d.xWidth != spec.InputDim() {
+		return nil, fmt.Errorf("bridge: train: %s has %d features per row but the model takes %d", name, d.xWidth, spec.InputDim())
 	}
-	d.y, d.yWidth = y, k
-	return nil
-}
-
-func (d *dataset) slice(from, to int) *dataset {
-	return &dataset{rows: to - from, xWidth: d.xWidth, yWidth: d.yWidth,
-		x: d.x[from*d.xWidth : to*d.xWidth], y: d.y[from*d.yWidth : to*d.yWidth]}
-}
-
-func (d *dataset) tensors() (x, y *tensor.Dense) {
-	return tensor.New(tensor.WithShape(d.rows, d.xWidth), tensor.WithBacking(d.x)),
-		tensor.New(tensor.WithShape(d.rows, d.yWidth), tensor.WithBacking(d.y))
-}
-
-// batchBuf holds one batch of gathered rows and the tensors over them.
-type batchBuf struct {
-	x, y   []float32
-	xt, yt *tensor.Dense
-}
-
-// trainLoop runs the epochs: shuffled rows (Keras' default), batches through
-// TrainOnBatch, and the epoch's logs as the row-weighted means of the
-// batches' values, as Keras' fit reports them.
-func trainLoop(ctx context.Context, m *gokernel.Model, c TrainConfig, train, val *dataset, progress bool, stdout, stderr io.Writer) error {
-	bs := min(c.BatchSize, train.rows)
-	full := newBatchBuf(bs, train)
-	var last *batchBuf
-	if r := train.rows % bs; r != 0 {
-		last = newBatchBuf(r, train)
+	l, err := spec.Labels(d.yWidth)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: train: %s: %w", name, unprefixed(err))
 	}
-	perm := make([]int, train.rows)
-	for i := range perm {
-		perm[i] = i
+	y, err := l.Shape(nil, d.y, d.rows, 0)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: train: %s: %w", name, unprefixed(err))
 	}
-	rng := rand.New(rand.NewPCG(uint64(c.Seed), 0x6f70686173)) // "ophas"
-	steps := (train.rows + bs - 1) / bs
-	keys := append([]string{"loss"}, m.Spec().Metrics()...)
-	sums := make([]float64, len(keys))
-	for epoch := 1; epoch <= c.Epochs; epoch++ {
-		start := time.Now()
-		rng.Shuffle(len(perm), func(i, j int) { perm[i], perm[j] = perm[j], perm[i] })
-		clear(sums)
-		seen := 0
-		bar := newProgressBar(stderr, progress, epoch, c.Epochs, steps)
-		for s := 0; s < steps; s++ {
-			if err := ctx.Err(); err != nil {
-				bar.done()
-				return fmt.Errorf("bridge: train: epoch %d step %d: %w", epoch, s+1, err)
-			}
-			idx := perm[s*bs : min((s+1)*bs, train.rows)]
-			b := full
-			if len(idx) < bs {
-				b = last
-			}
-			b.gather(train, idx)
-			logs, err := m.TrainOnBatch(b.xt, b.yt)
-			if err != nil {
-				bar.done()
-				return fmt.Errorf("bridge: train: epoch %d step %d: %w", epoch, s+1, err)
-			}
-			for k, key := range keys {
-				sums[k] += logs[key] * float64(len(idx))
-			}
-			seen += len(idx)
-			bar.step(s+1, sums[0]/float64(seen)) // the running mean, as Keras shows it
-		}
-		bar.done()
-		line := fmt.Sprintf("epoch %d/%d - %.1fs", epoch, c.Epochs, time.Since(start).Seconds())
-		for k, key := range keys {
-			line += fmt.Sprintf(" - %s: %.4f", key, sums[k]/float64(train.rows))
-		}
-		if val != nil {
-			logs, err := evaluate(m, val)
-			if err != nil {
-				return fmt.Errorf("bridge: train: epoch %d validation: %w", epoch, err)
-			}
-			for _, key := range keys {
-				line += fmt.Sprintf(" - val_%s: %.4f", key, logs[key])
-			}
-		}
-		fmt.Fprintln(stdout, line)
-		if !progress {
-			fmt.Fprintf(stderr, "epoch %d/%d: %d steps in %.2fs\n", epoch, c.Epochs, steps, time.Since(start).Seconds())
-		}
-	}
-	return nil
-}
-
-func newBatchBuf(rows int, d *dataset) *batchBuf {
-	b := &batchBuf{x: make([]float32, rows*d.xWidth), y: make([]float32, rows*d.yWidth)}
-	b.xt = tensor.New(tensor.WithShape(rows, d.xWidth), tensor.WithBacking(b.x))
-	b.yt = tensor.New(tensor.WithShape(rows, d.yWidth), tensor.WithBacking(b.y))
-	return b
-}
-
-func (b *batchBuf) gather(d *dataset, idx []int) {
-	xw, yw := d.xWidth, d.yWidth
-	for i, r := range idx {
-		copy(b.x[i*xw:(i+1)*xw], d.x[r*xw:(r+1)*xw])
-		copy(b.y[i*yw:(i+1)*yw], d.y[r*yw:(r+1)*yw])
-	}
-}
-
-func evaluate(m *gokernel.Model, d *dataset) (map[string]float64, error) {
-	x, y := d.tensors()
-	return m.Evaluate(x, y)
+	return gokernel.NewBatch(d.rows, d.x, d.xWidth, y, l.Width()), nil
 }
 
 // testLine is the final line: the accuracy when a metric is an accuracy,
@@ -388,8 +256,10 @@ func isTerminal(w io.Writer) bool {
 }
 
 // progressBar draws "epoch 2/5 [=====>    ] 120/469 loss: 0.3102" on one
-// terminal line, at most every 100 ms; off, it draws nothing.
+// terminal line, at most every 100 ms; off, it draws nothing. As the loop's
+// Hooks it also stops the fit between two steps when ctx is done.
 type progressBar struct {
+	ctx           context.Context
 	w             io.Writer
 	on            bool
 	epoch, epochs int
@@ -397,15 +267,25 @@ type progressBar struct {
 	last          time.Time
 }
 
-func newProgressBar(w io.Writer, on bool, epoch, epochs, steps int) *progressBar {
-	return &progressBar{w: w, on: on, epoch: epoch, epochs: epochs, steps: steps}
-}
-
 const barWidth = 30
 
-func (p *progressBar) step(s int, loss float64) {
+// BeforeStep stops the fit when ctx is done and counts the epochs.
+func (p *progressBar) BeforeStep(step, rows int) (bool, error) {
+	if step == 0 {
+		p.epoch++
+	}
+	if err := p.ctx.Err(); err != nil {
+		p.done()
+		return false, fmt.Errorf("epoch %d step %d: %w", p.epoch, step+1, err)
+	}
+	return true, nil
+}
+
+// AfterStep draws the bar with the running mean loss, as Keras shows it.
+func (p *progressBar) AfterStep(step, rows int, sums *gokernel.Sums) error {
+	s := step + 1
 	if !p.on || (s < p.steps && time.Since(p.last) < 100*time.Millisecond) {
-		return
+		return nil
 	}
 	p.last = time.Now()
 	n := barWidth * s / p.steps
@@ -413,7 +293,8 @@ func (p *progressBar) step(s int, loss float64) {
 	if n < barWidth {
 		bar += ">" + strings.Repeat(" ", barWidth-n-1)
 	}
-	fmt.Fprintf(p.w, "\repoch %d/%d [%s] %d/%d loss: %.4f", p.epoch, p.epochs, bar, s, p.steps, loss)
+	fmt.Fprintf(p.w, "\repoch %d/%d [%s] %d/%d loss: %.4f", p.epoch, p.epochs, bar, s, p.steps, sums.Sums["loss"]/float64(sums.Count))
+	return nil
 }
 
 // done clears the bar's line.

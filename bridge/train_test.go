@@ -258,7 +258,7 @@ func TestTrainErrors(t *testing.T) {
 		{"label is feature", TrainConfig{Model: spec, Data: good, Features: "a,y", Label: "y"}, `column "y" is both a feature and the label`},
 		{"feature width", TrainConfig{Model: spec, Data: good, Features: "a"}, "1 features per row but the model takes 2"},
 		{"not arrow", TrainConfig{Model: spec, Data: writeFile(t, "d.arrow", "hello")}, "not an Arrow IPC file"},
-		{"bad spec", TrainConfig{Model: writeFile(t, "m.json", `{"class_name":"Nope"}`), Data: good}, "m.json: gokernel:"},
+		{"bad spec", TrainConfig{Model: writeFile(t, "m.json", `{"class_name":"Nope"}`), Data: good}, `m.json: model: class_name "Nope" is not supported`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
@@ -279,28 +279,5 @@ func TestTrainCanceled(t *testing.T) {
 	err := Train(ctx, TrainConfig{Model: spec, Data: data, Epochs: 3}, &stdout, &stderr)
 	if err == nil || !strings.Contains(err.Error(), "epoch 1 step 1: context canceled") {
 		t.Errorf("got error %v; want context canceled at epoch 1 step 1", err)
-	}
-}
-
-func TestOneHotLabels(t *testing.T) {
-	for _, tc := range []struct {
-		labels []float32
-		want   string
-	}{
-		{[]float32{0, 2, 1}, ""},
-		{[]float32{0, 3}, "label 3 in row 2 is not a class index in [0, 3)"},
-		{[]float32{0.5}, "label 0.5 in row 1"},
-	} {
-		d := &dataset{rows: len(tc.labels), y: tc.labels, yWidth: 1}
-		err := oneHot(d, 3)
-		if tc.want == "" {
-			if err != nil || d.yWidth != 3 || d.y[2] != 0 || d.y[5] != 1 || d.y[7] != 1 {
-				t.Errorf("oneHot(%v): got %v, %v; want rows one-hot", tc.labels, d.y, err)
-			}
-			continue
-		}
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("oneHot(%v): got error %v; want %q", tc.labels, err, tc.want)
-		}
 	}
 }

@@ -4,18 +4,13 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"hash/fnv"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"gorgonia.org/tensor"
 
-	"github.com/gophas/gophas/arrowio"
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/ps"
 )
@@ -37,26 +32,6 @@ const (
 	roundWait      = 30 * time.Minute // one synchronous round; the server's round timeout answers first
 )
 
-// readSpec reads the spec of the header's model: DIR/model.json, or the
-// file itself when path is a file.
-func readSpec(path string) (*gokernel.Spec, error) {
-	file := path
-	if st, err := os.Stat(path); err != nil {
-		return nil, fmt.Errorf("model %q: %w", path, err)
-	} else if st.IsDir() {
-		file = filepath.Join(path, gokernel.SpecFile)
-	}
-	b, err := os.ReadFile(file)
-	if err != nil {
-		return nil, fmt.Errorf("model %q: %w", path, err)
-	}
-	spec, err := gokernel.ParseSpec(b)
-	if err != nil {
-		return nil, fmt.Errorf("model %q: %w", file, err)
-	}
-	return spec, nil
-}
-
 // dialDriver returns a client of the header's driver. Each attempt of a
 // call is bounded by the pipe's timeout, at most maxCallTimeout.
 func dialDriver(h *Header) (*ps.Client, error) {
@@ -69,13 +44,9 @@ func dialDriver(h *Header) (*ps.Client, error) {
 
 // driverModel builds the header's spec with the driver's current weights.
 func driverModel(ctx context.Context, h *Header) (*gokernel.Model, error) {
-	spec, err := readSpec(h.Model)
+	m, err := openSpec(h)
 	if err != nil {
 		return nil, err
-	}
-	m, err := gokernel.NewModel(spec, gokernel.WithThreads(h.Threads))
-	if err != nil {
-		return nil, fmt.Errorf("model %q: %w", h.Model, err)
 	}
 	c, err := dialDriver(h)
 	if err != nil {
@@ -92,7 +63,22 @@ func driverModel(ctx context.Context, h *Header) (*gokernel.Model, error) {
 	return m, nil
 }
 
-// trainer runs the steps of one train task and keeps their sums.
+// openSpec builds a model of the header's spec (the weights to come from
+// the driver) with the header's threads.
+func openSpec(h *Header) (*gokernel.Model, error) {
+	spec, err := gokernel.OpenSpec(h.Model)
+	if err != nil {
+		return nil, err
+	}
+	m, err := gokernel.NewModel(spec, gokernel.WithThreads(h.Threads))
+	if err != nil {
+		return nil, fmt.Errorf("model %q: %w", h.Model, err)
+	}
+	return m, nil
+}
+
+// trainer is one train task: the epoch of the training loop it feeds, and
+// the distributed rules it applies around each step (the loop's Hooks).
 type trainer struct {
 	t    *Task
 	h    *Header
@@ -108,20 +94,8 @@ type trainer struct {
 	version uint64           // their version
 	shapes  []ps.TensorInfo
 
-	keys []string
-	sums []float64
-
-	// The shuffle block: rows×xw features and rows×yw targets.
-	xw, yw  int
-	capRows int
-	rows    int
-	x, y    []float32
-	perm    []int
-	rng     *rand.Rand // nil: arrival order
-	bx, by  []float32  // one gathered batch
-
-	batches                     int   // batch index of the next batch
-	trained, skipped            int64 // rows
+	epoch                       *gokernel.Epoch
+	step                        uint64 // the push step of the batch in training
 	pushes, duplicates, skipSet int
 	peersChecked                bool // synchronous: awaitPeers ran
 }
@@ -135,33 +109,16 @@ func runTrain(t *Task) (err error) {
 	if slices.Contains(feat, h.LabelCol) {
 		return fmt.Errorf("column %q is both a feature and the label", h.LabelCol)
 	}
-	xc := &matrix{conv: arrowio.NewConverter(feat)}
-	if err := xc.conv.Check(in); err != nil {
-		return err
-	}
-	spec, err := readSpec(h.Model)
+	rows, err := newRows(h, in)
 	if err != nil {
 		return err
 	}
-	if spec.Loss() == "" {
-		return fmt.Errorf("model %q has no compile config with a loss", h.Model)
-	}
-	seed := taskSeed(h)
-	m, err := gokernel.NewModel(spec, gokernel.WithSeed(int64(seed)), gokernel.WithThreads(h.Threads))
+	m, err := openSpec(h)
 	if err != nil {
-		return fmt.Errorf("model %q: %w", h.Model, err)
-	}
-	if err := checkWidth(xc.conv, feat, m); err != nil {
 		return err
 	}
-	yc := newLabels(h.LabelCol, spec)
-	if err := yc.conv.Check(in); err != nil {
+	if err := rows.check(m.Spec(), h.Model); err != nil {
 		return err
-	}
-	if w := yc.conv.Width(); w >= 0 {
-		if err := yc.shape(w); err != nil {
-			return err
-		}
 	}
 
 	c, err := dialDriver(h)
@@ -205,29 +162,24 @@ func runTrain(t *Task) (err error) {
 			tr.skipAll = true
 		}
 	}
-	tr.keys = evaluateKeys(spec)
-	tr.sums = make([]float64, len(tr.keys))
+	blockRows := 0
 	if !h.NoShuffle {
-		tr.rng = rand.New(rand.NewPCG(uint64(h.Seed), seed))
+		blockRows = int(max(1, h.ShuffleBufferBytes/int64(4*(rows.xWidth()+rows.yWidth()))))
+	}
+	if tr.epoch, err = m.NewEpoch(gokernel.EpochOptions{BatchSize: h.BatchSize, Shuffle: !h.NoShuffle, Seed: h.Seed,
+		Epoch: h.Epoch, Worker: h.Partition, BlockRows: blockRows, Hooks: tr}); err != nil {
+		return err
 	}
 
 	for t.Input.Next() {
-		rec := t.Input.RecordBatch()
-		xt, err := xc.load(rec)
+		b, err := rows.load(t.Input.RecordBatch())
 		if err != nil {
 			return err
 		}
-		if xt == nil {
+		if b == nil {
 			continue
 		}
-		if err := checkWidth(xc.conv, feat, m); err != nil {
-			return err
-		}
-		yt, err := yc.load(rec)
-		if err != nil {
-			return err
-		}
-		if err := tr.add(xt, yt); err != nil {
+		if err := tr.epoch.Feed(b); err != nil {
 			return err
 		}
 		if err := ctx.Err(); err != nil {
@@ -237,10 +189,11 @@ func runTrain(t *Task) (err error) {
 	if err := t.Input.Err(); err != nil {
 		return fmt.Errorf("reading the input stream: %w", err)
 	}
-	if err := tr.flush(true); err != nil {
+	if err := tr.epoch.Finish(); err != nil {
 		return err
 	}
-	if !tr.perBatch && !tr.skipAll && tr.trained > 0 {
+	trained := tr.epoch.Sums().Count
+	if !tr.perBatch && !tr.skipAll && trained > 0 {
 		step := tr.epochStep()
 		if tr.sync {
 			step = tr.round
@@ -253,22 +206,13 @@ func runTrain(t *Task) (err error) {
 		return err
 	}
 	state := ""
-	if tr.trained > 0 {
+	if trained > 0 {
 		if state, err = tr.saveOptimizer(); err != nil {
 			return err
 		}
 	}
 	tr.log()
 	return tr.write(state)
-}
-
-// taskSeed mixes the header's epoch and worker name into its seed, so that
-// workers and epochs shuffle and drop out differently while a retried task
-// repeats its first attempt exactly.
-func taskSeed(h *Header) uint64 {
-	hw := fnv.New64a()
-	fmt.Fprintf(hw, "%d/%d/%s", h.Seed, h.Epoch, h.Worker)
-	return hw.Sum64()
 }
 
 // epochStep is the step of an asynchronous epoch push: the epoch in the
@@ -306,154 +250,59 @@ func (tr *trainer) saveOptimizer() (string, error) {
 	return tr.c.PutModel(tr.t.Ctx, "optimizer", buf.Bytes())
 }
 
-// add appends the rows of one input batch to the shuffle block, training
-// on the block whenever it is full.
-func (tr *trainer) add(xt, yt *tensor.Dense) error {
-	x, y := xt.Data().([]float32), yt.Data().([]float32)
-	n := xt.Shape()[0]
-	if tr.capRows == 0 {
-		tr.xw, tr.yw = xt.Shape()[1], yt.Shape()[1]
-		tr.capRows = tr.h.BatchSize
-		if tr.rng != nil {
-			tr.capRows = max(tr.capRows, int(tr.h.ShuffleBufferBytes/int64(4*(tr.xw+tr.yw))))
-		}
-		tr.bx = make([]float32, tr.h.BatchSize*tr.xw)
-		tr.by = make([]float32, tr.h.BatchSize*tr.yw)
+// BeforeStep decides batch idx of k rows: skipped when the server has it
+// already, else pulled as the mode and frequency say, then trained.
+func (tr *trainer) BeforeStep(idx, k int) (bool, error) {
+	if err := tr.t.Ctx.Err(); err != nil {
+		return false, fmt.Errorf("cancelled: %w", err)
 	}
-	for off := 0; off < n; {
-		k := min(n-off, tr.capRows-tr.rows)
-		tr.x = appendRows(tr.x, x[off*tr.xw:(off+k)*tr.xw], tr.capRows*tr.xw)
-		tr.y = appendRows(tr.y, y[off*tr.yw:(off+k)*tr.yw], tr.capRows*tr.yw)
-		tr.rows += k
-		off += k
-		if tr.rows == tr.capRows {
-			if err := tr.flush(false); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
-// appendRows appends v to buf, growing it at most to limit values.
-func appendRows(buf, v []float32, limit int) []float32 {
-	if need := len(buf) + len(v); need > cap(buf) {
-		grown := make([]float32, len(buf), min(limit, max(need, 2*cap(buf))))
-		copy(grown, buf)
-		buf = grown
-	}
-	return append(buf, v...)
-}
-
-// flush trains on the block in batches, in a seeded random order unless
-// NoShuffle. Rows that do not fill a batch stay for the next block, unless
-// final: then the last batch is short.
-func (tr *trainer) flush(final bool) error {
-	n := tr.rows
-	if n == 0 {
-		return nil
-	}
-	tr.perm = tr.perm[:0]
-	for i := range n {
-		tr.perm = append(tr.perm, i)
-	}
-	if tr.rng != nil {
-		tr.rng.Shuffle(n, func(i, j int) { tr.perm[i], tr.perm[j] = tr.perm[j], tr.perm[i] })
-	}
-	bs := tr.h.BatchSize
-	full := n / bs * bs
-	if final {
-		full = n
-	}
-	for b := 0; b < full; b += bs {
-		k := min(bs, full-b)
-		tr.gather(tr.perm[b : b+k])
-		if err := tr.step(k); err != nil {
-			return err
-		}
-		if err := tr.t.Ctx.Err(); err != nil {
-			return fmt.Errorf("cancelled: %w", err)
-		}
-	}
-	rest := tr.perm[full:]
-	tr.gather(rest) // fewer than a batch: bx, by hold them
-	tr.x = append(tr.x[:0], tr.bx[:len(rest)*tr.xw]...)
-	tr.y = append(tr.y[:0], tr.by[:len(rest)*tr.yw]...)
-	tr.rows = len(rest)
-	return nil
-}
-
-// gather copies the block's rows idx into the batch buffers.
-func (tr *trainer) gather(idx []int) {
-	xw, yw := tr.xw, tr.yw
-	for i, r := range idx {
-		copy(tr.bx[i*xw:(i+1)*xw], tr.x[r*xw:(r+1)*xw])
-		copy(tr.by[i*yw:(i+1)*yw], tr.y[r*yw:(r+1)*yw])
-	}
-}
-
-// step runs the next batch of k rows (in bx, by): skipped when the server
-// has it already, else pulled, trained and pushed as the mode and
-// frequency say.
-func (tr *trainer) step(k int) error {
-	ctx := tr.t.Ctx
-	idx := tr.batches
-	tr.batches++
-	var step uint64
 	switch {
 	case tr.skipAll:
-		tr.skipped += int64(k)
-		return nil
+		return false, nil
 	case tr.perBatch && tr.sync:
-		step = tr.round + uint64(idx)
-		if tr.version < step {
+		tr.step = tr.round + uint64(idx)
+		if tr.version < tr.step {
 			if err := tr.pull(); err != nil {
-				return err
+				return false, err
 			}
 		}
-		if tr.version > step { // the round closed without us: a retried task
-			tr.skipped += int64(k)
+		if tr.version > tr.step { // the round closed without us: a retried task
 			tr.skipSet++
-			return nil
+			return false, nil
 		}
-		if tr.version < step {
-			return fmt.Errorf("batch %d: round %d is not open: the driver %s is at version %d", idx+1, step, tr.h.Driver, tr.version)
+		if tr.version < tr.step {
+			return false, fmt.Errorf("batch %d: round %d is not open: the driver %s is at version %d", idx+1, tr.step, tr.h.Driver, tr.version)
 		}
 		if err := tr.m.SetWeights(tr.base); err != nil {
-			return err
+			return false, err
 		}
 	case tr.perBatch:
-		step = tr.epochStep() | uint64(idx+1)
-		if tr.info.HasPushed && step <= tr.info.LastStep {
-			tr.skipped += int64(k)
+		tr.step = tr.epochStep() | uint64(idx+1)
+		if tr.info.HasPushed && tr.step <= tr.info.LastStep {
 			tr.skipSet++
-			return nil
+			return false, nil
 		}
 		if err := tr.pull(); err != nil {
-			return err
+			return false, err
 		}
 		if err := tr.m.SetWeights(tr.base); err != nil {
-			return err
+			return false, err
 		}
 	}
-	xt := tensor.New(tensor.WithShape(k, tr.xw), tensor.WithBacking(tr.bx[:k*tr.xw]))
-	yt := tensor.New(tensor.WithShape(k, tr.yw), tensor.WithBacking(tr.by[:k*tr.yw]))
-	logs, err := tr.m.TrainOnBatch(xt, yt)
-	if err != nil {
-		return fmt.Errorf("batch %d: %w", idx+1, err)
-	}
-	for i, key := range tr.keys {
-		tr.sums[i] += logs[key] * float64(k)
-	}
-	tr.trained += int64(k)
+	return true, nil
+}
+
+// AfterStep pushes a trained batch (frequency batch) and, synchronous,
+// waits for its round to close.
+func (tr *trainer) AfterStep(idx, k int, _ *gokernel.Sums) error {
 	if !tr.perBatch {
 		return nil
 	}
-	if err := tr.push(step); err != nil {
+	if err := tr.push(tr.step); err != nil {
 		return err
 	}
 	if tr.sync {
-		if _, err := tr.c.WaitRound(ctx, step); err != nil {
+		if _, err := tr.c.WaitRound(tr.t.Ctx, tr.step); err != nil {
 			return err
 		}
 	}
@@ -556,11 +405,12 @@ func (tr *trainer) log() {
 	if h.Epochs > 0 {
 		msg += fmt.Sprintf("/%d", h.Epochs)
 	}
-	msg += fmt.Sprintf(", %s/%s: %d rows trained in %d batches, %d pushes", tr.info.Mode, tr.info.Frequency, tr.trained, tr.batches, tr.pushes)
+	e := tr.epoch
+	msg += fmt.Sprintf(", %s/%s: %d rows trained in %d batches, %d pushes", tr.info.Mode, tr.info.Frequency, e.Sums().Count, e.Steps(), tr.pushes)
 	if tr.duplicates > 0 {
 		msg += fmt.Sprintf(" (%d already applied)", tr.duplicates)
 	}
-	if tr.skipped > 0 {
+	if e.Skipped() > 0 {
 		why := "the epoch was applied by an earlier attempt"
 		if tr.perBatch {
 			why = fmt.Sprintf("%d batches applied by an earlier attempt", tr.skipSet)
@@ -568,7 +418,7 @@ func (tr *trainer) log() {
 				why = fmt.Sprintf("%d rounds closed without this attempt", tr.skipSet)
 			}
 		}
-		msg += fmt.Sprintf("; skipped %d rows (%s)", tr.skipped, why)
+		msg += fmt.Sprintf("; skipped %d rows (%s)", e.Skipped(), why)
 	}
 	fmt.Fprintln(tr.t.Log, msg)
 }
@@ -582,10 +432,11 @@ func (tr *trainer) write(state string) (err error) {
 	sum := b.Field(1).(*array.Float64Builder)
 	count := b.Field(2).(*array.Int64Builder)
 	st := b.Field(3).(*array.StringBuilder)
-	for i, k := range tr.keys {
+	sums := tr.epoch.Sums()
+	for _, k := range tr.m.Spec().EvaluateKeys() {
 		key.Append(k)
-		sum.Append(tr.sums[i])
-		count.Append(tr.trained)
+		sum.Append(sums.Sums[k])
+		count.Append(int64(sums.Count))
 		st.Append("")
 	}
 	key.Append(TrainStateKey)

@@ -115,7 +115,7 @@ func (l *Labels) Shape(dst, labels []float32, rows int, first int64) ([]float32,
 	case l.kind == ClassIndex || l.oneHot:
 		for i, v := range labels {
 			if v != float32(math.Trunc(float64(v))) || v < 0 || v >= float32(l.outDim) {
-				return dst, fmt.Errorf("gokernel: row %d: label %v is not a class index in [0, %d) for %s with %d outputs",
+				return dst, fmt.Errorf("gokernel: row %d: value %v is not a class index in [0, %d) for %s with %d outputs",
 					first+int64(i), v, l.outDim, l.loss, l.outDim)
 			}
 		}
@@ -132,7 +132,7 @@ func (l *Labels) Shape(dst, labels []float32, rows int, first int64) ([]float32,
 	case l.kind == Binary:
 		for i, v := range labels {
 			if !(v >= 0 && v <= 1) {
-				return dst, fmt.Errorf("gokernel: row %d: label %v is outside [0, 1], which %s wants", first+int64(i)/int64(l.width), v, l.loss)
+				return dst, fmt.Errorf("gokernel: row %d: value %v is outside [0, 1], which %s wants", first+int64(i)/int64(l.width), v, l.loss)
 			}
 		}
 	}

@@ -253,13 +253,13 @@ func TestLabels(t *testing.T) {
 	}{
 		{"cce one-hot", cce, 1, []float32{2, 0}, []float32{0, 0, 1, 1, 0, 0}, ""},
 		{"cce vectors", cce, 3, []float32{0, 1, 0}, []float32{0, 1, 0}, ""},
-		{"cce index out of range", cce, 1, []float32{0, 3}, nil, "row 6: label 3 is not a class index in [0, 3) for categorical_crossentropy with 3 outputs"},
+		{"cce index out of range", cce, 1, []float32{0, 3}, nil, "row 6: value 3 is not a class index in [0, 3) for categorical_crossentropy with 3 outputs"},
 		{"cce width", cce, 2, nil, nil, "the label has 2 values per row but categorical_crossentropy on 3 outputs wants 3 values or one class index"},
 		{"sparse", sparse, 1, []float32{2, 1}, []float32{2, 1}, ""},
-		{"sparse fraction", sparse, 1, []float32{0.5}, nil, "row 5: label 0.5 is not a class index"},
+		{"sparse fraction", sparse, 1, []float32{0.5}, nil, "row 5: value 0.5 is not a class index"},
 		{"sparse width", sparse, 3, nil, nil, "wants one class index"},
 		{"bce", bce, 1, []float32{0, 1, 0.25}, []float32{0, 1, 0.25}, ""},
-		{"bce range", bce, 1, []float32{0, 2}, nil, "row 6: label 2 is outside [0, 1]"},
+		{"bce range", bce, 1, []float32{0, 2}, nil, "row 6: value 2 is outside [0, 1]"},
 		{"mse", mse, 2, []float32{-3, 4}, []float32{-3, 4}, ""},
 		{"mse class index", mse, 1, nil, nil, "the label has 1 values per row but mean_squared_error on 2 outputs wants 2"},
 	} {

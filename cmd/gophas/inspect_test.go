@@ -7,6 +7,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -40,8 +41,10 @@ func inspect(t *testing.T, args ...string) bridge.ModelInfo {
 func TestInspect(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "init")
 	info := inspect(t, "--model", mnistSpec, "--seed", "7", "--out", out)
-	want := bridge.ModelInfo{Name: "mnist_mlp", InputDim: 784, InputShape: []int{784}, OutputDim: 10, Loss: "categorical_crossentropy",
-		Metrics: []string{"accuracy"}, EvaluateKeys: []string{"loss", "accuracy"}, Params: 784*128 + 128 + 128*128 + 128 + 128*10 + 10}
+	want := bridge.ModelInfo{Info: gokernel.Info{Name: "mnist_mlp", InputDim: 784, InputShape: []int{784}, OutputDim: 10, OutputShape: []int{10},
+		Loss: "categorical_crossentropy", Metrics: []string{"accuracy"}, EvaluateKeys: []string{"loss", "accuracy"},
+		LabelKind: gokernel.Categorical, LabelWidths: []int{10, 1}, Classifier: true, Optimizer: "adam", DefaultOptimizer: "rmsprop"},
+		Params: 784*128 + 128 + 128*128 + 128 + 128*10 + 10}
 	if !sameInfo(info, want) {
 		t.Errorf("inspect spec file: got %+v; want %+v", info, want)
 	}
@@ -115,11 +118,38 @@ func TestInspectNoCompile(t *testing.T) {
 	}
 }
 
-func sameInfo(a, b bridge.ModelInfo) bool {
-	return a.Name == b.Name && a.InputDim == b.InputDim && slices.Equal(a.InputShape, b.InputShape) && a.OutputDim == b.OutputDim &&
-		a.Loss == b.Loss && slices.Equal(a.Metrics, b.Metrics) && slices.Equal(a.EvaluateKeys, b.EvaluateKeys) &&
-		a.Params == b.Params && a.HasWeights == b.HasWeights
+// TestInspectCompile: the compile flags override the spec's compile config
+// (the Spark ML estimator's loss, optimizer, learningRate and metrics), and
+// --out writes the compiled spec.
+func TestInspectCompile(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain.json")
+	if err := os.WriteFile(plain, []byte(`{"class_name":"Sequential","config":{"name":"p","layers":[`+
+		`{"class_name":"InputLayer","config":{"batch_shape":[null,3],"name":"in"}},`+
+		`{"class_name":"Dense","config":{"name":"o","units":2,"activation":"softmax"}}]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	info := inspect(t, "--model", plain, "--loss", "categorical_crossentropy", "--metrics", "accuracy, mse", "--out", out)
+	if info.Optimizer != gokernel.DefaultOptimizer || info.Loss != "categorical_crossentropy" || !slices.Equal(info.EvaluateKeys, []string{"loss", "accuracy", "mse"}) {
+		t.Errorf("compiled without an optimizer: %+v; want %s, the loss and the metrics", info, gokernel.DefaultOptimizer)
+	}
+	info = inspect(t, "--model", out, "--optimizer", "adam", "--learning-rate", "0.125")
+	if info.Optimizer != "adam" || info.Loss != "categorical_crossentropy" || !info.HasWeights {
+		t.Errorf("recompiled: %+v; want adam and the saved loss", info)
+	}
+	spec, err := gokernel.OpenSpec(out)
+	if err != nil || spec.Loss() != "categorical_crossentropy" {
+		t.Fatalf("the written spec: %v, %v", spec, err)
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run(context.Background(), []string{"inspect", "--model", plain, "--optimizer", "adam"}, strings.NewReader(""), &stdout, &stderr); code != bridge.ExitError ||
+		!strings.Contains(stderr.String(), "no loss") {
+		t.Errorf("compile without a loss: exit %d, stderr %q; want an error saying there is no loss", code, stderr.String())
+	}
 }
+
+func sameInfo(a, b bridge.ModelInfo) bool { return reflect.DeepEqual(a, b) }
 
 func TestInspectErrors(t *testing.T) {
 	for _, tc := range []struct {
@@ -130,8 +160,8 @@ func TestInspectErrors(t *testing.T) {
 		{[]string{"inspect"}, bridge.ExitUsage, "inspect: --model is required"},
 		{[]string{"inspect", "--model", "m.json", "extra"}, bridge.ExitUsage, `inspect: unexpected argument "extra"`},
 		{[]string{"inspect", "--model", "m.json", "--seed", "x"}, bridge.ExitUsage, `invalid value "x" for flag -seed`},
-		{[]string{"inspect", "--model", "/nonexistent/m.json"}, bridge.ExitError, "bridge: inspect: model: stat /nonexistent/m.json: no such file or directory"},
-		{[]string{"inspect", "--model", "main.go"}, bridge.ExitError, `bridge: inspect: model "main.go": gokernel: `},
+		{[]string{"inspect", "--model", "/nonexistent/m.json"}, bridge.ExitError, "bridge: inspect: gokernel: Open: stat /nonexistent/m.json: no such file or directory"},
+		{[]string{"inspect", "--model", "main.go"}, bridge.ExitError, `bridge: inspect: gokernel: Open: main.go: spec is not a JSON object`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)

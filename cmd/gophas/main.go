@@ -19,9 +19,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/gophas/gophas/bridge"
+	"github.com/gophas/gophas/gokernel"
 )
 
 func main() {
@@ -139,8 +141,17 @@ func inspectFlags(args []string, stderr io.Writer) (bridge.InspectConfig, error)
 	fs.StringVar(&c.Model, "model", "", "model spec (Keras JSON) or model directory (required)")
 	fs.Int64Var(&c.Seed, "seed", 0, "seed of the initializers when the model has no weights")
 	fs.StringVar(&c.Out, "out", "", "directory to write the model to (model.json and model.safetensors)")
+	fs.StringVar(&c.Compile.Loss, "loss", "", "compile with this Keras loss (default: the spec's)")
+	fs.StringVar(&c.Compile.Optimizer, "optimizer", "", "compile with this Keras optimizer, a name or its JSON serialization (default: the spec's, else "+gokernel.DefaultOptimizer+")")
+	fs.Float64Var(&c.Compile.LearningRate, "learning-rate", 0, "the optimizer's learning rate (default: the optimizer's)")
+	metrics := fs.String("metrics", "", "compile with these Keras metrics, comma-separated (default: the spec's)")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("inspect: %w", err)
+	}
+	if *metrics != "" {
+		for _, m := range strings.Split(*metrics, ",") {
+			c.Compile.Metrics = append(c.Compile.Metrics, strings.TrimSpace(m))
+		}
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("inspect: unexpected argument %q", fs.Arg(0))

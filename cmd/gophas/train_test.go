@@ -24,7 +24,7 @@ func TestTrainFlags(t *testing.T) {
 		{[]string{"train", "--model", "m.json", "--data", "d.csv", "extra"}, bridge.ExitUsage, `train: unexpected argument "extra"`},
 		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--epochs", "two"}, bridge.ExitUsage, `invalid value "two" for flag -epochs`},
 		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--validation-split", "x"}, bridge.ExitUsage, `invalid value "x" for flag -validation-split`},
-		{[]string{"train", "--model", "/nonexistent/m.json", "--data", "d.csv"}, bridge.ExitError, "bridge: train: model: stat /nonexistent/m.json: no such file or directory"},
+		{[]string{"train", "--model", "/nonexistent/m.json", "--data", "d.csv"}, bridge.ExitError, "bridge: train: gokernel: Open: stat /nonexistent/m.json: no such file or directory"},
 		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--epochs", "-1"}, bridge.ExitError, "bridge: train: epochs -1 must not be negative"},
 	} {
 		var stdout, stderr bytes.Buffer
