@@ -99,7 +99,7 @@ func TestDriverControl(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	c := driverClient(t, rd)
-	if _, err := c.Register(ctx, "partition-0"); err != nil {
+	if _, err := c.Register(ctx, "partition-0", 0); err != nil {
 		t.Fatal(err)
 	}
 	ws := m.Weights()

@@ -406,7 +406,7 @@ func TestDriverSavesAndLoadsServerOptimizer(t *testing.T) {
 	if st := readState(fresh); len(st) != 1 || st[0].Name != "iteration" || st[0].Data[0] != 0 {
 		t.Errorf("state saved before any step = %v; want iteration 0 alone", st)
 	}
-	if _, err := c.Register(ctx, "partition-0"); err != nil {
+	if _, err := c.Register(ctx, "partition-0", 0); err != nil {
 		t.Fatal(err)
 	}
 	for step := uint64(1); step <= 3; step++ {
@@ -443,7 +443,7 @@ func TestDriverSavesAndLoadsServerOptimizer(t *testing.T) {
 	same("state after load", got, want)
 	for _, cl := range []*ps.Client{c, c2} {
 		if cl == c2 {
-			if _, err := cl.Register(ctx, "partition-0"); err != nil {
+			if _, err := cl.Register(ctx, "partition-0", 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -466,7 +466,7 @@ func TestDriverSavesAndLoadsServerOptimizer(t *testing.T) {
 	if got := send3(`{"cmd":"load","model":"` + fresh + `"}`); got["ok"] != true {
 		t.Fatalf("load of a state saved before the first step: %v", got)
 	}
-	if _, err := c3.Register(ctx, "partition-0"); err != nil {
+	if _, err := c3.Register(ctx, "partition-0", 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c3.Push(ctx, 1, ps.Gradient, shapes, grads); err != nil {

@@ -127,7 +127,7 @@ func runTrain(t *Task) (err error) {
 	}
 	defer c.Close()
 	ctx := t.Ctx
-	info, err := c.Register(ctx, h.Worker)
+	info, err := c.Register(ctx, h.Worker, h.Epoch)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func BenchmarkPull(b *testing.B) {
 			_, addr := serve(b, newParams(b, benchModel(sz.n)))
 			c := dial(b, addr, testToken)
 			ctx := context.Background()
-			if _, err := c.Register(ctx, "w"); err != nil {
+			if _, err := c.Register(ctx, "w", 0); err != nil {
 				b.Fatal(err)
 			}
 			b.SetBytes(int64(4 * sz.n))
@@ -50,7 +50,7 @@ func BenchmarkPush(b *testing.B) {
 			_, addr := serve(b, newParams(b, m))
 			c := dial(b, addr, testToken)
 			ctx := context.Background()
-			if _, err := c.Register(ctx, "w"); err != nil {
+			if _, err := c.Register(ctx, "w", 0); err != nil {
 				b.Fatal(err)
 			}
 			update := [][]float32{benchModel(sz.n)[0].Data}
@@ -79,7 +79,7 @@ func BenchmarkSyncRound(b *testing.B) {
 			clients := make([]*Client, workers)
 			for i := range clients {
 				clients[i] = dial(b, addr, testToken)
-				if _, err := clients[i].Register(ctx, fmt.Sprint("w", i)); err != nil {
+				if _, err := clients[i].Register(ctx, fmt.Sprint("w", i), 0); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -119,7 +119,7 @@ func BenchmarkAsyncPushes(b *testing.B) {
 	cs := make([]*Client, clients)
 	for i := range cs {
 		cs[i] = dial(b, addr, testToken)
-		if _, err := cs[i].Register(ctx, fmt.Sprint("w", i)); err != nil {
+		if _, err := cs[i].Register(ctx, fmt.Sprint("w", i), 0); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -163,7 +163,7 @@ func BenchmarkTransfer(b *testing.B) {
 			_, addr := serve(b, newParams(b, m))
 			c := dial(b, addr, testToken, f.opts...)
 			ctx := context.Background()
-			if _, err := c.Register(ctx, "w"); err != nil {
+			if _, err := c.Register(ctx, "w", 0); err != nil {
 				b.Fatal(err)
 			}
 			update := [][]float32{benchModel(n)[0].Data}

@@ -233,6 +233,10 @@ type RegisterInfo struct {
 	Version   uint64
 	Mode      Mode
 	Frequency Frequency
+	// Epoch is the epoch the driver has opened (0 for none); Rejoin says
+	// the worker registered for it before: a retried task.
+	Epoch  int
+	Rejoin bool
 	// LastStep is the worker's last applied step (synchronous: its last
 	// round), meaningful when HasPushed: a retried task skips the steps up
 	// to it.
@@ -241,11 +245,12 @@ type RegisterInfo struct {
 }
 
 // Register records this client as worker (a stable name such as the Spark
-// partition index, the same when Spark retries the task).
-func (c *Client) Register(ctx context.Context, worker string) (RegisterInfo, error) {
+// partition index, the same when Spark retries the task) for epoch (from
+// 1; 0 for none).
+func (c *Client) Register(ctx context.Context, worker string, epoch int) (RegisterInfo, error) {
 	var resp *pspb.RegisterResponse
 	err := c.call(ctx, "register", true, c.cfg.callTimeout, func(ctx context.Context) (err error) {
-		resp, err = c.api.Register(ctx, &pspb.RegisterRequest{Worker: worker, Protocol: ProtocolVersion})
+		resp, err = c.api.Register(ctx, &pspb.RegisterRequest{Worker: worker, Protocol: ProtocolVersion, Epoch: int32(epoch)})
 		return err
 	})
 	if err != nil {
@@ -255,7 +260,7 @@ func (c *Client) Register(ctx context.Context, worker string) (RegisterInfo, err
 	c.worker = worker
 	c.mu.Unlock()
 	return RegisterInfo{Version: resp.GetVersion(), Mode: Mode(resp.GetMode()), Frequency: Frequency(resp.GetFrequency()),
-		LastStep: resp.GetLastStep(), HasPushed: resp.GetHasPushed()}, nil
+		Epoch: int(resp.GetEpoch()), Rejoin: resp.GetRejoin(), LastStep: resp.GetLastStep(), HasPushed: resp.GetHasPushed()}, nil
 }
 
 func (c *Client) name() string {
@@ -472,11 +477,8 @@ func (c *Client) Stats(ctx context.Context) (ServerStats, error) {
 	if err != nil {
 		return ServerStats{}, err
 	}
-	s := ServerStats{Stats: Stats{Mode: Mode(resp.GetMode()), Frequency: Frequency(resp.GetFrequency()), Version: resp.GetVersion(), Round: resp.GetRound()}, Unauthenticated: resp.GetUnauthenticated()}
-	for _, w := range resp.GetWorkers() {
-		s.Workers = append(s.Workers, WorkerStats{Worker: w.GetWorker(), Applied: w.GetApplied(), Refused: w.GetRefused(), Duplicate: w.GetDuplicate(), NonFinite: w.GetNonFinite(), Registers: w.GetRegisters(), Done: w.GetDone()})
-	}
-	return s, nil
+	st, unauth := statsFromProto(resp)
+	return ServerStats{Stats: st, Unauthenticated: unauth}, nil
 }
 
 // Shutdown asks the driver to drain and exit. It is not retried.

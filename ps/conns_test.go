@@ -105,7 +105,7 @@ func TestServerSurvivesPanickingCall(t *testing.T) {
 	_, addr := serve(t, p, logTo(&log))
 	ctx := testCtx(t)
 	c := dial(t, addr, testToken)
-	if _, err := c.Register(ctx, "w"); err != nil {
+	if _, err := c.Register(ctx, "w", 0); err != nil {
 		t.Fatal(err)
 	}
 	_, err := c.Push(ctx, 1, Gradient, infos(model2()), [][]float32{{1, 1, 1, 1}, {1, 1}})
@@ -165,7 +165,7 @@ func TestServerUnknownKindIsInvalidArgument(t *testing.T) {
 	_, addr := serve(t, newParams(t, model2()))
 	ctx := testCtx(t)
 	c := dial(t, addr, testToken)
-	if _, err := c.Register(ctx, "w"); err != nil {
+	if _, err := c.Register(ctx, "w", 0); err != nil {
 		t.Fatal(err)
 	}
 	_, err := c.Push(ctx, 1, Kind(9), infos(model2()), [][]float32{{1, 1, 1, 1}, {1, 1}})
@@ -210,7 +210,7 @@ func TestIdleUnauthenticatedConnectionsClosed(t *testing.T) {
 	s, addr := serve(t, newParams(t, model2()), logTo(&log), WithAuthTimeout(300*time.Millisecond))
 	ctx := testCtx(t)
 	good := dial(t, addr, testToken)
-	if _, err := good.Register(ctx, "w"); err != nil {
+	if _, err := good.Register(ctx, "w", 0); err != nil {
 		t.Fatal(err)
 	}
 	idle := idleConns(t, addr, 20)
@@ -251,7 +251,7 @@ func TestConnectionCapEvictsUnauthenticated(t *testing.T) {
 	var clients []*Client
 	for i := range 8 {
 		c := dial(t, addr, testToken)
-		if _, err := c.Register(ctx, "w"+string(rune('0'+i))); err != nil {
+		if _, err := c.Register(ctx, "w"+string(rune('0'+i)), 0); err != nil {
 			t.Fatalf("worker %d with 500 idle sockets open: %v", i, err)
 		}
 		clients = append(clients, c)
@@ -362,13 +362,13 @@ func TestStopIsBounded(t *testing.T) {
 	idleConns(t, addr, 10)
 	c := dial(t, addr, testToken)
 	ctx := testCtx(t)
-	if _, err := c.Register(ctx, "a"); err != nil {
+	if _, err := c.Register(ctx, "a", 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.Register(ctx, "b"); err != nil {
+	if _, err := c.Register(ctx, "b", 0); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Register("b"); err != nil {
+	if _, err := p.Register("b", 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.Push(ctx, 1, Delta, infos(model2()), [][]float32{{1, 1, 1, 1}, {1, 1}}); err != nil {

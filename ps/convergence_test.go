@@ -115,7 +115,7 @@ func trainWorker(ctx context.Context, t *testing.T, addr, token string, mode ps.
 		return err
 	}
 	defer c.Close()
-	if _, err := c.Register(ctx, fmt.Sprint("part-", id)); err != nil {
+	if _, err := c.Register(ctx, fmt.Sprint("part-", id), 0); err != nil {
 		return err
 	}
 	m := mnistModel(t, int64(100+id))

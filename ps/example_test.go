@@ -29,7 +29,7 @@ func Example() {
 		go func() {
 			c, _ := ps.Dial(lis.Addr().String(), token)
 			defer c.Close()
-			c.Register(ctx, fmt.Sprint("partition-", i))
+			c.Register(ctx, fmt.Sprint("partition-", i), 0)
 			ws, v, _, _ := c.Pull(ctx, 0)
 			c.Push(ctx, v, ps.Delta, []ps.TensorInfo{{Name: "w", Shape: []int{2}}}, [][]float32{{delta, -delta}})
 			c.WaitRound(ctx, v)

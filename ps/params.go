@@ -98,6 +98,9 @@ var (
 	// weights (or with the open round's other pushes) would not be: it is
 	// refused and nothing changes.
 	ErrOverflow = errors.New("ps: the update would make the weights NaN or Inf")
+	// ErrWrongEpoch reports a registration for an epoch other than the one
+	// the driver has opened (OpenEpoch), or an epoch opened out of order.
+	ErrWrongEpoch = errors.New("ps: wrong epoch")
 )
 
 // MaxStep is the largest step a push may carry. Steps count batches or
@@ -124,8 +127,9 @@ func WithMode(m Mode) Option { return func(c *config) { c.mode = m } }
 func WithFrequency(f Frequency) Option { return func(c *config) { c.frequency = f } }
 
 // WithWorkers sets how many workers the job expects. A synchronous round
-// does not close before that many have registered, and WithScale divides by
-// it. Default 0: whoever has registered.
+// does not close before that many have registered for the open epoch (see
+// OpenEpoch), and WithScale divides by it. Default 0: whoever has
+// registered.
 func WithWorkers(n int) Option { return func(c *config) { c.workers = n } }
 
 // WithScale makes asynchronous and hogwild pushes count 1/workers of their
@@ -203,7 +207,8 @@ type WorkerStats struct {
 	Duplicate uint64 // already applied, ignored
 	NonFinite uint64 // the refused pushes that held NaN or Inf, or would have made the weights so
 	Registers uint64 // registrations, more than one when Spark retried a task
-	Done      bool
+	Done      bool   // done with the epoch it registered for
+	Epoch     int    // the epoch it last registered for (0: none given)
 }
 
 // Stats describes the server.
@@ -212,13 +217,18 @@ type Stats struct {
 	Frequency Frequency
 	Version   uint64
 	Round     uint64 // the open synchronous round (equal to Version)
-	Workers   []WorkerStats
+	Epoch     int    // the epoch the driver has opened (OpenEpoch); 0 for none
+	// WorkersExpected is how many workers a synchronous round waits for
+	// (WithWorkers); 0: whoever registered.
+	WorkersExpected int
+	Workers         []WorkerStats
 }
 
 type worker struct {
 	stats    WorkerStats
 	lastStep uint64
-	pushed   bool // lastStep is meaningful
+	pushed   bool   // lastStep is meaningful
+	joins    uint64 // registrations for stats.Epoch
 
 	// push serialises the asynchronous and hogwild pushes of one worker,
 	// so that the duplicate check, the apply and recording the step are
@@ -249,13 +259,14 @@ type Params struct {
 	version atomic.Uint64
 	optMu   sync.Mutex // serialises the optimizer (hogwild gradients)
 
-	meta    sync.Mutex // workers and round; taken before mu, never after
+	meta    sync.Mutex // workers, round and epoch; taken before mu, never after
 	workers map[string]*worker
 	round   *round
 	refused *round // the last round that closed without applying (err set)
 
 	backup [][]float32 // the weights before a gradient push, under mu
 	spare  [][]float32 // the next weights of a delta, swapped in whole, under mu
+	epoch  int         // opened by the driver; 0 before any
 
 	snapMu sync.Mutex // snaps; taken before mu
 	snaps  map[snapKey]*Snapshot
@@ -333,25 +344,60 @@ func (p *Params) Weights() ([]NamedTensor, uint64) {
 	return cloneTensors(p.weights), p.version.Load()
 }
 
-// Register records worker (again, when Spark retried its task) and returns
-// the current version, the server's mode and frequency, and the worker's
-// last applied step (HasPushed false when none was), so that a retried task
-// can skip what an earlier attempt already pushed. Registering clears Done.
-func (p *Params) Register(name string) (RegisterInfo, error) {
+// OpenEpoch opens epoch e (from 1, each one after the last) and returns the
+// synchronous round its first batch belongs to (the current version). The
+// driver calls it before each epoch's tasks start: from then on a
+// synchronous round waits until every expected worker (WithWorkers) has
+// registered for epoch e and has pushed for the round or is done with the
+// epoch; a worker still done from the previous epoch no longer lets a round
+// close without it. Registrations for another epoch are refused.
+func (p *Params) OpenEpoch(e int) (uint64, error) {
+	p.meta.Lock()
+	defer p.meta.Unlock()
+	if e < 1 || e < p.epoch {
+		return 0, fmt.Errorf("%w: cannot open epoch %d after epoch %d", ErrWrongEpoch, e, p.epoch)
+	}
+	p.epoch = e
+	if p.round == nil {
+		return p.version.Load(), nil
+	}
+	return p.round.number, nil
+}
+
+// Register records worker (again, when Spark retried its task) for epoch
+// (0: none given) and returns the current version, the server's mode,
+// frequency and open epoch, whether the worker registered for this epoch
+// before (Rejoin: a retried task), and the worker's last applied step
+// (HasPushed false when none was), so that a retried task can skip what an
+// earlier attempt already pushed. Registering clears Done. Once the driver
+// has opened an epoch, a registration for another one fails with
+// ErrWrongEpoch naming both.
+func (p *Params) Register(name string, epoch int) (RegisterInfo, error) {
 	if name == "" {
 		return RegisterInfo{}, errors.New("ps: empty worker name")
 	}
 	p.meta.Lock()
 	defer p.meta.Unlock()
+	if p.epoch > 0 && epoch != 0 && epoch != p.epoch {
+		return RegisterInfo{}, fmt.Errorf("%w: worker %s registers for epoch %d but the driver has opened epoch %d", ErrWrongEpoch, name, epoch, p.epoch)
+	}
+	if p.epoch > 0 {
+		epoch = p.epoch
+	}
 	w := p.workers[name]
 	if w == nil {
 		w = &worker{stats: WorkerStats{Worker: name}}
 		p.workers[name] = w
 	}
+	if w.stats.Epoch != epoch {
+		w.joins = 0
+	}
+	w.joins++
+	w.stats.Epoch = epoch
 	w.stats.Registers++
 	w.stats.Done = false
-	return RegisterInfo{Version: p.version.Load(), Mode: p.cfg.mode, Frequency: p.cfg.frequency,
-		LastStep: w.lastStep, HasPushed: w.pushed}, nil
+	return RegisterInfo{Version: p.version.Load(), Mode: p.cfg.mode, Frequency: p.cfg.frequency, Epoch: p.epoch,
+		Rejoin: w.joins > 1, LastStep: w.lastStep, HasPushed: w.pushed}, nil
 }
 
 // Done records that worker has pushed its last update: synchronous rounds
@@ -743,12 +789,16 @@ func (p *Params) pushSync(w *worker, step uint64, kind Kind, update [][]float32)
 	return PushResult{Version: p.version.Load()}, p.maybeCloseRound()
 }
 
-// active returns the workers a round waits for: registered and not done.
-// Holds meta.
+// joined reports whether w has registered for the open epoch (any
+// registration counts before the driver opens one). Holds meta.
+func (p *Params) joined(w *worker) bool { return p.epoch == 0 || w.stats.Epoch == p.epoch }
+
+// active returns the workers a round waits for: registered for the open
+// epoch and not done with it. Holds meta.
 func (p *Params) active() []string {
 	var names []string
 	for n, w := range p.workers {
-		if !w.stats.Done {
+		if p.joined(w) && !w.stats.Done {
 			names = append(names, n)
 		}
 	}
@@ -756,15 +806,37 @@ func (p *Params) active() []string {
 	return names
 }
 
-// maybeCloseRound closes the open round when every active worker has pushed
-// and enough workers have registered: the average of the pushes is applied
-// and the version moves on. When the average cannot be applied (it would
-// make a weight NaN or Inf) the weights stay as they were, the version still
-// moves on so that nobody waits for the round, and the round's error is what
-// WaitRound reports for it. Holds meta.
+// absent returns the workers known from an earlier epoch that have not
+// registered for the open one. Holds meta.
+func (p *Params) absent() []string {
+	var names []string
+	for n, w := range p.workers {
+		if !p.joined(w) {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	return names
+}
+
+// maybeCloseRound closes the open round when enough workers have registered
+// for the open epoch and every one of them not done has pushed: the average
+// of the pushes is applied and the version moves on. When the average cannot
+// be applied (it would make a weight NaN or Inf) the weights stay as they
+// were, the version still moves on so that nobody waits for the round, and
+// the round's error is what WaitRound reports for it. Holds meta.
 func (p *Params) maybeCloseRound() error {
 	r := p.round
-	if r == nil || len(r.pushed) == 0 || len(p.workers) < p.cfg.workers {
+	if r == nil || len(r.pushed) == 0 {
+		return nil
+	}
+	joined := 0
+	for _, w := range p.workers {
+		if p.joined(w) {
+			joined++
+		}
+	}
+	if joined < p.cfg.workers {
 		return nil
 	}
 	for _, n := range p.active() {
@@ -851,7 +923,9 @@ func (p *Params) WaitRound(ctx context.Context, r uint64) (uint64, error) {
 	}
 }
 
-// roundTimeoutError names who round r waits for. Holds meta.
+// roundTimeoutError names who round r waits for: the workers of the epoch
+// that have not pushed, those of an earlier epoch that have not started
+// this one, and how many never registered. Holds meta.
 func (p *Params) roundTimeoutError(r *round) error {
 	var missing []string
 	for _, n := range p.active() {
@@ -859,8 +933,15 @@ func (p *Params) roundTimeoutError(r *round) error {
 			missing = append(missing, n)
 		}
 	}
+	absent := p.absent()
+	for _, n := range absent {
+		missing = append(missing, n+fmt.Sprintf(" (has not started epoch %d)", p.epoch))
+	}
 	msg := fmt.Sprintf("%v: round %d open for %v: missing workers [%s]; %d pushed, %d registered",
 		ErrRoundTimeout, r.number, p.cfg.roundTimeout, strings.Join(missing, ", "), len(r.pushed), len(p.workers))
+	if p.epoch > 0 {
+		msg += fmt.Sprintf(" (%d for epoch %d)", len(p.workers)-len(absent), p.epoch)
+	}
 	if p.cfg.workers > len(p.workers) {
 		msg += fmt.Sprintf(", %d expected (%d never registered)", p.cfg.workers, p.cfg.workers-len(p.workers))
 	}
@@ -879,7 +960,7 @@ func (e *roundError) Unwrap() error { return ErrRoundTimeout }
 func (p *Params) Stats() Stats {
 	p.meta.Lock()
 	defer p.meta.Unlock()
-	s := Stats{Mode: p.cfg.mode, Frequency: p.cfg.frequency, Version: p.version.Load()}
+	s := Stats{Mode: p.cfg.mode, Frequency: p.cfg.frequency, Version: p.version.Load(), Epoch: p.epoch, WorkersExpected: p.cfg.workers}
 	if p.round != nil {
 		s.Round = p.round.number
 	}

@@ -37,7 +37,7 @@ func newParams(t testing.TB, ws []NamedTensor, opts ...Option) *Params {
 func mustRegister(t testing.TB, p *Params, names ...string) {
 	t.Helper()
 	for _, n := range names {
-		if _, err := p.Register(n); err != nil {
+		if _, err := p.Register(n, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -293,7 +293,7 @@ func TestGradientPushUsesServerOptimizer(t *testing.T) {
 
 func TestPushRules(t *testing.T) {
 	p, _ := NewParams(WithMode(Synchronous))
-	if _, err := p.Register("a"); err != nil {
+	if _, err := p.Register("a", 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.Push("a", 1, Delta, nil); !errors.Is(err, ErrNoWeights) {
@@ -513,5 +513,72 @@ func TestPushStepAndKindChecked(t *testing.T) {
 				t.Errorf("stats = %+v; want 2 refused, 1 applied", st)
 			}
 		})
+	}
+}
+
+// TestSynchronousEpochBarrier: once the driver opens epoch 2, a round does
+// not close while a worker of epoch 1 (done, and not yet registered for
+// epoch 2) is missing; the timeout names it; registrations for another
+// epoch are refused; a second registration in an epoch is a rejoin.
+func TestSynchronousEpochBarrier(t *testing.T) {
+	p := newParams(t, model2(), WithMode(Synchronous), WithWorkers(2), WithRoundTimeout(200*time.Millisecond))
+	delta := [][]float32{{1, 1, 1, 1}, {1, 1}}
+	round, err := p.OpenEpoch(1)
+	if err != nil || round != 1 {
+		t.Fatalf("OpenEpoch(1) = %d, %v; want round 1", round, err)
+	}
+	for _, n := range []string{"a", "b"} {
+		info, err := p.Register(n, 1)
+		if err != nil || info.Epoch != 1 || info.Rejoin {
+			t.Fatalf("Register(%s, 1) = %+v, %v; want epoch 1, no rejoin", n, info, err)
+		}
+		if _, err := p.Push(n, round, Delta, delta); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Done(n); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v := p.Version(); v != 2 {
+		t.Fatalf("version after epoch 1 = %d; want 2", v)
+	}
+	if _, err := p.OpenEpoch(0); !errors.Is(err, ErrWrongEpoch) {
+		t.Errorf("OpenEpoch(0) after epoch 1: %v; want ErrWrongEpoch", err)
+	}
+	if round, err = p.OpenEpoch(2); err != nil || round != 2 {
+		t.Fatalf("OpenEpoch(2) = %d, %v; want round 2", round, err)
+	}
+	if _, err := p.Register("a", 1); !errors.Is(err, ErrWrongEpoch) || !strings.Contains(err.Error(), "worker a registers for epoch 1 but the driver has opened epoch 2") {
+		t.Errorf("Register(a, 1) in epoch 2: %v; want ErrWrongEpoch naming the worker and both epochs", err)
+	}
+	if _, err := p.Register("a", 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Push("a", round, Delta, delta); err != nil {
+		t.Fatal(err)
+	}
+	if v := p.Version(); v != 2 {
+		t.Fatalf("version after a alone pushed in epoch 2 = %d; want 2: b has not started the epoch", v)
+	}
+	_, err = p.WaitRound(context.Background(), round)
+	if !errors.Is(err, ErrRoundTimeout) || !strings.Contains(err.Error(), "missing workers [b (has not started epoch 2)]") {
+		t.Errorf("WaitRound = %v; want ErrRoundTimeout naming b, which has not started epoch 2", err)
+	}
+	info, err := p.Register("b", 2)
+	if err != nil || info.Rejoin || info.Version != 2 {
+		t.Fatalf("Register(b, 2) = %+v, %v; want version 2, no rejoin", info, err)
+	}
+	if info, err := p.Register("b", 2); err != nil || !info.Rejoin {
+		t.Errorf("second Register(b, 2) = %+v, %v; want a rejoin", info, err)
+	}
+	if _, err := p.Push("b", round, Delta, delta); err != nil {
+		t.Fatal(err)
+	}
+	if v := p.Version(); v != 3 {
+		t.Errorf("version after both pushed in epoch 2 = %d; want 3", v)
+	}
+	st := p.Stats()
+	if st.Epoch != 2 || st.WorkersExpected != 2 || st.Workers[0].Epoch != 2 || st.Workers[1].Registers != 3 {
+		t.Errorf("stats %+v; want epoch 2, 2 expected, a at epoch 2, b registered 3 times", st)
 	}
 }

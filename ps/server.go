@@ -334,7 +334,8 @@ func statusOf(err error) error {
 	case errors.Is(err, ErrShape), errors.Is(err, ErrNonFinite), errors.Is(err, ErrOverflow), errors.Is(err, ErrKind),
 		errors.Is(err, ErrStep), errors.Is(err, errCorrupt):
 		code = codes.InvalidArgument
-	case errors.Is(err, ErrNoWeights), errors.Is(err, ErrRoundNotOpen), errors.Is(err, ErrUnknownWorker), errors.Is(err, ErrNoOptimizer):
+	case errors.Is(err, ErrNoWeights), errors.Is(err, ErrRoundNotOpen), errors.Is(err, ErrUnknownWorker), errors.Is(err, ErrNoOptimizer),
+		errors.Is(err, ErrWrongEpoch):
 		code = codes.FailedPrecondition
 	case errors.Is(err, ErrRoundTimeout):
 		code = codes.Aborted
@@ -351,12 +352,15 @@ func (s *Server) Register(_ context.Context, r *pspb.RegisterRequest) (*pspb.Reg
 	if r.GetProtocol() != ProtocolVersion {
 		return nil, status.Errorf(codes.FailedPrecondition, "ps: worker speaks protocol %d, driver %d: use one gophas binary for both", r.GetProtocol(), ProtocolVersion)
 	}
-	info, err := s.params.Register(r.GetWorker())
+	info, err := s.params.Register(r.GetWorker(), int(r.GetEpoch()))
+	if errors.Is(err, ErrWrongEpoch) {
+		return nil, statusOf(err)
+	}
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	return &pspb.RegisterResponse{Version: info.Version, Mode: string(info.Mode), Frequency: string(info.Frequency), Protocol: ProtocolVersion,
-		LastStep: info.LastStep, HasPushed: info.HasPushed}, nil
+		LastStep: info.LastStep, HasPushed: info.HasPushed, Epoch: int32(info.Epoch), Rejoin: info.Rejoin}, nil
 }
 
 // SetWeights implements pspb.ParameterServerServer.
@@ -441,11 +445,7 @@ func (s *Server) Done(_ context.Context, r *pspb.DoneRequest) (*pspb.DoneRespons
 // Stats implements pspb.ParameterServerServer.
 func (s *Server) Stats(context.Context, *pspb.StatsRequest) (*pspb.StatsResponse, error) {
 	st := s.params.Stats()
-	out := &pspb.StatsResponse{Mode: string(st.Mode), Frequency: string(st.Frequency), Version: st.Version, Round: st.Round, Unauthenticated: s.unauthenticated.Load()}
-	for _, w := range st.Workers {
-		out.Workers = append(out.Workers, &pspb.WorkerStats{Worker: w.Worker, Applied: w.Applied, Refused: w.Refused, Duplicate: w.Duplicate, NonFinite: w.NonFinite, Registers: w.Registers, Done: w.Done})
-	}
-	return out, nil
+	return statsProto(st, s.unauthenticated.Load()), nil
 }
 
 // Shutdown implements pspb.ParameterServerServer: it replies, then calls the

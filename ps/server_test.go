@@ -63,7 +63,7 @@ func TestServerRefusesWrongOrMissingToken(t *testing.T) {
 	_, addr := serve(t, newParams(t, model2()))
 	ctx := testCtx(t)
 	bad := dial(t, addr, strings.Repeat("f", 32))
-	if _, err := bad.Register(ctx, "w"); status.Code(errors.Unwrap(err)) != codes.Unauthenticated && !strings.Contains(err.Error(), "Unauthenticated") {
+	if _, err := bad.Register(ctx, "w", 0); status.Code(errors.Unwrap(err)) != codes.Unauthenticated && !strings.Contains(err.Error(), "Unauthenticated") {
 		t.Errorf("Register with wrong token = %v; want Unauthenticated", err)
 	}
 	if _, _, _, err := bad.Pull(ctx, 0); err == nil || !strings.Contains(err.Error(), "token") {
@@ -107,7 +107,7 @@ func TestServerPushPull(t *testing.T) {
 			_, addr := serve(t, newParams(t, model2()), WithChunkSize(5))
 			ctx := testCtx(t)
 			c := dial(t, addr, testToken, tt.opts...)
-			info, err := c.Register(ctx, "w0")
+			info, err := c.Register(ctx, "w0", 0)
 			if err != nil || info.Version != 1 || info.Mode != Asynchronous {
 				t.Fatalf("Register = %+v, %v; want version 1, asynchronous", info, err)
 			}
@@ -147,7 +147,7 @@ func TestTopKKeepsResidual(t *testing.T) {
 	_, addr := serve(t, p)
 	ctx := testCtx(t)
 	c := dial(t, addr, testToken, WithTopK(0.5), WithCompression(Zstd))
-	if _, err := c.Register(ctx, "w"); err != nil {
+	if _, err := c.Register(ctx, "w", 0); err != nil {
 		t.Fatal(err)
 	}
 	shapes := infos(p.weights)
@@ -172,7 +172,7 @@ func TestServerRefusesBadPush(t *testing.T) {
 	_, addr := serve(t, p)
 	ctx := testCtx(t)
 	c := dial(t, addr, testToken)
-	if _, err := c.Register(ctx, "w0"); err != nil {
+	if _, err := c.Register(ctx, "w0", 0); err != nil {
 		t.Fatal(err)
 	}
 	nan := float32(0)
@@ -210,7 +210,7 @@ func TestServerStalledRoundFailsInTime(t *testing.T) {
 	clients := make([]*Client, 3)
 	for i, n := range []string{"part-0", "part-1", "part-2"} {
 		clients[i] = dial(t, addr, testToken)
-		if _, err := clients[i].Register(ctx, n); err != nil {
+		if _, err := clients[i].Register(ctx, n, 0); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -240,7 +240,7 @@ func TestServerSynchronousRoundOverGRPC(t *testing.T) {
 	for i := range 4 {
 		wg.Go(func() {
 			c := dial(t, addr, testToken)
-			if _, err := c.Register(ctx, string(rune('a'+i))); err != nil {
+			if _, err := c.Register(ctx, string(rune('a'+i)), 0); err != nil {
 				t.Error(err)
 				return
 			}
@@ -284,7 +284,7 @@ func TestClientUnreachableSaysWhatToCheck(t *testing.T) {
 	lis.Close()
 	c := dial(t, addr, testToken, WithRetries(2), WithCallTimeout(2*time.Second))
 	start := time.Now()
-	_, err = c.Register(testCtx(t), "w")
+	_, err = c.Register(testCtx(t), "w", 0)
 	if el := time.Since(start); el > 10*time.Second {
 		t.Errorf("Register to a closed port took %v", el)
 	}
@@ -302,15 +302,15 @@ func TestTLSPinnedFingerprint(t *testing.T) {
 	}
 	_, addr := serve(t, newParams(t, model2()), WithCertificate(cert))
 	ctx := testCtx(t)
-	if _, err := dial(t, addr, testToken, WithFingerprint(fp)).Register(ctx, "w"); err != nil {
+	if _, err := dial(t, addr, testToken, WithFingerprint(fp)).Register(ctx, "w", 0); err != nil {
 		t.Errorf("Register over TLS with the right fingerprint: %v", err)
 	}
 	_, other, _ := NewCertificate("127.0.0.1", time.Hour)
-	_, err = dial(t, addr, testToken, WithFingerprint(other), WithRetries(0)).Register(ctx, "w")
+	_, err = dial(t, addr, testToken, WithFingerprint(other), WithRetries(0)).Register(ctx, "w", 0)
 	if err == nil || !strings.Contains(err.Error(), "fingerprint") {
 		t.Errorf("Register with a wrong fingerprint = %v; want refused naming the fingerprint", err)
 	}
-	_, err = dial(t, addr, testToken, WithRetries(0)).Register(ctx, "w")
+	_, err = dial(t, addr, testToken, WithRetries(0)).Register(ctx, "w", 0)
 	if err == nil {
 		t.Error("plaintext Register to a TLS server succeeded; want failure")
 	}
@@ -380,7 +380,7 @@ func TestRegisterReportsLastStep(t *testing.T) {
 	_, addr := serve(t, newParams(t, model2()))
 	ctx := testCtx(t)
 	c := dial(t, addr, testToken)
-	info, err := c.Register(ctx, "w0")
+	info, err := c.Register(ctx, "w0", 0)
 	if err != nil || info.HasPushed || info.LastStep != 0 {
 		t.Fatalf("first Register = %+v, %v; want no step pushed", info, err)
 	}
@@ -388,7 +388,7 @@ func TestRegisterReportsLastStep(t *testing.T) {
 	if _, err := c.Push(ctx, step, Delta, infos(model2()), [][]float32{{1, 1, 1, 1}, {1, 1}}); err != nil {
 		t.Fatal(err)
 	}
-	info, err = c.Register(ctx, "w0")
+	info, err = c.Register(ctx, "w0", 0)
 	if err != nil || !info.HasPushed || info.LastStep != step || info.Version != 2 {
 		t.Errorf("second Register = %+v, %v; want last step %d, version 2", info, err, step)
 	}

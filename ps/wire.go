@@ -343,3 +343,25 @@ func (p *bufferPool) Put(b *[]byte) {
 		sp.Put(b)
 	}
 }
+
+// statsProto and statsFromProto convert Stats to and from its wire form,
+// field for field.
+func statsProto(st Stats, unauthenticated uint64) *pspb.StatsResponse {
+	out := &pspb.StatsResponse{Mode: string(st.Mode), Frequency: string(st.Frequency), Version: st.Version, Round: st.Round,
+		Epoch: int32(st.Epoch), WorkersExpected: uint32(st.WorkersExpected), Unauthenticated: unauthenticated}
+	for _, w := range st.Workers {
+		out.Workers = append(out.Workers, &pspb.WorkerStats{Worker: w.Worker, Applied: w.Applied, Refused: w.Refused, Duplicate: w.Duplicate,
+			NonFinite: w.NonFinite, Registers: w.Registers, Done: w.Done, Epoch: int32(w.Epoch)})
+	}
+	return out
+}
+
+func statsFromProto(r *pspb.StatsResponse) (Stats, uint64) {
+	st := Stats{Mode: Mode(r.GetMode()), Frequency: Frequency(r.GetFrequency()), Version: r.GetVersion(), Round: r.GetRound(),
+		Epoch: int(r.GetEpoch()), WorkersExpected: int(r.GetWorkersExpected())}
+	for _, w := range r.GetWorkers() {
+		st.Workers = append(st.Workers, WorkerStats{Worker: w.GetWorker(), Applied: w.GetApplied(), Refused: w.GetRefused(), Duplicate: w.GetDuplicate(),
+			NonFinite: w.GetNonFinite(), Registers: w.GetRegisters(), Done: w.GetDone(), Epoch: int(w.GetEpoch())})
+	}
+	return st, r.GetUnauthenticated()
+}

@@ -158,7 +158,7 @@ func TestOptimizerStateOverGRPC(t *testing.T) {
 	p := newParams(t, model2(), WithOptimizer(newAdam()))
 	_, addr := serve(t, p)
 	c := dial(t, addr, testToken)
-	if _, err := c.Register(ctx, "w0"); err != nil {
+	if _, err := c.Register(ctx, "w0", 0); err != nil {
 		t.Fatal(err)
 	}
 	// Before the first step the state is the iteration count alone.
@@ -200,7 +200,7 @@ func TestOptimizerStateOverGRPC(t *testing.T) {
 	if _, err := c2.SetOptimizerState(ctx, st); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c2.Register(ctx, "w0"); err != nil {
+	if _, err := c2.Register(ctx, "w0", 0); err != nil {
 		t.Fatal(err)
 	}
 	for _, cl := range []*Client{c, c2} {
@@ -304,7 +304,7 @@ func TestPushDeclaringHugeRawSizeRefused(t *testing.T) {
 	_, addr := serve(t, p)
 	c := dial(t, addr, testToken)
 	ctx := testCtx(t)
-	if _, err := c.Register(ctx, "w0"); err != nil {
+	if _, err := c.Register(ctx, "w0", 0); err != nil {
 		t.Fatal(err)
 	}
 	bomb := zeros64M(t)

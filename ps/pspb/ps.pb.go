@@ -427,9 +427,12 @@ func (x *Chunk) GetData() []byte {
 }
 
 type RegisterRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Worker        string                 `protobuf:"bytes,1,opt,name=worker,proto3" json:"worker,omitempty"`
-	Protocol      int32                  `protobuf:"varint,2,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Worker   string                 `protobuf:"bytes,1,opt,name=worker,proto3" json:"worker,omitempty"`
+	Protocol int32                  `protobuf:"varint,2,opt,name=protocol,proto3" json:"protocol,omitempty"`
+	// The epoch (from 1) of the worker's task; 0 for none. Once the driver
+	// has opened an epoch, a registration for another one is refused.
+	Epoch         int32 `protobuf:"varint,3,opt,name=epoch,proto3" json:"epoch,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -478,6 +481,13 @@ func (x *RegisterRequest) GetProtocol() int32 {
 	return 0
 }
 
+func (x *RegisterRequest) GetEpoch() int32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type RegisterResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Version       uint64                 `protobuf:"varint,1,opt,name=version,proto3" json:"version,omitempty"`
@@ -486,6 +496,8 @@ type RegisterResponse struct {
 	Protocol      int32                  `protobuf:"varint,4,opt,name=protocol,proto3" json:"protocol,omitempty"`
 	LastStep      uint64                 `protobuf:"varint,5,opt,name=last_step,json=lastStep,proto3" json:"last_step,omitempty"`    // the worker's last applied step (valid if has_pushed)
 	HasPushed     bool                   `protobuf:"varint,6,opt,name=has_pushed,json=hasPushed,proto3" json:"has_pushed,omitempty"` // the worker has had a push applied before
+	Epoch         int32                  `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`                          // the epoch the driver has opened; 0 for none
+	Rejoin        bool                   `protobuf:"varint,8,opt,name=rejoin,proto3" json:"rejoin,omitempty"`                        // the worker registered for this epoch before: a retried task
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -558,6 +570,20 @@ func (x *RegisterResponse) GetLastStep() uint64 {
 func (x *RegisterResponse) GetHasPushed() bool {
 	if x != nil {
 		return x.HasPushed
+	}
+	return false
+}
+
+func (x *RegisterResponse) GetEpoch() int32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *RegisterResponse) GetRejoin() bool {
+	if x != nil {
+		return x.Rejoin
 	}
 	return false
 }
@@ -947,6 +973,7 @@ type WorkerStats struct {
 	NonFinite     uint64                 `protobuf:"varint,5,opt,name=non_finite,json=nonFinite,proto3" json:"non_finite,omitempty"`
 	Registers     uint64                 `protobuf:"varint,6,opt,name=registers,proto3" json:"registers,omitempty"`
 	Done          bool                   `protobuf:"varint,7,opt,name=done,proto3" json:"done,omitempty"`
+	Epoch         int32                  `protobuf:"varint,8,opt,name=epoch,proto3" json:"epoch,omitempty"` // the epoch the worker last registered for
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1030,6 +1057,13 @@ func (x *WorkerStats) GetDone() bool {
 	return false
 }
 
+func (x *WorkerStats) GetEpoch() int32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
 type StatsResponse struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Mode            string                 `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
@@ -1037,7 +1071,9 @@ type StatsResponse struct {
 	Version         uint64                 `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
 	Round           uint64                 `protobuf:"varint,4,opt,name=round,proto3" json:"round,omitempty"`
 	Workers         []*WorkerStats         `protobuf:"bytes,5,rep,name=workers,proto3" json:"workers,omitempty"`
-	Unauthenticated uint64                 `protobuf:"varint,6,opt,name=unauthenticated,proto3" json:"unauthenticated,omitempty"` // calls refused for a wrong or missing token
+	Unauthenticated uint64                 `protobuf:"varint,6,opt,name=unauthenticated,proto3" json:"unauthenticated,omitempty"`                        // calls refused for a wrong or missing token
+	Epoch           int32                  `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`                                            // the epoch the driver has opened; 0 for none
+	WorkersExpected uint32                 `protobuf:"varint,8,opt,name=workers_expected,json=workersExpected,proto3" json:"workers_expected,omitempty"` // the workers a synchronous round waits for; 0: whoever registered
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1110,6 +1146,20 @@ func (x *StatsResponse) GetWorkers() []*WorkerStats {
 func (x *StatsResponse) GetUnauthenticated() uint64 {
 	if x != nil {
 		return x.Unauthenticated
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetEpoch() int32 {
+	if x != nil {
+		return x.Epoch
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetWorkersExpected() uint32 {
+	if x != nil {
+		return x.WorkersExpected
 	}
 	return 0
 }
@@ -1387,10 +1437,11 @@ const file_ps_proto_rawDesc = "" +
 	"\x06sha256\x18\r \x01(\tR\x06sha256\"I\n" +
 	"\x05Chunk\x12,\n" +
 	"\x06header\x18\x01 \x01(\v2\x14.gophas.ps.v1.HeaderR\x06header\x12\x12\n" +
-	"\x04data\x18\x02 \x01(\fR\x04data\"E\n" +
+	"\x04data\x18\x02 \x01(\fR\x04data\"[\n" +
 	"\x0fRegisterRequest\x12\x16\n" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x1a\n" +
-	"\bprotocol\x18\x02 \x01(\x05R\bprotocol\"\xb6\x01\n" +
+	"\bprotocol\x18\x02 \x01(\x05R\bprotocol\x12\x14\n" +
+	"\x05epoch\x18\x03 \x01(\x05R\x05epoch\"\xe4\x01\n" +
 	"\x10RegisterResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x1c\n" +
@@ -1398,7 +1449,9 @@ const file_ps_proto_rawDesc = "" +
 	"\bprotocol\x18\x04 \x01(\x05R\bprotocol\x12\x1b\n" +
 	"\tlast_step\x18\x05 \x01(\x04R\blastStep\x12\x1d\n" +
 	"\n" +
-	"has_pushed\x18\x06 \x01(\bR\thasPushed\".\n" +
+	"has_pushed\x18\x06 \x01(\bR\thasPushed\x12\x14\n" +
+	"\x05epoch\x18\a \x01(\x05R\x05epoch\x12\x16\n" +
+	"\x06rejoin\x18\b \x01(\bR\x06rejoin\".\n" +
 	"\x12SetWeightsResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\"\xb5\x01\n" +
 	"\vPullRequest\x12\x16\n" +
@@ -1418,7 +1471,7 @@ const file_ps_proto_rawDesc = "" +
 	"\vDoneRequest\x12\x16\n" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\"\x0e\n" +
 	"\fDoneResponse\"\x0e\n" +
-	"\fStatsRequest\"\xc8\x01\n" +
+	"\fStatsRequest\"\xde\x01\n" +
 	"\vWorkerStats\x12\x16\n" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x18\n" +
 	"\aapplied\x18\x02 \x01(\x04R\aapplied\x12\x18\n" +
@@ -1427,14 +1480,17 @@ const file_ps_proto_rawDesc = "" +
 	"\n" +
 	"non_finite\x18\x05 \x01(\x04R\tnonFinite\x12\x1c\n" +
 	"\tregisters\x18\x06 \x01(\x04R\tregisters\x12\x12\n" +
-	"\x04done\x18\a \x01(\bR\x04done\"\xd0\x01\n" +
+	"\x04done\x18\a \x01(\bR\x04done\x12\x14\n" +
+	"\x05epoch\x18\b \x01(\x05R\x05epoch\"\x91\x02\n" +
 	"\rStatsResponse\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1c\n" +
 	"\tfrequency\x18\x02 \x01(\tR\tfrequency\x12\x18\n" +
 	"\aversion\x18\x03 \x01(\x04R\aversion\x12\x14\n" +
 	"\x05round\x18\x04 \x01(\x04R\x05round\x123\n" +
 	"\aworkers\x18\x05 \x03(\v2\x19.gophas.ps.v1.WorkerStatsR\aworkers\x12(\n" +
-	"\x0funauthenticated\x18\x06 \x01(\x04R\x0funauthenticated\"\x11\n" +
+	"\x0funauthenticated\x18\x06 \x01(\x04R\x0funauthenticated\x12\x14\n" +
+	"\x05epoch\x18\a \x01(\x05R\x05epoch\x12)\n" +
+	"\x10workers_expected\x18\b \x01(\rR\x0fworkersExpected\"\x11\n" +
 	"\x0fShutdownRequest\"\x12\n" +
 	"\x10ShutdownResponse\"*\n" +
 	"\x10PutModelResponse\x12\x16\n" +
