@@ -39,6 +39,12 @@ const MaxControlLineBytes = 1 << 20
 //	                                so the directory loads as a whole), and
 //	                                no such file otherwise
 //	                                -> {"ok":true,"version":N}
+//	{"cmd":"epoch","epoch":E}       open epoch E (from 1, in order) before
+//	                                its tasks start; synchronous rounds then
+//	                                wait for every worker of the job to
+//	                                register for E (ps.Params.OpenEpoch)
+//	                                -> {"ok":true,"round":R,"version":N},
+//	                                R the round of the epoch's first batch
 //	{"cmd":"stats"}                 -> {"ok":true,"version":N,"mode":..,
 //	                                "frequency":..,"round":N,"workers":[
 //	                                {"worker":..,"applied":N,"refused":N,
@@ -56,6 +62,13 @@ type controlCommand struct {
 	Model  string   `json:"model"`
 	Dir    string   `json:"dir"`
 	Hashes []string `json:"hashes"`
+	Epoch  int      `json:"epoch"`
+}
+
+type controlRound struct {
+	OK      bool   `json:"ok"`
+	Round   uint64 `json:"round"`
+	Version uint64 `json:"version"`
 }
 
 type controlError struct {
@@ -274,14 +287,21 @@ func (c *control) do(cmd controlCommand) (any, error) {
 				Duplicate: w.Duplicate, NonFinite: w.NonFinite, Registers: w.Registers, Done: w.Done})
 		}
 		return out, nil
+	case "epoch":
+		round, err := c.params.OpenEpoch(cmd.Epoch)
+		if err != nil {
+			return nil, fmt.Errorf("epoch %d: %w", cmd.Epoch, err)
+		}
+		c.log.Info("gophas driver: epoch opened", "epoch", cmd.Epoch, "round", round)
+		return controlRound{OK: true, Round: round, Version: c.params.Version()}, nil
 	case "forget":
 		n := c.store.Delete(cmd.Hashes...)
 		c.log.Info("gophas driver: blobs forgotten", "asked", len(cmd.Hashes), "deleted", n)
 		return controlOK{OK: true}, nil
 	case "":
-		return nil, errors.New("field \"cmd\" is required (load, save, stats or forget)")
+		return nil, errors.New("field \"cmd\" is required (load, save, epoch, stats or forget)")
 	default:
-		return nil, fmt.Errorf("unknown command %q (load, save, stats or forget)", cmd.Cmd)
+		return nil, fmt.Errorf("unknown command %q (load, save, epoch, stats or forget)", cmd.Cmd)
 	}
 }
 

@@ -13,7 +13,7 @@
 //
 // The Spark driver starts `gophas driver` (Driver), which serves the
 // parameter server, prints one ready line and then answers one JSON command
-// line on stdin (load, save, stats, forget; see control.go) with one JSON
+// line on stdin (load, save, epoch, stats, forget; see control.go) with one JSON
 // line on stdout until stdin closes. Inspect describes a model spec for the
 // shim (`gophas inspect`).
 package bridge

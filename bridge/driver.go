@@ -65,7 +65,7 @@ type Ready struct {
 // ends, stdin reaches EOF, or a client calls Shutdown; then it drains calls in
 // flight for up to cfg.DrainTimeout and returns. Its stdout output is the
 // Ready line, then one answer line per command line read on stdin (see
-// control.go: load, save, stats, forget); logs go to stderr.
+// control.go: load, save, epoch, stats, forget); logs go to stderr.
 func Driver(ctx context.Context, cfg DriverConfig, stdin io.Reader, stdout, stderr io.Writer) error {
 	if cfg.Host == "" {
 		return errors.New("bridge: driver: --host is required (the address executors reach the driver at)")

@@ -75,20 +75,26 @@ package bridge
 //	          gokernel.EpochOptions says, so partition 0 of a one-worker
 //	          fit draws what Model.Fit draws. Every push
 //	          is a delta (weights after the local steps minus the weights
-//	          pulled). asynchronous and hogwild, frequency batch: pull
-//	          before every batch, push after it with step
-//	          epoch<<32 | (batch index + 1); frequency epoch: one push with
-//	          step epoch<<32. synchronous, frequency batch: batch b belongs
-//	          to round round+b: pull its weights, train, push with step
-//	          round+b and wait for the round to close; frequency epoch: one
-//	          push with step round. Before its first synchronous push a
-//	          worker waits (at most the call timeout) until every worker
-//	          the server knows has registered epoch times, that is, has
-//	          started this epoch: a worker still done from the previous
-//	          epoch would otherwise let rounds close without it. A retried task skips (reads but does not
-//	          train) the batches whose step the server already applied, and
-//	          in synchronous mode the rounds that closed without it; the
-//	          skipped rows are logged on stderr. At the end the worker tells
+//	          pulled), as package rules decides: asynchronous and
+//	          hogwild, frequency batch: pull before every batch, push after
+//	          it with step epoch<<32 | (batch index + 1); frequency epoch:
+//	          one push with step epoch<<32. synchronous, frequency batch:
+//	          batch b belongs to round round+b: pull its weights, train,
+//	          push with step round+b and wait for the round to close;
+//	          frequency epoch: one push with step round. The worker
+//	          registers for its epoch, which the driver has opened (control
+//	          command epoch, whose answer is the round): a synchronous round
+//	          closes only when every worker of the job has registered for
+//	          the epoch and pushed or finished, so no worker waits for its
+//	          peers itself. A registration for another epoch is refused. A
+//	          retried task (a second registration in the epoch) skips
+//	          (reads but does not train) the batches whose step the server
+//	          already applied, and in synchronous mode the rounds that
+//	          closed without it; a first attempt whose synchronous round
+//	          closed without it fails naming itself (rules.ErrCannotJoin),
+//	          and a round that times out fails the waiting workers' tasks
+//	          naming the missing workers. The skipped rows are logged on
+//	          stderr. At the end the worker tells
 //	          the server it is done (also with no rows), stores its
 //	          optimizer state (safetensors) in the driver's model store and
 //	          writes exactly one batch of TrainSchema: one row per key,
@@ -224,8 +230,9 @@ type Header struct {
 	Epochs int `json:"epochs,omitempty"`
 	// BatchSize is the rows per training step; 0 means DefaultBatchSize.
 	BatchSize int `json:"batchSize,omitempty"`
-	// Round is, in synchronous mode, the server version when this epoch's
-	// job started: batch b of the task belongs to round Round+b
+	// Round is, in synchronous mode, the round the driver opened this
+	// epoch at (the answer to the control command epoch): batch b of the
+	// task belongs to round Round+b
 	// (frequency batch), the epoch's one push to round Round (frequency
 	// epoch). 0 takes the version the worker sees when it registers.
 	Round uint64 `json:"round,omitempty"`

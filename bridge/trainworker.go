@@ -13,6 +13,7 @@ import (
 
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/ps"
+	"github.com/gophas/gophas/rules"
 )
 
 func init() { registerMode(ModeTrain, runTrain) }
@@ -78,26 +79,22 @@ func openSpec(h *Header) (*gokernel.Model, error) {
 }
 
 // trainer is one train task: the epoch of the training loop it feeds, and
-// the distributed rules it applies around each step (the loop's Hooks).
+// the distributed rules (package rules) it executes around each step as the
+// loop's Hooks.
 type trainer struct {
-	t    *Task
-	h    *Header
-	m    *gokernel.Model
-	c    *ps.Client
-	info ps.RegisterInfo
-
-	sync, perBatch bool
-	round          uint64 // synchronous: the round of the task's first batch
-	skipAll        bool   // epoch frequency: the server applied this epoch already
+	t     *Task
+	h     *Header
+	m     *gokernel.Model
+	c     *ps.Client
+	info  ps.RegisterInfo
+	rules *rules.Worker
 
 	base    []ps.NamedTensor // the weights pulled
 	version uint64           // their version
 	shapes  []ps.TensorInfo
 
-	epoch                       *gokernel.Epoch
-	step                        uint64 // the push step of the batch in training
-	pushes, duplicates, skipSet int
-	peersChecked                bool // synchronous: awaitPeers ran
+	epoch              *gokernel.Epoch
+	pushes, duplicates int
 }
 
 // runTrain trains one epoch of the partition through the driver's parameter
@@ -131,10 +128,10 @@ func runTrain(t *Task) (err error) {
 	if err != nil {
 		return err
 	}
-	tr := &trainer{t: t, h: h, m: m, c: c, info: info,
-		sync: info.Mode == ps.Synchronous, perBatch: info.Frequency == ps.Batch, round: h.Round}
-	if tr.sync && tr.round == 0 {
-		tr.round = info.Version
+	tr := &trainer{t: t, h: h, m: m, c: c, info: info}
+	round := h.Round
+	if info.Mode == ps.Synchronous && round == 0 {
+		round = info.Version
 		fmt.Fprintf(t.Log, "gophas worker: partition %d, train: no round in the header; using version %d\n", h.Partition, info.Version)
 	}
 	ws, v, _, err := c.Pull(ctx, 0)
@@ -149,17 +146,11 @@ func runTrain(t *Task) (err error) {
 	for i, w := range ws {
 		tr.shapes[i] = ps.TensorInfo{Name: w.Name, Shape: w.Shape}
 	}
+	tr.rules = rules.New(rules.Config{Synchronous: info.Mode == ps.Synchronous, PerBatch: info.Frequency == ps.Batch,
+		Epoch: h.Epoch, Round: round, Version: v, Rejoin: info.Rejoin, LastStep: info.LastStep, HasPushed: info.HasPushed})
 	if h.OptimizerState != "" {
 		if err := tr.loadOptimizer(h.OptimizerState); err != nil {
 			return err
-		}
-	}
-	if !tr.perBatch {
-		switch {
-		case tr.sync && v > tr.round:
-			tr.skipAll = true
-		case !tr.sync && info.HasPushed && tr.epochStep() <= info.LastStep:
-			tr.skipAll = true
 		}
 	}
 	blockRows := 0
@@ -192,21 +183,14 @@ func runTrain(t *Task) (err error) {
 	if err := tr.epoch.Finish(); err != nil {
 		return err
 	}
-	trained := tr.epoch.Sums().Count
-	if !tr.perBatch && !tr.skipAll && trained > 0 {
-		step := tr.epochStep()
-		if tr.sync {
-			step = tr.round
-		}
-		if err := tr.push(step); err != nil {
-			return err
-		}
+	if err := tr.act(tr.rules.End()); err != nil {
+		return err
 	}
 	if err := c.Done(ctx); err != nil {
 		return err
 	}
 	state := ""
-	if trained > 0 {
+	if tr.epoch.Sums().Count > 0 {
 		if state, err = tr.saveOptimizer(); err != nil {
 			return err
 		}
@@ -214,10 +198,6 @@ func runTrain(t *Task) (err error) {
 	tr.log()
 	return tr.write(state)
 }
-
-// epochStep is the step of an asynchronous epoch push: the epoch in the
-// high 32 bits.
-func (tr *trainer) epochStep() uint64 { return uint64(tr.h.Epoch) << 32 }
 
 // loadOptimizer installs the optimizer state stored under hash.
 func (tr *trainer) loadOptimizer(hash string) error {
@@ -250,63 +230,63 @@ func (tr *trainer) saveOptimizer() (string, error) {
 	return tr.c.PutModel(tr.t.Ctx, "optimizer", buf.Bytes())
 }
 
-// BeforeStep decides batch idx of k rows: skipped when the server has it
-// already, else pulled as the mode and frequency say, then trained.
-func (tr *trainer) BeforeStep(idx, k int) (bool, error) {
+// BeforeStep asks the rules about batch idx and carries out their answer:
+// pull, then train (from the pulled weights when they say so) or skip.
+func (tr *trainer) BeforeStep(idx, _ int) (bool, error) {
 	if err := tr.t.Ctx.Err(); err != nil {
 		return false, fmt.Errorf("cancelled: %w", err)
 	}
-	switch {
-	case tr.skipAll:
-		return false, nil
-	case tr.perBatch && tr.sync:
-		tr.step = tr.round + uint64(idx)
-		if tr.version < tr.step {
+	a := tr.rules.Begin(idx)
+	for {
+		switch a.Kind {
+		case rules.Pull:
 			if err := tr.pull(); err != nil {
 				return false, err
 			}
-		}
-		if tr.version > tr.step { // the round closed without us: a retried task
-			tr.skipSet++
+			a = tr.rules.Pulled(tr.version)
+		case rules.Train:
+			if a.Reset {
+				if err := tr.m.SetWeights(tr.base); err != nil {
+					return false, err
+				}
+			}
+			return true, nil
+		case rules.Skip:
 			return false, nil
-		}
-		if tr.version < tr.step {
-			return false, fmt.Errorf("batch %d: round %d is not open: the driver %s is at version %d", idx+1, tr.step, tr.h.Driver, tr.version)
-		}
-		if err := tr.m.SetWeights(tr.base); err != nil {
-			return false, err
-		}
-	case tr.perBatch:
-		tr.step = tr.epochStep() | uint64(idx+1)
-		if tr.info.HasPushed && tr.step <= tr.info.LastStep {
-			tr.skipSet++
-			return false, nil
-		}
-		if err := tr.pull(); err != nil {
-			return false, err
-		}
-		if err := tr.m.SetWeights(tr.base); err != nil {
-			return false, err
+		case rules.Fail:
+			return false, fmt.Errorf("worker %s: %w", tr.h.Worker, a.Err)
+		default:
+			return false, fmt.Errorf("worker %s: the rules said %v before a batch", tr.h.Worker, a)
 		}
 	}
-	return true, nil
 }
 
-// AfterStep pushes a trained batch (frequency batch) and, synchronous,
-// waits for its round to close.
-func (tr *trainer) AfterStep(idx, k int, _ *gokernel.Sums) error {
-	if !tr.perBatch {
-		return nil
-	}
-	if err := tr.push(tr.step); err != nil {
-		return err
-	}
-	if tr.sync {
-		if _, err := tr.c.WaitRound(tr.t.Ctx, tr.step); err != nil {
-			return err
+// AfterStep tells the rules the batch was trained and carries out their
+// answer: push, wait for the round.
+func (tr *trainer) AfterStep(int, int, *gokernel.Sums) error { return tr.act(tr.rules.Trained()) }
+
+// act carries out push and wait actions until the rules are done.
+func (tr *trainer) act(a rules.Action) error {
+	for {
+		switch a.Kind {
+		case rules.Done:
+			return nil
+		case rules.Push:
+			if err := tr.push(a.Step); err != nil {
+				return err
+			}
+			a = tr.rules.Pushed()
+		case rules.Wait:
+			if _, err := tr.c.WaitRound(tr.t.Ctx, a.Step); err != nil {
+				return fmt.Errorf("worker %s: %w", tr.h.Worker, err)
+			}
+			return nil
+		case rules.Fail:
+			return fmt.Errorf("worker %s: %w", tr.h.Worker, a.Err)
+		default:
+			return fmt.Errorf("worker %s: the rules said %v after a batch", tr.h.Worker, a)
 		}
 	}
-	return nil
 }
 
 // pull fetches the weights if the server has a newer version than the ones
@@ -322,62 +302,8 @@ func (tr *trainer) pull() error {
 	return nil
 }
 
-// awaitPeers runs once, before the task's first synchronous push: it waits
-// until every worker the server knows has registered for this epoch. A
-// worker registers at least once per epoch, so its count of registrations
-// reaches Epoch; one below it has not started this epoch's task yet, and
-// is still marked done from the previous epoch, so a round would close
-// without it and it would then skip the round. (In epoch 1 the server's
-// worker count does this.) The wait is bounded by the call timeout; then
-// the push goes ahead.
-func (tr *trainer) awaitPeers() error {
-	if !tr.sync || tr.peersChecked {
-		return nil
-	}
-	tr.peersChecked = true
-	ctx := tr.t.Ctx
-	start := time.Now()
-	limit := min(tr.h.IOTimeout(), maxCallTimeout)
-	wait := 5 * time.Millisecond
-	for {
-		st, err := tr.c.Stats(ctx)
-		if err != nil {
-			return err
-		}
-		var late []string
-		for _, w := range st.Workers {
-			if w.Worker != tr.h.Worker && w.Registers < uint64(tr.h.Epoch) {
-				late = append(late, w.Worker)
-			}
-		}
-		if len(late) == 0 {
-			if d := time.Since(start); d > time.Second {
-				fmt.Fprintf(tr.t.Log, "gophas worker: partition %d, train: waited %v for the other workers to start epoch %d\n",
-					tr.h.Partition, d.Round(time.Millisecond), tr.h.Epoch)
-			}
-			return nil
-		}
-		if time.Since(start) > limit {
-			fmt.Fprintf(tr.t.Log, "gophas worker: partition %d, train: workers %v have not started epoch %d after %v; pushing without them\n",
-				tr.h.Partition, late, tr.h.Epoch, limit)
-			return nil
-		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("cancelled: %w", ctx.Err())
-		case <-t.C:
-		}
-		wait = min(2*wait, 200*time.Millisecond)
-	}
-}
-
 // push sends the model's weights minus the pulled ones as step.
 func (tr *trainer) push(step uint64) error {
-	if err := tr.awaitPeers(); err != nil {
-		return err
-	}
 	after := tr.m.Weights()
 	delta := make([][]float32, len(after))
 	for i, w := range after {
@@ -411,14 +337,7 @@ func (tr *trainer) log() {
 		msg += fmt.Sprintf(" (%d already applied)", tr.duplicates)
 	}
 	if e.Skipped() > 0 {
-		why := "the epoch was applied by an earlier attempt"
-		if tr.perBatch {
-			why = fmt.Sprintf("%d batches applied by an earlier attempt", tr.skipSet)
-			if tr.sync {
-				why = fmt.Sprintf("%d rounds closed without this attempt", tr.skipSet)
-			}
-		}
-		msg += fmt.Sprintf("; skipped %d rows (%s)", e.Skipped(), why)
+		msg += fmt.Sprintf("; skipped %d rows (%s)", e.Skipped(), tr.rules.Skipped())
 	}
 	fmt.Fprintln(tr.t.Log, msg)
 }

@@ -121,6 +121,16 @@ func psServer(t testing.TB, ws []gokernel.NamedTensor, opts ...ps.Option) (*ps.P
 	return p, lis.Addr().String()
 }
 
+// openEpoch opens epoch e on p as the driver does and returns its round.
+func openEpoch(t testing.TB, p *ps.Params, e int) uint64 {
+	t.Helper()
+	r, err := p.OpenEpoch(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
 // trainResult is one train task's output.
 type trainResult struct {
 	keys   []string
@@ -237,7 +247,7 @@ func TestTrainWorkerModes(t *testing.T) {
 			p, addr := psServer(t, init, ps.WithMode(tt.mode), ps.WithFrequency(tt.freq), ps.WithWorkers(workers))
 			states := make([]string, workers)
 			for epoch := 1; epoch <= epochs; epoch++ {
-				round := p.Version() // what the shim reads from the driver's stats
+				round := openEpoch(t, p, epoch) // what the shim asks the driver
 				res := make([]trainResult, workers)
 				errs := make([]error, workers)
 				var wg sync.WaitGroup
@@ -315,7 +325,7 @@ func TestTrainWorkerRetry(t *testing.T) {
 		t.Run(fmt.Sprintf("%s/%s", tt.mode, tt.freq), func(t *testing.T) {
 			p, addr := psServer(t, init, ps.WithMode(tt.mode), ps.WithFrequency(tt.freq))
 			h := Header{Mode: ModeTrain, Model: dir, Driver: addr, Token: trainToken, Worker: "partition-0",
-				Epoch: 2, Epochs: 2, Round: p.Version(), BatchSize: 30}
+				Epoch: 2, Epochs: 2, Round: openEpoch(t, p, 2), BatchSize: 30}
 			first, err := runTask(h, vectorSchema, recs)
 			if err != nil {
 				t.Fatalf("first attempt: %v\n%s", err, first.stderr)
@@ -356,7 +366,7 @@ func TestTrainWorkerSyncUnequal(t *testing.T) {
 	for _, freq := range []ps.Frequency{ps.Batch, ps.Epoch} {
 		t.Run(string(freq), func(t *testing.T) {
 			p, addr := psServer(t, init, ps.WithMode(ps.Synchronous), ps.WithFrequency(freq), ps.WithWorkers(3), ps.WithRoundTimeout(20*time.Second))
-			round := p.Version()
+			round := openEpoch(t, p, 1)
 			parts := [][]arrow.RecordBatch{long, short, nil}
 			res := make([]trainResult, len(parts))
 			errs := make([]error, len(parts))
@@ -696,7 +706,7 @@ func TestTrainThroughDriver(t *testing.T) {
 	command(`{"cmd":"load","model":"` + dir + `"}`)
 	states := make([]string, len(shards))
 	for epoch := 1; epoch <= 2; epoch++ {
-		round := uint64(command(`{"cmd":"stats"}`)["version"].(float64))
+		round := uint64(command(fmt.Sprintf(`{"cmd":"epoch","epoch":%d}`, epoch))["round"].(float64))
 		res := make([]trainResult, len(shards))
 		errs := make([]error, len(shards))
 		var wg sync.WaitGroup
@@ -755,7 +765,7 @@ func TestTrainWorkerSyncLateStart(t *testing.T) {
 		t.Run(string(freq), func(t *testing.T) {
 			p, addr := psServer(t, init, ps.WithMode(ps.Synchronous), ps.WithFrequency(freq), ps.WithWorkers(2))
 			for epoch := 1; epoch <= 2; epoch++ {
-				round := p.Version()
+				round := openEpoch(t, p, epoch)
 				res := make([]trainResult, 2)
 				errs := make([]error, 2)
 				var wg sync.WaitGroup
@@ -790,6 +800,60 @@ func TestTrainWorkerSyncLateStart(t *testing.T) {
 						t.Errorf("epoch %d: %+v; want no duplicate push", epoch, w)
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestTrainWorkerMissesRound: a synchronous fit whose worker misses a round
+// fails, and the message names the worker: one that has not started the
+// epoch, one that registered and went silent, and a task of an epoch the
+// driver has not opened.
+func TestTrainWorkerMissesRound(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir, m := saveTestModel(t, arrowCCESpec, "categorical_crossentropy", "accuracy")
+	rec := labeledRecord(mem, 20, false, 1, -1)
+	defer rec.Release()
+	for _, freq := range []ps.Frequency{ps.Batch, ps.Epoch} {
+		t.Run(string(freq), func(t *testing.T) {
+			p, addr := psServer(t, m.Weights(), ps.WithMode(ps.Synchronous), ps.WithFrequency(freq), ps.WithWorkers(2), ps.WithRoundTimeout(time.Second))
+			task := func(i, epoch int, round uint64) (trainResult, error) {
+				h := Header{Mode: ModeTrain, Model: dir, Driver: addr, Token: trainToken, Worker: fmt.Sprint("partition-", i),
+					Partition: i, Epoch: epoch, Round: round, BatchSize: 10}
+				return runTask(h, rec.Schema(), []arrow.RecordBatch{rec})
+			}
+			round := openEpoch(t, p, 1)
+			var wg sync.WaitGroup
+			for i := range 2 {
+				wg.Go(func() {
+					if res, err := task(i, 1, round); err != nil {
+						t.Errorf("epoch 1 worker %d: %v\n%s", i, err, res.stderr)
+					}
+				})
+			}
+			wg.Wait()
+
+			// Epoch 2: partition-1 never starts. Synchronous batch waits for
+			// its round, synchronous epoch waits when done (ps Done does not
+			// wait), so the round stays open: ask the server.
+			round = openEpoch(t, p, 2)
+			_, err := task(0, 2, round)
+			if freq == ps.Batch {
+				if err == nil || !strings.Contains(err.Error(), "worker partition-0: ps: wait for round") ||
+					!strings.Contains(err.Error(), "missing workers [partition-1 (has not started epoch 2)]") {
+					t.Errorf("worker 0 alone in epoch 2: %v; want its task to fail naming partition-1, which has not started epoch 2", err)
+				}
+			} else if err != nil {
+				t.Errorf("worker 0 alone in epoch 2 (one push, no wait): %v", err)
+			}
+			if _, err := p.WaitRound(context.Background(), round); err == nil || !strings.Contains(err.Error(), "partition-1 (has not started epoch 2)") {
+				t.Errorf("round %d: %v; want it to time out naming partition-1", round, err)
+			}
+
+			// A task of epoch 1 while the driver is at epoch 2 is refused.
+			if _, err := task(1, 1, round); err == nil || !strings.Contains(err.Error(), "worker partition-1 registers for epoch 1 but the driver has opened epoch 2") {
+				t.Errorf("a task of epoch 1 in epoch 2: %v; want it refused, naming the worker and the epochs", err)
 			}
 		})
 	}

@@ -21,7 +21,7 @@ final case class ServerStats(mode: String, frequency: String, version: Long, rou
  * ParameterServer runs one `gophas driver` process on the Spark driver for
  * one fit: it starts it bound to the driver's host, reads its ready line
  * (address, token, TLS fingerprint), talks to it over its stdin/stdout
- * control channel (load, save, stats, forget; one JSON line each way, every
+ * control channel (load, save, epoch, stats, forget; one JSON line each way, every
  * wait bounded), and stops it by closing its stdin, killing it if it does not
  * exit in time. The process also dies with this JVM (Linux parent-death
  * signal), so it can never outlive the application.
@@ -96,6 +96,13 @@ private[spark] final class ParameterServer private (
 
   /** Writes the current weights with the loaded spec as a model directory; returns the version. */
   def save(dir: Path): Long = command("cmd" -> "save", "dir" -> dir.toString).path("version").asLong()
+
+  /**
+   * Opens epoch e (from 1, in order) before its tasks start and returns the
+   * synchronous round of its first batch: the server's rounds then wait for
+   * every worker of the fit to register for the epoch.
+   */
+  def openEpoch(e: Int): Long = command("cmd" -> "epoch", "epoch" -> e).path("round").asLong()
 
   def stats(): ServerStats = {
     val n = command("cmd" -> "stats")

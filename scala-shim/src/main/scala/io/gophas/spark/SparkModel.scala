@@ -434,7 +434,7 @@ private final class FitRun(
       (if (ps.tlsFingerprint.nonEmpty) Map("tlsFingerprint" -> ps.tlsFingerprint) else Map.empty)
     for (epoch <- 1 to epochs) {
       val start = System.nanoTime()
-      val round = if (mode == Synchronous) ps.stats().version else 0L
+      val round = ps.openEpoch(epoch)
       val header = Gophas.taskHeader(settings, driverFields ++ Map[String, Any](
         "mode" -> Protocol.ModeTrain, "featuresCol" -> featuresCol, "labelCol" -> labelCol,
         "epoch" -> epoch, "epochs" -> epochs, "batchSize" -> batchSize, "round" -> round, "seed" -> seed,
