@@ -13,7 +13,7 @@ VERSION := 0.1.0
 PYSPARK_VERSION := 4.1.1
 SBT_VERSION := 1.11.7
 JAR := dist/gophas-spark_2.13-$(VERSION).jar
-GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X github.com/gophas/gophas/bridge.Version=$(VERSION)"
+GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X github.com/gophas/gophas/protocol.Version=$(VERSION)"
 
 VENV := $(CURDIR)/.venv
 PY := $(VENV)/bin/python

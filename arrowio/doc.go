@@ -1,6 +1,6 @@
 // Package arrowio converts between Arrow record batches and dense float32
 // matrices (gorgonia.org/tensor). It knows nothing of Spark or the worker
-// pipe: the bridge reads Arrow IPC streams and hands their batches here.
+// pipe: package pipe reads Arrow IPC streams and hands their batches here.
 //
 // Columns named by the caller become the columns of a row-major matrix: a
 // vector column (list, large_list or fixed_size_list of numbers; Spark ML

@@ -132,8 +132,9 @@ func (s *Spec) Info() Info {
 type CompileOptions struct {
 	// Loss is a Keras loss name.
 	Loss string
-	// Optimizer is a Keras optimizer name ("adam") or its serialization (a
-	// JSON object, as keras.optimizers.serialize writes it).
+	// Optimizer is a Keras optimizer name ("adam"), as it is or as a JSON
+	// string, or its serialization (a JSON object, as
+	// keras.optimizers.serialize writes it).
 	Optimizer string
 	// LearningRate, when above 0, sets the optimizer's learning_rate.
 	LearningRate float64
@@ -155,7 +156,7 @@ func (s *Spec) Compile(o CompileOptions) (*Spec, error) {
 	}
 	opt := cc["optimizer"]
 	if t := strings.TrimSpace(o.Optimizer); t != "" {
-		if strings.HasPrefix(t, "{") {
+		if strings.HasPrefix(t, "{") || strings.HasPrefix(t, `"`) {
 			opt = json.RawMessage(t)
 		} else {
 			opt, _ = json.Marshal(t)

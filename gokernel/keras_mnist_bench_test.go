@@ -10,6 +10,7 @@ import (
 
 	"gorgonia.org/tensor"
 
+	"github.com/gophas/gophas/internal/fixture"
 	"github.com/gophas/gophas/internal/mnist"
 )
 
@@ -20,7 +21,7 @@ import (
 // the first epoch's seconds (s/epoch-1) and the median of the later ones
 // (s/warm-epoch), and logs every epoch, so epochs that slow down show.
 func BenchmarkKerasMNISTMLPEpoch(b *testing.B) {
-	dir, err := mnist.DefaultDir()
+	dir, err := fixture.MNISTDir()
 	if err != nil {
 		b.Skip(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gophas/gophas/internal/fixture"
 	"github.com/gophas/gophas/internal/mnist"
 )
 
@@ -38,7 +39,7 @@ func TestMNIST(t *testing.T) {
 	if os.Getenv("GOPHAS_LONG") != "1" {
 		t.Skip("set GOPHAS_LONG=1 to train on MNIST")
 	}
-	dir, err := mnist.DefaultDir()
+	dir, err := fixture.MNISTDir()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -240,6 +240,20 @@ func SaveModel(dir string, m *Model) error {
 	return nil
 }
 
+// SaveWeights writes m into dir as SaveModel does but without optimizer
+// state (an optimizer.safetensors there is removed): a model directory of
+// the spec and the weights, such as a freshly initialized model or weights
+// whose optimizer state lives elsewhere.
+func SaveWeights(dir string, m *Model) error {
+	if err := SaveModel(dir, m); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(dir, OptimizerFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("gokernel: SaveWeights: %w", err)
+	}
+	return nil
+}
+
 // writeFile writes a file through a temporary file and a rename, so that a
 // reader never sees half of it.
 func writeFile(path string, write func(io.Writer) error) error {

@@ -23,6 +23,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/gophas/gophas/gokernel"
+	"github.com/gophas/gophas/internal/fixture"
 	"github.com/gophas/gophas/internal/mnist"
 )
 
@@ -96,7 +97,7 @@ func scenario(t *testing.T, lines []string, name string) map[string]any {
 
 func mnistTest(t *testing.T, rows int) (x, y *tensor.Dense, labels []int) {
 	t.Helper()
-	dir, err := mnist.DefaultDir()
+	dir, err := fixture.MNISTDir()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -31,7 +31,7 @@ CONVNET_ROUNDS ?= 1
 
 test-keras:
 	$(GO) test -race -run 'Keras|Optimizer' ./gokernel/
-	$(GO) test -race -run 'Train|OneHot' ./bridge/
+	$(GO) test -race -run 'Train|Labels' ./cmd/gophas/ ./gokernel/
 	$(GO) test -race -run 'TrainFlags' ./cmd/gophas/
 
 $(BENCH_STAMP):

@@ -16,6 +16,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"github.com/gophas/gophas/gokernel"
+	"github.com/gophas/gophas/internal/fixture"
 	"github.com/gophas/gophas/internal/mnist"
 	"github.com/gophas/gophas/ps"
 )
@@ -185,7 +186,7 @@ func TestConvergenceMNIST(t *testing.T) {
 	if os.Getenv("GOPHAS_LONG") != "1" {
 		t.Skip("set GOPHAS_LONG=1 to train MNIST through the parameter server")
 	}
-	dir, err := mnist.DefaultDir()
+	dir, err := fixture.MNISTDir()
 	if err != nil {
 		t.Fatal(err)
 	}

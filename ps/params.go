@@ -199,29 +199,32 @@ func (p *Params) SetOptimizerState(state []NamedTensor) (uint64, error) {
 	return p.version.Load(), nil
 }
 
-// WorkerStats counts one worker's pushes.
+// WorkerStats counts one worker's pushes. Its JSON names are those of the
+// driver's stats answer (package protocol).
 type WorkerStats struct {
-	Worker    string
-	Applied   uint64 // pushes applied (or accepted into a synchronous round)
-	Refused   uint64 // wrong shape, NaN or Inf, or otherwise invalid
-	Duplicate uint64 // already applied, ignored
-	NonFinite uint64 // the refused pushes that held NaN or Inf, or would have made the weights so
-	Registers uint64 // registrations, more than one when Spark retried a task
-	Done      bool   // done with the epoch it registered for
-	Epoch     int    // the epoch it last registered for (0: none given)
+	Worker    string `json:"worker"`
+	Applied   uint64 `json:"applied"`   // pushes applied (or accepted into a synchronous round)
+	Refused   uint64 `json:"refused"`   // wrong shape, NaN or Inf, or otherwise invalid
+	Duplicate uint64 `json:"duplicate"` // already applied, ignored
+	NonFinite uint64 `json:"nonFinite"` // the refused pushes that held NaN or Inf, or would have made the weights so
+	Registers uint64 `json:"registers"` // registrations, more than one when Spark retried a task
+	Done      bool   `json:"done"`      // done with the epoch it registered for
+	Epoch     int    `json:"epoch"`     // the epoch it last registered for (0: none given)
 }
 
-// Stats describes the server.
+// Stats describes the server: the one stats record of Gophas, which the
+// driver's control channel answers as JSON with these names (package
+// protocol), the shim reads and the Python package receives.
 type Stats struct {
-	Mode      Mode
-	Frequency Frequency
-	Version   uint64
-	Round     uint64 // the open synchronous round (equal to Version)
-	Epoch     int    // the epoch the driver has opened (OpenEpoch); 0 for none
+	Mode      Mode      `json:"mode"`
+	Frequency Frequency `json:"frequency"`
+	Version   uint64    `json:"version"`
+	Round     uint64    `json:"round"` // the open synchronous round (equal to Version)
+	Epoch     int       `json:"epoch"` // the epoch the driver has opened (OpenEpoch); 0 for none
 	// WorkersExpected is how many workers a synchronous round waits for
 	// (WithWorkers); 0: whoever registered.
-	WorkersExpected int
-	Workers         []WorkerStats
+	WorkersExpected int           `json:"workersExpected"`
+	Workers         []WorkerStats `json:"workers"`
 }
 
 type worker struct {
@@ -960,7 +963,8 @@ func (e *roundError) Unwrap() error { return ErrRoundTimeout }
 func (p *Params) Stats() Stats {
 	p.meta.Lock()
 	defer p.meta.Unlock()
-	s := Stats{Mode: p.cfg.mode, Frequency: p.cfg.frequency, Version: p.version.Load(), Epoch: p.epoch, WorkersExpected: p.cfg.workers}
+	s := Stats{Mode: p.cfg.mode, Frequency: p.cfg.frequency, Version: p.version.Load(), Epoch: p.epoch, WorkersExpected: p.cfg.workers,
+		Workers: []WorkerStats{}}
 	if p.round != nil {
 		s.Round = p.round.number
 	}

@@ -26,12 +26,12 @@ import (
 )
 
 // ProtocolVersion is the version of Gophas' contracts: this RPC service and
-// the executor pipe (bridge re-exports it as bridge.ProtocolVersion, the one
+// the executor pipe (package protocol re-exports it as protocol.ProtocolVersion, the one
 // the Scala shim mirrors). It is bumped whenever either changes in a way the
 // other side must know about: Register refuses a worker speaking another
 // version, `gophas version` reports it, and the shim refuses a binary whose
 // version differs from its own.
-const ProtocolVersion = 1
+const ProtocolVersion = 2
 
 // authKey is the metadata key carrying "Bearer <token>".
 const authKey = "authorization"

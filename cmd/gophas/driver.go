@@ -6,13 +6,14 @@ import (
 	"io"
 	"os"
 
-	"github.com/gophas/gophas/bridge"
+	"github.com/gophas/gophas/driver"
+	"github.com/gophas/gophas/protocol"
 )
 
 // driverFlags parses the flags of `gophas driver` into a
-// bridge.DriverConfig; getenv supplies the token from bridge.TokenEnv.
-func driverFlags(args []string, stderr io.Writer, getenv func(string) string) (bridge.DriverConfig, error) {
-	c := bridge.DriverConfig{DieWithParent: true}
+// driver.Config; getenv supplies the token from protocol.TokenEnv.
+func driverFlags(args []string, stderr io.Writer, getenv func(string) string) (driver.Config, error) {
+	c := driver.Config{DieWithParent: true}
 	fs := flag.NewFlagSet("driver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Host, "host", "", "address to bind, reachable from the executors (required)")
@@ -37,6 +38,6 @@ func driverFlags(args []string, stderr io.Writer, getenv func(string) string) (b
 		}
 		c.Optimizer = b
 	}
-	c.Token = getenv(bridge.TokenEnv)
+	c.Token = getenv(protocol.TokenEnv)
 	return c, nil
 }

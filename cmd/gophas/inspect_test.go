@@ -14,22 +14,22 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"github.com/gophas/gophas/bridge"
 	"github.com/gophas/gophas/gokernel"
+	"github.com/gophas/gophas/protocol"
 )
 
 const mnistSpec = "../../gokernel/testdata/spec/mnist_mlp.json"
 
-func inspect(t *testing.T, args ...string) bridge.ModelInfo {
+func inspect(t *testing.T, args ...string) protocol.ModelInfo {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), append([]string{"inspect"}, args...), strings.NewReader(""), &stdout, &stderr); code != bridge.ExitOK {
+	if code := run(context.Background(), append([]string{"inspect"}, args...), strings.NewReader(""), &stdout, &stderr); code != protocol.ExitOK {
 		t.Fatalf("inspect %q: exit %d, stderr %s", args, code, stderr.String())
 	}
 	if n := strings.Count(stdout.String(), "\n"); n != 1 || !strings.HasSuffix(stdout.String(), "\n") {
 		t.Fatalf("inspect %q: stdout %q; want one line", args, stdout.String())
 	}
-	var info bridge.ModelInfo
+	var info protocol.ModelInfo
 	dec := json.NewDecoder(&stdout)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&info); err != nil {
@@ -41,7 +41,7 @@ func inspect(t *testing.T, args ...string) bridge.ModelInfo {
 func TestInspect(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "init")
 	info := inspect(t, "--model", mnistSpec, "--seed", "7", "--out", out)
-	want := bridge.ModelInfo{Info: gokernel.Info{Name: "mnist_mlp", InputDim: 784, InputShape: []int{784}, OutputDim: 10, OutputShape: []int{10},
+	want := protocol.ModelInfo{Info: gokernel.Info{Name: "mnist_mlp", InputDim: 784, InputShape: []int{784}, OutputDim: 10, OutputShape: []int{10},
 		Loss: "categorical_crossentropy", Metrics: []string{"accuracy"}, EvaluateKeys: []string{"loss", "accuracy"},
 		LabelKind: gokernel.Categorical, LabelWidths: []int{10, 1}, Classifier: true, Optimizer: "adam", DefaultOptimizer: "rmsprop"},
 		Params: 784*128 + 128 + 128*128 + 128 + 128*10 + 10}
@@ -143,13 +143,13 @@ func TestInspectCompile(t *testing.T) {
 		t.Fatalf("the written spec: %v, %v", spec, err)
 	}
 	var stdout, stderr bytes.Buffer
-	if code := run(context.Background(), []string{"inspect", "--model", plain, "--optimizer", "adam"}, strings.NewReader(""), &stdout, &stderr); code != bridge.ExitError ||
+	if code := run(context.Background(), []string{"inspect", "--model", plain, "--optimizer", "adam"}, strings.NewReader(""), &stdout, &stderr); code != protocol.ExitError ||
 		!strings.Contains(stderr.String(), "no loss") {
 		t.Errorf("compile without a loss: exit %d, stderr %q; want an error saying there is no loss", code, stderr.String())
 	}
 }
 
-func sameInfo(a, b bridge.ModelInfo) bool { return reflect.DeepEqual(a, b) }
+func sameInfo(a, b protocol.ModelInfo) bool { return reflect.DeepEqual(a, b) }
 
 func TestInspectErrors(t *testing.T) {
 	for _, tc := range []struct {
@@ -157,18 +157,18 @@ func TestInspectErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"inspect"}, bridge.ExitUsage, "inspect: --model is required"},
-		{[]string{"inspect", "--model", "m.json", "extra"}, bridge.ExitUsage, `inspect: unexpected argument "extra"`},
-		{[]string{"inspect", "--model", "m.json", "--seed", "x"}, bridge.ExitUsage, `invalid value "x" for flag -seed`},
-		{[]string{"inspect", "--model", "/nonexistent/m.json"}, bridge.ExitError, "bridge: inspect: gokernel: Open: stat /nonexistent/m.json: no such file or directory"},
-		{[]string{"inspect", "--model", "main.go"}, bridge.ExitError, `bridge: inspect: gokernel: Open: main.go: spec is not a JSON object`},
+		{[]string{"inspect"}, protocol.ExitUsage, "inspect: --model is required"},
+		{[]string{"inspect", "--model", "m.json", "extra"}, protocol.ExitUsage, `inspect: unexpected argument "extra"`},
+		{[]string{"inspect", "--model", "m.json", "--seed", "x"}, protocol.ExitUsage, `invalid value "x" for flag -seed`},
+		{[]string{"inspect", "--model", "/nonexistent/m.json"}, protocol.ExitError, "inspect: gokernel: Open: stat /nonexistent/m.json: no such file or directory"},
+		{[]string{"inspect", "--model", "main.go"}, protocol.ExitError, `inspect: gokernel: Open: main.go: spec is not a JSON object`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
 		lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
 		last := lines[len(lines)-1]
-		if code != tc.code || !strings.HasPrefix(last, bridge.ErrorPrefix) || !strings.Contains(last, tc.want) {
-			t.Errorf("run(%q): got exit %d, last stderr line %q; want exit %d and a line starting %q containing %q", tc.args, code, last, tc.code, bridge.ErrorPrefix, tc.want)
+		if code != tc.code || !strings.HasPrefix(last, protocol.ErrorPrefix) || !strings.Contains(last, tc.want) {
+			t.Errorf("run(%q): got exit %d, last stderr line %q; want exit %d and a line starting %q containing %q", tc.args, code, last, tc.code, protocol.ErrorPrefix, tc.want)
 		}
 		if stdout.Len() != 0 {
 			t.Errorf("run(%q): got stdout %q; want none", tc.args, stdout.String())

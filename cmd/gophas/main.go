@@ -1,7 +1,7 @@
 // Command gophas is the one Gophas binary. Its subcommands:
 //
 //	gophas version   print the version and protocol version as JSON
-//	gophas worker    run one executor task (the pipe protocol of package bridge)
+//	gophas worker    run one executor task (the pipe protocol, package pipe)
 //	gophas driver    serve the parameter server and model store
 //	gophas train     train a model on MNIST, a CSV or an Arrow file
 //	gophas inspect   describe a model spec or directory as one JSON line
@@ -22,8 +22,10 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/gophas/gophas/bridge"
+	"github.com/gophas/gophas/driver"
 	"github.com/gophas/gophas/gokernel"
+	"github.com/gophas/gophas/pipe"
+	"github.com/gophas/gophas/protocol"
 )
 
 func main() {
@@ -44,68 +46,68 @@ commands:
 `
 
 // run executes one subcommand and returns the process exit status. A failing
-// command's last stderr line starts with bridge.ErrorPrefix.
+// command's last stderr line starts with protocol.ErrorPrefix.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return bridge.ExitUsage
+		return protocol.ExitUsage
 	}
 	var err error
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "version":
 		err = version(stdout)
 	case "worker":
-		err = bridge.Worker(ctx, stdin, stdout, stderr)
+		err = pipe.Worker(ctx, stdin, stdout, stderr)
 	case "train":
 		cfg, ferr := trainFlags(rest, stderr)
 		if ferr != nil {
 			return flagError(stderr, ferr)
 		}
-		err = bridge.Train(ctx, cfg, stdout, stderr)
+		err = runTrain(ctx, cfg, stdout, stderr)
 	case "inspect":
 		cfg, ferr := inspectFlags(rest, stderr)
 		if ferr != nil {
 			return flagError(stderr, ferr)
 		}
-		err = bridge.Inspect(cfg, stdout)
+		err = runInspect(cfg, stdout)
 	case "driver":
 		cfg, ferr := driverFlags(rest, stderr, os.Getenv)
 		if ferr != nil {
 			return flagError(stderr, ferr)
 		}
-		err = bridge.Driver(ctx, cfg, stdin, stdout, stderr)
+		err = driver.Run(ctx, cfg, stdin, stdout, stderr)
 	default:
 		_ = rest
-		fmt.Fprintf(stderr, "%sunknown command %q\n%s", bridge.ErrorPrefix, cmd, usage)
-		return bridge.ExitUsage
+		fmt.Fprintf(stderr, "%sunknown command %q\n%s", protocol.ErrorPrefix, cmd, usage)
+		return protocol.ExitUsage
 	}
 	if err != nil {
-		fmt.Fprintf(stderr, "%s%v\n", bridge.ErrorPrefix, err)
-		return bridge.ExitError
+		fmt.Fprintf(stderr, "%s%v\n", protocol.ErrorPrefix, err)
+		return protocol.ExitError
 	}
-	return bridge.ExitOK
+	return protocol.ExitOK
 }
 
 // flagError reports a command line the flag package refused: -h asked for
 // the usage (already printed), anything else is a usage error.
 func flagError(stderr io.Writer, err error) int {
 	if errors.Is(err, flag.ErrHelp) {
-		return bridge.ExitOK
+		return protocol.ExitOK
 	}
-	fmt.Fprintf(stderr, "%s%v\n", bridge.ErrorPrefix, err)
-	return bridge.ExitUsage
+	fmt.Fprintf(stderr, "%s%v\n", protocol.ErrorPrefix, err)
+	return protocol.ExitUsage
 }
 
 func version(w io.Writer) error {
 	return json.NewEncoder(w).Encode(struct {
 		Version  string `json:"version"`
 		Protocol int    `json:"protocol"`
-	}{bridge.Version, bridge.ProtocolVersion})
+	}{protocol.Version, protocol.ProtocolVersion})
 }
 
-// trainFlags parses the flags of `gophas train` into a bridge.TrainConfig.
-func trainFlags(args []string, stderr io.Writer) (bridge.TrainConfig, error) {
-	var c bridge.TrainConfig
+// trainFlags parses the flags of `gophas train` into a trainConfig.
+func trainFlags(args []string, stderr io.Writer) (trainConfig, error) {
+	var c trainConfig
 	fs := flag.NewFlagSet("train", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Model, "model", "", "model spec (Keras JSON) or model directory (required)")
@@ -133,9 +135,9 @@ func trainFlags(args []string, stderr io.Writer) (bridge.TrainConfig, error) {
 }
 
 // inspectFlags parses the flags of `gophas inspect` into a
-// bridge.InspectConfig.
-func inspectFlags(args []string, stderr io.Writer) (bridge.InspectConfig, error) {
-	var c bridge.InspectConfig
+// inspectConfig.
+func inspectFlags(args []string, stderr io.Writer) (inspectConfig, error) {
+	var c inspectConfig
 	fs := flag.NewFlagSet("inspect", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.Model, "model", "", "model spec (Keras JSON) or model directory (required)")

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gophas/gophas/bridge"
+	"github.com/gophas/gophas/protocol"
 )
 
 // TestTrainFlags checks that `gophas train` command-line mistakes exit with
@@ -18,21 +18,21 @@ func TestTrainFlags(t *testing.T) {
 		code int
 		want string
 	}{
-		{[]string{"train"}, bridge.ExitUsage, "train: --model and --data are required"},
-		{[]string{"train", "--model", "m.json"}, bridge.ExitUsage, "train: --model and --data are required"},
-		{[]string{"train", "--modle", "m.json"}, bridge.ExitUsage, "train: flag provided but not defined: -modle"},
-		{[]string{"train", "--model", "m.json", "--data", "d.csv", "extra"}, bridge.ExitUsage, `train: unexpected argument "extra"`},
-		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--epochs", "two"}, bridge.ExitUsage, `invalid value "two" for flag -epochs`},
-		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--validation-split", "x"}, bridge.ExitUsage, `invalid value "x" for flag -validation-split`},
-		{[]string{"train", "--model", "/nonexistent/m.json", "--data", "d.csv"}, bridge.ExitError, "bridge: train: gokernel: Open: stat /nonexistent/m.json: no such file or directory"},
-		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--epochs", "-1"}, bridge.ExitError, "bridge: train: epochs -1 must not be negative"},
+		{[]string{"train"}, protocol.ExitUsage, "train: --model and --data are required"},
+		{[]string{"train", "--model", "m.json"}, protocol.ExitUsage, "train: --model and --data are required"},
+		{[]string{"train", "--modle", "m.json"}, protocol.ExitUsage, "train: flag provided but not defined: -modle"},
+		{[]string{"train", "--model", "m.json", "--data", "d.csv", "extra"}, protocol.ExitUsage, `train: unexpected argument "extra"`},
+		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--epochs", "two"}, protocol.ExitUsage, `invalid value "two" for flag -epochs`},
+		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--validation-split", "x"}, protocol.ExitUsage, `invalid value "x" for flag -validation-split`},
+		{[]string{"train", "--model", "/nonexistent/m.json", "--data", "d.csv"}, protocol.ExitError, "train: gokernel: Open: stat /nonexistent/m.json: no such file or directory"},
+		{[]string{"train", "--model", "m.json", "--data", "d.csv", "--epochs", "-1"}, protocol.ExitError, "train: epochs -1 must not be negative"},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr)
 		lines := strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n")
 		last := lines[len(lines)-1]
-		if code != tc.code || !strings.HasPrefix(last, bridge.ErrorPrefix) || !strings.Contains(last, tc.want) {
-			t.Errorf("run(%q): got exit %d, last stderr line %q; want exit %d and a line starting %q containing %q", tc.args, code, last, tc.code, bridge.ErrorPrefix, tc.want)
+		if code != tc.code || !strings.HasPrefix(last, protocol.ErrorPrefix) || !strings.Contains(last, tc.want) {
+			t.Errorf("run(%q): got exit %d, last stderr line %q; want exit %d and a line starting %q containing %q", tc.args, code, last, tc.code, protocol.ErrorPrefix, tc.want)
 		}
 		if stdout.Len() != 0 {
 			t.Errorf("run(%q): got stdout %q; want none", tc.args, stdout.String())
@@ -46,7 +46,7 @@ func TestHelp(t *testing.T) {
 	for _, cmd := range []string{"train", "driver", "inspect"} {
 		var stdout, stderr bytes.Buffer
 		code := run(context.Background(), []string{cmd, "-h"}, strings.NewReader(""), &stdout, &stderr)
-		if code != bridge.ExitOK || !strings.Contains(stderr.String(), "Usage of "+cmd) || strings.Contains(stderr.String(), bridge.ErrorPrefix) {
+		if code != protocol.ExitOK || !strings.Contains(stderr.String(), "Usage of "+cmd) || strings.Contains(stderr.String(), protocol.ErrorPrefix) {
 			t.Errorf("%s -h: got exit %d, stderr %q; want exit 0 and the usage only", cmd, code, stderr.String())
 		}
 	}

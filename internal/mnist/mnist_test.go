@@ -8,10 +8,12 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gophas/gophas/internal/fixture"
 )
 
 func TestLoad(t *testing.T) {
-	dir, err := DefaultDir()
+	dir, err := fixture.MNISTDir()
 	if err != nil {
 		t.Fatal(err)
 	}

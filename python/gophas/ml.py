@@ -363,19 +363,13 @@ class GophasModel(JavaModel, _GophasParams, _GophasReadable, JavaMLWritable):
 
     @property
     def training_stats(self) -> dict | None:
-        """The parameter server's counters at the end of the fit that made
-        this model (mode, frequency, version, per-worker pushes), or None for
-        a loaded model."""
+        """The parameter server's stats record at the end of the fit that
+        made this model (mode, frequency, version, epoch, per-worker pushes,
+        as the driver reports them), or None for a loaded model."""
         stats = self._java_obj.trainingStats()
         if stats.isEmpty():
             return None
-        s = stats.get()
-        workers = s.workers()
-        return {
-            "mode": s.mode(), "frequency": s.frequency(), "version": s.version(),
-            "workers": [{"worker": workers.apply(i).worker(), "applied": workers.apply(i).applied(),
-                         "registers": workers.apply(i).registers()} for i in range(workers.length())],
-        }
+        return json.loads(stats.get().json())
 
 
 # PySpark maps a Java stage to its Python wrapper by the Java class name

@@ -11,11 +11,28 @@ import scala.util.control.NonFatal
 import com.fasterxml.jackson.databind.{JsonNode, ObjectMapper}
 import org.apache.spark.internal.Logging
 
-/** One worker's counters on the parameter server. */
-final case class WorkerStats(worker: String, applied: Long, refused: Long, duplicate: Long, nonFinite: Long, registers: Long, done: Boolean)
+/** One worker's counters on the parameter server (Go's ps.WorkerStats, field for field). */
+final case class WorkerStats(worker: String, applied: Long, refused: Long, duplicate: Long, nonFinite: Long, registers: Long,
+    done: Boolean, epoch: Int)
 
-/** What the parameter server reports: its mode, weights version and per-worker counters. */
-final case class ServerStats(mode: String, frequency: String, version: Long, round: Long, workers: Seq[WorkerStats])
+/**
+ * What the parameter server reports: its mode, weights version, open epoch and per-worker counters. It is Go's
+ * ps.Stats field for field, the one stats record: the driver's control channel answers it as JSON with these names,
+ * and `json` is that JSON as the driver wrote it (what the Python package receives).
+ */
+final case class ServerStats(mode: String, frequency: String, version: Long, round: Long, epoch: Int, workersExpected: Int,
+    workers: Seq[WorkerStats], json: String)
+
+object ServerStats {
+  /** Reads the stats record from its JSON (the `stats` of the driver's answer). */
+  def fromJson(n: JsonNode): ServerStats =
+    ServerStats(n.path("mode").asText(), n.path("frequency").asText(), n.path("version").asLong(), n.path("round").asLong(),
+      n.path("epoch").asInt(), n.path("workersExpected").asInt(),
+      n.path("workers").elements().asScala.map { w =>
+        WorkerStats(w.path("worker").asText(), w.path("applied").asLong(), w.path("refused").asLong(), w.path("duplicate").asLong(),
+          w.path("nonFinite").asLong(), w.path("registers").asLong(), w.path("done").asBoolean(), w.path("epoch").asInt())
+      }.toSeq, n.toString)
+}
 
 /**
  * ParameterServer runs one `gophas driver` process on the Spark driver for
@@ -104,14 +121,8 @@ private[spark] final class ParameterServer private (
    */
   def openEpoch(e: Int): Long = command("cmd" -> "epoch", "epoch" -> e).path("round").asLong()
 
-  def stats(): ServerStats = {
-    val n = command("cmd" -> "stats")
-    ServerStats(n.path("mode").asText(), n.path("frequency").asText(), n.path("version").asLong(), n.path("round").asLong(),
-      n.path("workers").elements().asScala.map { w =>
-        WorkerStats(w.path("worker").asText(), w.path("applied").asLong(), w.path("refused").asLong(), w.path("duplicate").asLong(),
-          w.path("nonFinite").asLong(), w.path("registers").asLong(), w.path("done").asBoolean())
-      }.toSeq)
-  }
+  /** The parameter server's stats record (the control command stats answers with Go's ps.Stats as JSON). */
+  def stats(): ServerStats = ServerStats.fromJson(command("cmd" -> "stats").path("stats"))
 
   /** Drops blobs (old optimizer states) from the model store. */
   def forget(hashes: Seq[String]): Unit =

@@ -11,7 +11,7 @@ package io.gophas.spark
  */
 object Protocol {
   /** Must equal the `protocol` that `gophas version` reports. */
-  val Version: Int = 1
+  val Version: Int = 2
 
   /** Bound on the JSON header, as the worker enforces it. */
   val MaxHeaderBytes: Int = 1 << 20

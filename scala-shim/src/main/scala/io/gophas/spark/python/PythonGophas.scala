@@ -74,16 +74,7 @@ object PythonGophas {
   def saveModel(model: SparkModel, path: String): Unit = model.save(path)
 
   /** The parameter server's counters after the last fit, as JSON, or null before any. */
-  def lastServerStats(model: SparkModel): String = model.lastServerStats.map { s =>
-    val out = json.createObjectNode()
-    out.put("mode", s.mode).put("frequency", s.frequency).put("version", s.version).put("round", s.round)
-    val ws = out.putArray("workers")
-    s.workers.foreach { w =>
-      ws.addObject().put("worker", w.worker).put("applied", w.applied).put("refused", w.refused)
-        .put("duplicate", w.duplicate).put("nonFinite", w.nonFinite).put("registers", w.registers).put("done", w.done)
-    }
-    json.writeValueAsString(out)
-  }.orNull
+  def lastServerStats(model: SparkModel): String = model.lastServerStats.map(_.json).orNull
 
   /** The message of the GophasException in t's cause chain, or null when there is none. */
   def gophasMessage(t: Throwable): String = {

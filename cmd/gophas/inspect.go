@@ -1,0 +1,83 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/gophas/gophas/gokernel"
+	"github.com/gophas/gophas/protocol"
+)
+
+// inspectConfig is what `gophas inspect` looks at.
+type inspectConfig struct {
+	// Model is a spec file (Keras model.to_json(), or {"model", "compile"})
+	// or a model directory (model.json, and model.safetensors when it has
+	// weights). Required.
+	Model string
+	// Seed seeds the initializers when the model has no weights; default 0.
+	Seed int64
+	// Out, when set, is the directory a complete model (model.json and
+	// model.safetensors) is written to: the model's own weights, or freshly
+	// initialized ones.
+	Out string
+	// Compile, when any field is set, overrides the spec's compile config
+	// (gokernel.Spec.Compile: loss, optimizer, learning rate, metrics)
+	// before the model is described and written.
+	Compile gokernel.CompileOptions
+}
+
+// runInspect prints the protocol.ModelInfo of c.Model as one JSON line on stdout and,
+// with c.Out, writes the model there as a complete model directory.
+func runInspect(c inspectConfig, stdout io.Writer) error {
+	if c.Model == "" {
+		return errors.New("inspect: no model given (--model SPEC_OR_DIR)")
+	}
+	m, err := gokernel.Open(c.Model, gokernel.WithSeed(c.Seed))
+	if err != nil {
+		return fmt.Errorf("inspect: %w", err)
+	}
+	if c.Compile.Loss != "" || c.Compile.Optimizer != "" || c.Compile.LearningRate != 0 || len(c.Compile.Metrics) > 0 {
+		if m, err = recompile(m, c.Compile); err != nil {
+			return fmt.Errorf("inspect: %w", err)
+		}
+	}
+	hasWeights, err := gokernel.HasWeights(c.Model)
+	if err != nil {
+		return fmt.Errorf("inspect: %w", err)
+	}
+	info := protocol.ModelInfo{Info: m.Spec().Info(), HasWeights: hasWeights}
+	for _, w := range m.Weights() {
+		info.Params += len(w.Data)
+	}
+	if c.Out != "" {
+		if err := gokernel.SaveWeights(c.Out, m); err != nil {
+			return fmt.Errorf("inspect: writing %s: %w", c.Out, err)
+		}
+	}
+	b, err := json.Marshal(info)
+	if err != nil {
+		return fmt.Errorf("inspect: %w", err)
+	}
+	if _, err := fmt.Fprintf(stdout, "%s\n", b); err != nil {
+		return fmt.Errorf("inspect: %w", err)
+	}
+	return nil
+}
+
+// recompile returns m's weights in a model of its spec compiled with o.
+func recompile(m *gokernel.Model, o gokernel.CompileOptions) (*gokernel.Model, error) {
+	spec, err := m.Spec().Compile(o)
+	if err != nil {
+		return nil, err
+	}
+	out, err := gokernel.NewModel(spec)
+	if err != nil {
+		return nil, err
+	}
+	if err := out.SetWeights(m.Weights()); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

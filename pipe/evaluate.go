@@ -1,0 +1,178 @@
+package pipe
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/gophas/gophas/arrowio"
+	"github.com/gophas/gophas/gokernel"
+	"github.com/gophas/gophas/protocol"
+)
+
+// rows converts a stream's feature and label columns into the rows the
+// training loop and evaluation take: features as they are, labels shaped
+// for the loss by the kernel's one label rule (Spec.Labels).
+type rows struct {
+	featCols []string
+	label    string
+	x, y     *arrowio.Converter
+	spec     *gokernel.Spec
+	shape    *gokernel.Labels // once the label width is known
+	xbuf     []float32
+	raw      []float32
+	ybuf     []float32
+}
+
+func newRows(h *protocol.Header, in *arrow.Schema) (*rows, error) {
+	r := &rows{featCols: h.Features(), label: h.LabelCol, x: arrowio.NewConverter(h.Features()), y: arrowio.NewConverter([]string{h.LabelCol})}
+	if err := r.x.Check(in); err != nil {
+		return nil, err
+	}
+	if err := r.y.Check(in); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// check checks the widths known from the schema against the spec of the
+// model at path.
+func (r *rows) check(spec *gokernel.Spec, path string) error {
+	r.spec = spec
+	if spec.Loss() == "" {
+		return fmt.Errorf("model %q has no compile config with a loss", path)
+	}
+	return r.widths()
+}
+
+func (r *rows) widths() error {
+	if w, in := r.x.Width(), r.spec.InputDim(); w >= 0 && w != in {
+		return fmt.Errorf("the features (%s) have %d values per row, the model takes %d", quoteCols(r.featCols), w, in)
+	}
+	if w := r.y.Width(); w >= 0 && r.shape == nil {
+		l, err := r.spec.Labels(w)
+		if err != nil {
+			return fmt.Errorf("label column %q: %w", r.label, unprefixed(err))
+		}
+		r.shape = l
+	}
+	return nil
+}
+
+func (r *rows) xWidth() int { return r.spec.InputDim() }
+
+func (r *rows) yWidth() int {
+	if r.spec.LabelKind() == gokernel.ClassIndex {
+		return 1
+	}
+	return r.spec.OutputDim()
+}
+
+// load converts rec into a batch of rows over reused buffers (nil for a
+// record of no rows).
+func (r *rows) load(rec arrow.RecordBatch) (*gokernel.Batch, error) {
+	first := r.y.Rows()
+	var err error
+	if r.xbuf, err = r.x.Append(r.xbuf[:0], rec); err != nil {
+		return nil, err
+	}
+	if r.raw, err = r.y.Append(r.raw[:0], rec); err != nil {
+		return nil, err
+	}
+	n := int(rec.NumRows())
+	if n == 0 {
+		return nil, nil
+	}
+	if err := r.widths(); err != nil {
+		return nil, err
+	}
+	if r.ybuf, err = r.shape.Shape(r.ybuf[:0], r.raw, n, first); err != nil {
+		return nil, fmt.Errorf("label column %q %w", r.label, unprefixed(err))
+	}
+	return gokernel.NewBatch(n, r.xbuf, r.x.Width(), r.ybuf, r.shape.Width()), nil
+}
+
+// unprefixed drops the package prefix of a kernel error wrapped into a
+// message that names the column.
+func unprefixed(err error) error {
+	return errors.New(strings.TrimPrefix(err.Error(), "gokernel: "))
+}
+
+// runEvaluate sums the model's loss and metrics over the partition's rows
+// and writes them as one batch of EvaluateSchema.
+func runEvaluate(t *Task) (err error) {
+	h := &t.Header
+	in := t.Input.Schema()
+	feat := h.Features()
+	if slices.Contains(feat, h.LabelCol) {
+		return fmt.Errorf("column %q is both a feature and the label", h.LabelCol)
+	}
+	r, err := newRows(h, in)
+	if err != nil {
+		return err
+	}
+	m, err := loadModel(t.Ctx, h)
+	if err != nil {
+		return err
+	}
+	spec := m.Spec()
+	if err := r.check(spec, h.Model); err != nil {
+		return err
+	}
+
+	var sums gokernel.Sums
+	for t.Input.Next() {
+		b, err := r.load(t.Input.RecordBatch())
+		if err != nil {
+			return err
+		}
+		if b == nil {
+			continue
+		}
+		if err := m.EvaluateBatch(b, &sums); err != nil {
+			return err
+		}
+		if err := t.Ctx.Err(); err != nil {
+			return fmt.Errorf("cancelled: %w", err)
+		}
+	}
+	if err := t.Input.Err(); err != nil {
+		return fmt.Errorf("reading the input stream: %w", err)
+	}
+
+	b := array.NewRecordBuilder(t.Mem, protocol.EvaluateSchema)
+	defer b.Release()
+	if sums.Count > 0 {
+		for _, k := range sumKeys(sums, spec) {
+			b.Field(0).(*array.StringBuilder).Append(k)
+			b.Field(1).(*array.Float64Builder).Append(sums.Sums[k])
+			b.Field(2).(*array.Int64Builder).Append(int64(sums.Count))
+		}
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	w := t.NewWriter(protocol.EvaluateSchema)
+	defer t.Close(w, &err)
+	if err := w.Write(rec); err != nil {
+		return fmt.Errorf("writing the output stream: %w", err)
+	}
+	return nil
+}
+
+// sumKeys orders the keys of s: Spec.EvaluateKeys, then any other key
+// sorted.
+func sumKeys(s gokernel.Sums, spec *gokernel.Spec) []string {
+	keys := slices.DeleteFunc(spec.EvaluateKeys(), func(k string) bool { _, ok := s.Sums[k]; return !ok })
+	var rest []string
+	for k := range s.Sums {
+		if !slices.Contains(keys, k) {
+			rest = append(rest, k)
+		}
+	}
+	slices.Sort(rest)
+	return append(keys, rest...)
+}
