@@ -65,7 +65,8 @@ class _GophasParams(Params):
     loss = Param(Params._dummy(), "loss", "Keras loss name; empty: the spec's compile config",
                  typeConverter=TypeConverters.toString)
     optimizer = Param(Params._dummy(), "optimizer",
-                      "Keras optimizer: a name or its serialization as JSON; empty: the spec's, else adam",
+                      "Keras optimizer: a name or its serialization as JSON; empty: the spec's, else the kernel's "
+                      "default (rmsprop, as Keras compile)",
                       typeConverter=TypeConverters.toString)
     learningRate = Param(Params._dummy(), "learningRate", "the optimizer's learning rate; 0: the optimizer's own",
                          typeConverter=TypeConverters.toFloat)
@@ -316,7 +317,7 @@ class GophasEstimator(JavaEstimator, _GophasParams, _GophasReadable, JavaMLWrita
             self._transfer_params_to_java()
             jinfo = self._java_obj.modelInfo()
             info = {"loss": jinfo.loss(), "outputDim": jinfo.outputDim()}
-        categorical = info["loss"] in ("categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy")
+            categorical = bool(jinfo.classifier())  # the kernel's word: a cross-entropy loss
         if self._categorical is not None and bool(self._categorical) != categorical:
             raise GophasError(f"gophas: categorical={self._categorical} but the loss is {info['loss']}")
         if self._nb_classes is not None and categorical and info["outputDim"] not in (self._nb_classes, 1):

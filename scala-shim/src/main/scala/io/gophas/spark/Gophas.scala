@@ -16,14 +16,7 @@ import org.apache.spark.sql.types._
 object Gophas {
 
   /** The schema of `describe`'s answer: one row per feature (and label) column of each partition. */
-  val DescribeSchema: StructType = StructType(Seq(
-    StructField("name", StringType, nullable = false),
-    StructField("index", IntegerType, nullable = false),
-    StructField("count", LongType, nullable = false),
-    StructField("sum", DoubleType, nullable = false),
-    StructField("min", DoubleType, nullable = false),
-    StructField("max", DoubleType, nullable = false),
-    StructField("mean", DoubleType, nullable = false)))
+  val DescribeSchema: StructType = Protocol.DescribeSchema
 
   /**
    * Pipes every partition of df through a worker in the given mode:
@@ -39,14 +32,14 @@ object Gophas {
   def pipe(df: DataFrame, mode: String, featuresCol: String, labelCol: String): DataFrame = mode match {
     case Protocol.ModeEcho =>
       val (prepared, vectors) = vectorsToArrays(df)
-      val out = run(prepared, prepared.schema, Map("mode" -> mode))
+      val out = run(prepared, prepared.schema, Protocol.EchoHeader(common(GophasConf.settings(df.sparkSession))))
       if (vectors.isEmpty) out
       else out.select(out.columns.map(c => if (vectors.contains(c)) array_to_vector(col(c)).as(c) else col(c)).toIndexedSeq: _*)
     case Protocol.ModeDescribe =>
       requireColumn(df, featuresCol, "features")
       val cols = featuresCol +: (if (df.columns.contains(labelCol)) Seq(labelCol) else Nil)
       val (prepared, _) = vectorsToArrays(df.select(cols.map(col): _*))
-      run(prepared, DescribeSchema, Map("mode" -> mode, "featuresCol" -> featuresCol, "labelCol" -> labelCol))
+      run(prepared, DescribeSchema, Protocol.DescribeHeader(common(GophasConf.settings(df.sparkSession)), featuresCol, labelCol))
     case other =>
       throw new GophasException(s"unknown pipe mode '$other': use '${Protocol.ModeEcho}' or '${Protocol.ModeDescribe}'")
   }
@@ -68,38 +61,31 @@ object Gophas {
   }
 
   /**
-   * Runs a worker per partition of df with the given header fields (plus
-   * those perTask gives for a partition, computed on the executor); the
-   * answer must match outSchema.
+   * Runs a worker per partition of df with the given header, completed for each partition by perTask on the
+   * executor (the model's local directory, the worker's name); the answer must match outSchema.
    */
-  private[spark] def run(df: DataFrame, outSchema: StructType, fields: Map[String, Any],
-      perTask: Int => Map[String, Any] = _ => Map.empty): DataFrame = {
+  private[spark] def run(df: DataFrame, outSchema: StructType, header: Protocol.Header,
+      perTask: Int => Protocol.Header => Protocol.Header = _ => h => h): DataFrame = {
     val spark = df.sparkSession
     val settings = GophasConf.settings(spark)
     val inSchema = df.schema
-    val header = taskHeader(settings, fields)
     val rows = ArrowBatches.internalRows(df).mapPartitionsWithIndex { (partition, input) =>
-      task(settings, inSchema, outSchema, header ++ perTask(partition), partition, input)
+      task(settings, inSchema, outSchema, perTask(partition)(header), partition, input)
     }
     ArrowBatches.createDataFrame(spark, rows, outSchema)
   }
 
   /** The header fields every task of a job shares. */
-  private[spark] def taskHeader(settings: GophasConf.Settings, fields: Map[String, Any]): Map[String, Any] =
-    fields ++ Map[String, Any](
-      "protocol" -> Protocol.Version,
-      "batchRows" -> settings.batchRows,
-      "ioTimeoutMs" -> settings.ioTimeoutMs)
+  private[spark] def common(settings: GophasConf.Settings): Protocol.Common =
+    Protocol.Common(settings.batchRows, settings.ioTimeoutMs)
 
   /** Runs one worker over one partition's rows, on an executor; returns its answer's rows. */
   private[spark] def task(settings: GophasConf.Settings, inSchema: StructType, outSchema: StructType,
-      header: Map[String, Any], partition: Int, input: Iterator[InternalRow]): Iterator[InternalRow] = {
+      header: Protocol.Header, partition: Int, input: Iterator[InternalRow]): Iterator[InternalRow] = {
     val binary = GophasBinary.get(settings.binary, settings.unpackDir)
     val context = org.apache.spark.TaskContext.get()
     val h = new java.util.LinkedHashMap[String, Any]()
-    header.foreach { case (k, v) => h.put(k, v) }
-    h.put("partition", partition)
-    if (context != null) h.put("threads", math.max(1, context.cpus()))
+    header.forTask(partition, if (context != null) math.max(1, context.cpus()) else 0).fields.foreach { case (k, v) => h.put(k, v) }
     val runner = new WorkerRunner(binary, h, settings.ioTimeoutMs, context)
     runner.run(
       out => ArrowBatches.write(input, inSchema, settings.batchRows, settings.batchBytes, out),

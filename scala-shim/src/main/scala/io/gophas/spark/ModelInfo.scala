@@ -7,36 +7,75 @@ import java.util.concurrent.TimeUnit
 import scala.jdk.CollectionConverters._
 import scala.util.control.NonFatal
 
-import com.fasterxml.jackson.databind.ObjectMapper
+import com.fasterxml.jackson.databind.{JsonNode, ObjectMapper}
 
 /**
- * What the Go kernel makes of a model spec (`gophas inspect`): the kernel is
- * the one parser of specs, so the shim asks it instead of parsing JSON twice.
+ * What the Go kernel makes of a model spec (`gophas inspect`, Go's
+ * protocol.ModelInfo): the kernel is the one parser of specs and the one
+ * judge of labels, so the shim and the Python package ask it instead of
+ * re-deriving anything from the JSON.
+ *
+ * @param labelKind   what a row's label must be: Protocol.LabelClassIndex,
+ *                    LabelCategorical, LabelBinary or LabelValue ("" without a loss)
+ * @param labelWidths the label widths (values per row) the loss accepts
+ * @param classifier  the output is class probabilities (a cross-entropy loss)
+ * @param optimizer   the compiled optimizer's Keras name; defaultOptimizer the one a compile config without one gets
  */
 final case class ModelInfo(
     name: String,
+    inputShape: Seq[Int],
     inputDim: Int,
+    outputShape: Seq[Int],
     outputDim: Int,
     loss: String,
     metrics: Seq[String],
     evaluateKeys: Seq[String],
+    labelKind: String,
+    labelWidths: Seq[Int],
+    classifier: Boolean,
+    optimizer: String,
+    defaultOptimizer: String,
     params: Long,
     hasWeights: Boolean) {
 
-  /** True when the loss wants a class index (or a one-hot vector) per row. */
-  def categorical: Boolean = loss == "categorical_crossentropy" || loss == "sparse_categorical_crossentropy"
+  /** Whether labels of this width are class indexes (one per row, one-hot encoded by the worker when the loss wants it). */
+  def classIndexes(width: Int): Boolean =
+    width == 1 && (labelKind == Protocol.LabelClassIndex || (labelKind == Protocol.LabelCategorical && outputDim > 1))
 }
 
 private[spark] object ModelInfo {
+  import Protocol.{InfoKeys => K}
+
+  /**
+   * Overrides of a spec's compile config, applied by the kernel (`gophas inspect --loss --optimizer
+   * --learning-rate --metrics`, Go's Spec.Compile); empty or 0 keeps the spec's.
+   */
+  final case class Compile(loss: String = "", optimizer: String = "", learningRate: Double = 0, metrics: Seq[String] = Nil) {
+    def args: Seq[String] =
+      (if (loss.trim.nonEmpty) Seq("--loss", loss.trim) else Nil) ++
+        (if (optimizer.trim.nonEmpty) Seq("--optimizer", optimizer.trim) else Nil) ++
+        (if (learningRate > 0) Seq("--learning-rate", learningRate.toString) else Nil) ++
+        (if (metrics.nonEmpty) Seq("--metrics", metrics.mkString(",")) else Nil)
+  }
+
+  /** Reads the line `gophas inspect` prints. */
+  def fromJson(n: JsonNode): ModelInfo = {
+    def strings(f: String) = n.path(f).elements().asScala.map(_.asText()).toSeq
+    def ints(f: String) = n.path(f).elements().asScala.map(_.asInt()).toSeq
+    ModelInfo(n.path(K.Name).asText(), ints(K.InputShape), n.path(K.InputDim).asInt(), ints(K.OutputShape), n.path(K.OutputDim).asInt(),
+      n.path(K.Loss).asText(), strings(K.Metrics), strings(K.EvaluateKeys), n.path(K.LabelKind).asText(), ints(K.LabelWidths),
+      n.path(K.Classifier).asBoolean(), n.path(K.Optimizer).asText(), n.path(K.DefaultOptimizer).asText(), n.path(K.Params).asLong(),
+      n.path(K.HasWeights).asBoolean())
+  }
 
   /**
    * Runs `gophas inspect` on a local model directory (or spec file). With
    * out, also writes a complete model directory there, its weights
    * initialized from seed when the input has none.
    */
-  def inspect(binary: Path, model: Path, seed: Long, out: Option[Path], timeoutMs: Long): ModelInfo = {
+  def inspect(binary: Path, model: Path, seed: Long, out: Option[Path], timeoutMs: Long, compile: Compile = Compile()): ModelInfo = {
     val args = Seq(binary.toString, "inspect", "--model", model.toString, "--seed", seed.toString) ++
-      out.toSeq.flatMap(o => Seq("--out", o.toString))
+      out.toSeq.flatMap(o => Seq("--out", o.toString)) ++ compile.args
     val errFile = Files.createTempFile("gophas-inspect", ".err")
     try {
       val proc = new ProcessBuilder(args: _*).redirectError(errFile.toFile).start()
@@ -52,10 +91,7 @@ private[spark] object ModelInfo {
           .getOrElse(err.mkString("\n"))
         throw new GophasException(s"the model is not usable: $why")
       }
-      val n = new ObjectMapper().readTree(stdout)
-      def strings(f: String) = n.path(f).elements().asScala.map(_.asText()).toSeq
-      ModelInfo(n.path("name").asText(), n.path("inputDim").asInt(), n.path("outputDim").asInt(), n.path("loss").asText(),
-        strings("metrics"), strings("evaluateKeys"), n.path("params").asLong(), n.path("hasWeights").asBoolean())
+      fromJson(new ObjectMapper().readTree(stdout))
     } catch {
       case g: GophasException => throw g
       case NonFatal(e) => throw new GophasException(s"cannot inspect the model with ${args.mkString(" ")}: ${e.getMessage}", e)

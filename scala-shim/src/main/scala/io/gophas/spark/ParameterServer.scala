@@ -25,13 +25,15 @@ final case class ServerStats(mode: String, frequency: String, version: Long, rou
 
 object ServerStats {
   /** Reads the stats record from its JSON (the `stats` of the driver's answer). */
-  def fromJson(n: JsonNode): ServerStats =
-    ServerStats(n.path("mode").asText(), n.path("frequency").asText(), n.path("version").asLong(), n.path("round").asLong(),
-      n.path("epoch").asInt(), n.path("workersExpected").asInt(),
-      n.path("workers").elements().asScala.map { w =>
-        WorkerStats(w.path("worker").asText(), w.path("applied").asLong(), w.path("refused").asLong(), w.path("duplicate").asLong(),
-          w.path("nonFinite").asLong(), w.path("registers").asLong(), w.path("done").asBoolean(), w.path("epoch").asInt())
+  def fromJson(n: JsonNode): ServerStats = {
+    import Protocol.{StatsKeys => S, WorkerStatsKeys => W}
+    ServerStats(n.path(S.Mode).asText(), n.path(S.Frequency).asText(), n.path(S.Version).asLong(), n.path(S.Round).asLong(),
+      n.path(S.Epoch).asInt(), n.path(S.WorkersExpected).asInt(),
+      n.path(S.Workers).elements().asScala.map { w =>
+        WorkerStats(w.path(W.Worker).asText(), w.path(W.Applied).asLong(), w.path(W.Refused).asLong(), w.path(W.Duplicate).asLong(),
+          w.path(W.NonFinite).asLong(), w.path(W.Registers).asLong(), w.path(W.Done).asBoolean(), w.path(W.Epoch).asInt())
       }.toSeq, n.toString)
+  }
 }
 
 /**
@@ -51,6 +53,7 @@ private[spark] final class ParameterServer private (
     timeoutMs: Long) extends Logging {
 
   private val mapper = new ObjectMapper()
+  private val C = Protocol.CommandKeys
   @volatile private var stopped = false
 
   var address: String = _
@@ -83,11 +86,12 @@ private[spark] final class ParameterServer private (
     val n = try mapper.readTree(line) catch {
       case NonFatal(e) => throw failure(s"printed '$line' instead of its ready line: ${e.getMessage}")
     }
-    if (n.path("protocol").asInt(-1) != Protocol.Version)
-      throw failure(s"speaks protocol ${n.path("protocol")}, this shim ${Protocol.Version}")
-    address = n.path("address").asText()
-    token = n.path("token").asText()
-    tlsFingerprint = n.path("tlsFingerprint").asText("")
+    import Protocol.{ReadyKeys => R}
+    if (n.path(R.Protocol).asInt(-1) != Protocol.Version)
+      throw failure(s"speaks protocol ${n.path(R.Protocol)}, this shim ${Protocol.Version}")
+    address = n.path(R.Address).asText()
+    token = n.path(R.Token).asText()
+    tlsFingerprint = n.path(R.TlsFingerprint).asText("")
     if (address.isEmpty || token.isEmpty) throw failure(s"ready line without address or token: $line")
   }
 
@@ -104,29 +108,31 @@ private[spark] final class ParameterServer private (
       case NonFatal(e) => throw failure(s"cannot be sent '${fields.head._2}' (${e.getMessage})")
     }
     val n = mapper.readTree(nextLine(s"answer to '${fields.head._2}'"))
-    if (!n.path("ok").asBoolean(false)) throw new GophasException(s"gophas driver: ${fields.head._2}: ${n.path("error").asText("failed")}")
+    if (!n.path(Protocol.AnswerKeys.Ok).asBoolean(false))
+      throw new GophasException(s"gophas driver: ${fields.head._2}: ${n.path(Protocol.AnswerKeys.Error).asText("failed")}")
     n
   }
 
   /** Installs the network's weights (and spec) on the server; returns the version. */
-  def load(modelDir: Path): Long = command("cmd" -> "load", "model" -> modelDir.toString).path("version").asLong()
+  def load(modelDir: Path): Long =
+    command(C.Cmd -> Protocol.CmdLoad, C.Model -> modelDir.toString).path(Protocol.AnswerKeys.Version).asLong()
 
   /** Writes the current weights with the loaded spec as a model directory; returns the version. */
-  def save(dir: Path): Long = command("cmd" -> "save", "dir" -> dir.toString).path("version").asLong()
+  def save(dir: Path): Long = command(C.Cmd -> Protocol.CmdSave, C.Dir -> dir.toString).path(Protocol.AnswerKeys.Version).asLong()
 
   /**
    * Opens epoch e (from 1, in order) before its tasks start and returns the
    * synchronous round of its first batch: the server's rounds then wait for
    * every worker of the fit to register for the epoch.
    */
-  def openEpoch(e: Int): Long = command("cmd" -> "epoch", "epoch" -> e).path("round").asLong()
+  def openEpoch(e: Int): Long = command(C.Cmd -> Protocol.CmdEpoch, C.Epoch -> e).path(Protocol.AnswerKeys.Round).asLong()
 
   /** The parameter server's stats record (the control command stats answers with Go's ps.Stats as JSON). */
-  def stats(): ServerStats = ServerStats.fromJson(command("cmd" -> "stats").path("stats"))
+  def stats(): ServerStats = ServerStats.fromJson(command(C.Cmd -> Protocol.CmdStats).path(Protocol.AnswerKeys.Stats))
 
   /** Drops blobs (old optimizer states) from the model store. */
   def forget(hashes: Seq[String]): Unit =
-    if (hashes.nonEmpty) command("cmd" -> "forget", "hashes" -> hashes.asJava)
+    if (hashes.nonEmpty) command(C.Cmd -> Protocol.CmdForget, C.Hashes -> hashes.asJava)
 
   /** Closes stdin (the driver drains and exits), killing the process if it has not exited in time. Safe to call twice. */
   def stop(): Unit = synchronized {

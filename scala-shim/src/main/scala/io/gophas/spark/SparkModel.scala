@@ -127,20 +127,9 @@ object SparkModel extends Logging {
   val Modes: Seq[String] = Seq(Synchronous, Asynchronous, Hogwild)
   val Frequencies: Seq[String] = Seq(Epoch, Batch)
 
-  /** Schema of a training worker's answer (bridge.TrainFields). */
-  private[spark] val TrainSchema: StructType = StructType(Seq(
-    StructField("key", StringType, nullable = false),
-    StructField("sum", DoubleType, nullable = false),
-    StructField("count", LongType, nullable = false),
-    StructField("state", StringType, nullable = false)))
-
-  /** Schema of an evaluating worker's answer (bridge.EvaluateFields). */
-  private[spark] val EvaluateSchema: StructType = StructType(Seq(
-    StructField("key", StringType, nullable = false),
-    StructField("sum", DoubleType, nullable = false),
-    StructField("count", LongType, nullable = false)))
-
-  private[spark] val OptimizerStateKey = "optimizer_state"
+  private[spark] val TrainSchema: StructType = Protocol.TrainSchema
+  private[spark] val EvaluateSchema: StructType = Protocol.EvaluateSchema
+  private[spark] val OptimizerStateKey = Protocol.TrainStateKey
 
   /** A SparkModel over a saved model directory (local path or Hadoop URI). */
   def load(path: String, mode: String = Asynchronous, frequency: String = Epoch, numWorkers: Int = 0, batchSize: Int = 32): SparkModel =
@@ -157,8 +146,11 @@ object SparkModel extends Logging {
     new SparkModel(network(spec, weights, seed), mode, frequency, numWorkers, batchSize)
   }
 
-  /** A network from a spec and optional weights, checked by the Go kernel (weights initialized from seed when absent). */
-  def network(spec: String, weights: Option[Array[Byte]], seed: Long): GophasNetwork = {
+  /**
+   * A network from a spec and optional weights, checked by the Go kernel (weights initialized from seed when absent),
+   * its compile config overridden by compile as the kernel does it (Go's Spec.Compile).
+   */
+  def network(spec: String, weights: Option[Array[Byte]], seed: Long, compile: ModelInfo.Compile = ModelInfo.Compile()): GophasNetwork = {
     val settings = currentSettings()
     val binary = GophasBinary.get(settings.binary, settings.unpackDir)
     val tmp = Files.createTempDirectory("gophas-spec")
@@ -168,10 +160,16 @@ object SparkModel extends Logging {
       Files.write(in.resolve(GophasNetwork.SpecFile), spec.getBytes(StandardCharsets.UTF_8))
       weights.foreach(w => Files.write(in.resolve(GophasNetwork.WeightsFile), w))
       val out = tmp.resolve("out")
-      ModelInfo.inspect(binary, in, seed, Some(out), settings.ioTimeoutMs)
+      ModelInfo.inspect(binary, in, seed, Some(out), settings.ioTimeoutMs, compile)
       GophasNetwork.readLocal(out)
     } finally GophasNetwork.deleteRecursively(tmp)
   }
+
+  private val compiled = new ConcurrentHashMap[(String, ModelInfo.Compile), String]()
+
+  /** The spec with its compile config overridden by compile, as the kernel writes it (model.json). */
+  private[spark] def compiledSpec(spec: String, compile: ModelInfo.Compile): String =
+    compiled.computeIfAbsent((spec, compile), _ => network(spec, None, 0L, compile).spec)
 
   private[spark] def checkArguments(mode: String, frequency: String, numWorkers: Int, batchSize: Int): Unit = {
     if (!Modes.contains(mode)) throw new GophasException(s"unknown mode '$mode': use ${Modes.mkString(", ")}")
@@ -223,9 +221,8 @@ object SparkModel extends Logging {
     val outSchema = prepared.schema.add(StructField(outputCol, outType, nullable = false))
     val bc = spark.sparkContext.broadcast(net)
     val unpackDir = settings.unpackDir
-    val out = Gophas.run(prepared, outSchema,
-      Map("mode" -> Protocol.ModePredict, "featuresCol" -> featuresCol, "predictionCol" -> outputCol),
-      _ => Map("model" -> GophasNetwork.localDir(bc.value, unpackDir).toString))
+    val out = Gophas.run(prepared, outSchema, Protocol.PredictHeader(Gophas.common(settings), featuresCol, outputCol, model = ""),
+      _ => { case h: Protocol.PredictHeader => h.copy(model = GophasNetwork.localDir(bc.value, unpackDir).toString); case h => h })
     val cols = out.columns.toIndexedSeq.map { c =>
       if (vectors.contains(c) || (c == outputCol && info.outputDim > 1)) array_to_vector(col(c)).as(c) else col(c)
     }
@@ -239,18 +236,17 @@ object SparkModel extends Logging {
     val bc = df.sparkSession.sparkContext.broadcast(net)
     try {
       withDescription(df.sparkSession, "gophas evaluate") {
-        merge(evaluateRows(prepared, featuresCol, labelCol, bc, settings, Map.empty).toSeq, info.evaluateKeys)
+        merge(evaluateRows(prepared, featuresCol, labelCol, bc, settings, None).toSeq, info.evaluateKeys)
       }
     } finally bc.destroy()
   }
 
   /** Runs an evaluate job and returns every partition's (key, sum, count). */
   private[spark] def evaluateRows(prepared: DataFrame, featuresCol: String, labelCol: String, bc: Broadcast[GophasNetwork],
-      settings: GophasConf.Settings, extra: Map[String, Any]): Array[(String, Double, Long)] = {
+      settings: GophasConf.Settings, driver: Option[Protocol.DriverRef]): Array[(String, Double, Long)] = {
     val unpackDir = settings.unpackDir
-    Gophas.run(prepared, EvaluateSchema,
-      Map("mode" -> Protocol.ModeEvaluate, "featuresCol" -> featuresCol, "labelCol" -> labelCol) ++ extra,
-      _ => Map("model" -> GophasNetwork.localDir(bc.value, unpackDir).toString))
+    Gophas.run(prepared, EvaluateSchema, Protocol.EvaluateHeader(Gophas.common(settings), featuresCol, labelCol, model = "", driver),
+      _ => { case h: Protocol.EvaluateHeader => h.copy(model = GophasNetwork.localDir(bc.value, unpackDir).toString); case h => h })
       .collect().map(r => (r.getString(0), r.getDouble(1), r.getLong(2)))
   }
 
@@ -285,7 +281,8 @@ object SparkModel extends Logging {
   /**
    * Checks prepared data against the network in one pass (which also fills
    * the cache): no nulls, feature width equal to the network's input, labels
-   * that fit the loss. Returns the number of rows.
+   * that fit the loss as the kernel says (its label kind and widths, from
+   * `gophas inspect`). Returns the number of rows.
    */
   private[spark] def check(prepared: DataFrame, info: ModelInfo, featuresCol: String, labelCol: String): Long = {
     val f = col(featuresCol)
@@ -311,15 +308,16 @@ object SparkModel extends Logging {
       throw new GophasException(s"features column '$featuresCol' holds rows of width $fMin; the network '${info.name}' wants ${info.inputDim} features")
     val (lMin, lMax) = (long(5), long(6))
     if (lMin != lMax) throw new GophasException(s"label column '$labelCol' holds rows of widths $lMin to $lMax")
-    if (lMin != info.outputDim && !(lMin == 1 && info.categorical))
-      throw new GophasException(s"label column '$labelCol' holds $lMin values per row; the network has ${info.outputDim} outputs (loss ${info.loss})")
+    if (!info.labelWidths.contains(lMin.toInt))
+      throw new GophasException(s"label column '$labelCol' holds $lMin values per row; the network has ${info.outputDim} outputs " +
+        s"(loss ${info.loss} wants ${info.labelWidths.mkString(" or ")} values per row)")
     if (!lArray) {
       val (lo, hi, fractional) = (row.getDouble(7), row.getDouble(8), long(9))
-      if (info.categorical && info.outputDim > 1 && (fractional > 0 || lo < 0 || hi >= info.outputDim))
+      if (info.classIndexes(lMin.toInt) && (fractional > 0 || lo < 0 || hi >= info.outputDim))
         throw new GophasException(s"label column '$labelCol' holds values from $lo to $hi${if (fractional > 0) s" ($fractional not whole numbers)" else ""}; " +
           s"loss ${info.loss} wants class indexes 0 to ${info.outputDim - 1}")
-      if (info.loss == "binary_crossentropy" && (lo < 0 || hi > 1))
-        throw new GophasException(s"label column '$labelCol' holds values from $lo to $hi; loss binary_crossentropy wants labels in [0, 1]")
+      if (info.labelKind == Protocol.LabelBinary && (lo < 0 || hi > 1))
+        throw new GophasException(s"label column '$labelCol' holds values from $lo to $hi; loss ${info.loss} wants labels in [0, 1]")
     }
     rows
   }
@@ -338,13 +336,12 @@ object SparkModel extends Logging {
    * The training task of one partition; in the companion object so the
    * closure captures only what it names.
    */
-  private[spark] def trainTask(settings: GophasConf.Settings, inSchema: StructType, header: Map[String, Any],
+  private[spark] def trainTask(settings: GophasConf.Settings, inSchema: StructType, header: Protocol.TrainHeader,
       states: Array[String], bc: Broadcast[GophasNetwork]): (Int, Iterator[InternalRow]) => Iterator[TrainRow] = {
     (partition, input) =>
       val dir = GophasNetwork.localDir(bc.value, settings.unpackDir)
-      val extra = Map[String, Any]("model" -> dir.toString, "worker" -> s"partition-$partition") ++
-        (if (states(partition).nonEmpty) Map("optimizerState" -> states(partition)) else Map.empty)
-      Gophas.task(settings, inSchema, TrainSchema, header ++ extra, partition, input)
+      val h = header.copy(model = dir.toString, worker = s"partition-$partition", optimizerState = states(partition))
+      Gophas.task(settings, inSchema, TrainSchema, h, partition, input)
         .map(r => TrainRow(partition, r.getUTF8String(0).toString, r.getDouble(1), r.getLong(2), r.getUTF8String(3).toString))
   }
 }
@@ -430,15 +427,12 @@ private final class FitRun(
     val seconds = ArrayBuffer.empty[Double]
     val inSchema = cached.schema
     val input = ArrowBatches.internalRows(cached)
-    val driverFields = Map[String, Any]("driver" -> ps.address, "token" -> ps.token) ++
-      (if (ps.tlsFingerprint.nonEmpty) Map("tlsFingerprint" -> ps.tlsFingerprint) else Map.empty)
+    val driver = Protocol.DriverRef(ps.address, ps.token, Option(ps.tlsFingerprint).getOrElse(""))
     for (epoch <- 1 to epochs) {
       val start = System.nanoTime()
       val round = ps.openEpoch(epoch)
-      val header = Gophas.taskHeader(settings, driverFields ++ Map[String, Any](
-        "mode" -> Protocol.ModeTrain, "featuresCol" -> featuresCol, "labelCol" -> labelCol,
-        "epoch" -> epoch, "epochs" -> epochs, "batchSize" -> batchSize, "round" -> round, "seed" -> seed,
-        "shuffleBufferBytes" -> fitSettings.shuffleBufferBytes))
+      val header = Protocol.TrainHeader(Gophas.common(settings), featuresCol, labelCol, model = "", driver, worker = "",
+        epoch, epochs, batchSize, round, seed, fitSettings.shuffleBufferBytes)
       val task = trainTask(settings, inSchema, header, states.clone(), bc)
       val out = if (mode == Synchronous) input.barrier().mapPartitionsWithIndex(task) else input.mapPartitionsWithIndex(task)
       val got = withDescription(spark, s"gophas fit epoch $epoch/$epochs") { out.collect() }
@@ -456,7 +450,7 @@ private final class FitRun(
       ps.forget(replaced.toSeq)
       validation.foreach { v =>
         val vals = withDescription(spark, s"gophas fit epoch $epoch/$epochs: validation") {
-          merge(evaluateRows(v, featuresCol, labelCol, bc, settings, driverFields).toSeq, info.evaluateKeys)
+          merge(evaluateRows(v, featuresCol, labelCol, bc, settings, Some(driver)).toSeq, info.evaluateKeys)
         }
         logs = logs ++ vals.map { case (k, x) => s"val_$k" -> x }
       }

@@ -218,7 +218,7 @@ object PipeScenarios {
     import scala.concurrent.ExecutionContext.Implicits.global
     import scala.concurrent.duration._
     val binary = real.toString
-    val header = Gophas.taskHeader(GophasConf.settings(spark), Map("mode" -> Protocol.ModeEcho, "ioTimeoutMs" -> 600000L))
+    val header = Protocol.EchoHeader(Gophas.common(GophasConf.settings(spark)).copy(ioTimeoutMs = 600000L)).fields
     val schema = StructType(Seq(StructField("id", LongType)))
     val start = System.nanoTime()
     val job = Future {

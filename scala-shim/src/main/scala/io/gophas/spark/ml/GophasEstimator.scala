@@ -1,7 +1,6 @@
 package io.gophas.spark.ml
 
-import com.fasterxml.jackson.databind.{JsonNode, ObjectMapper}
-import com.fasterxml.jackson.databind.node.{JsonNodeFactory, ObjectNode}
+import com.fasterxml.jackson.databind.ObjectMapper
 import org.apache.hadoop.fs.Path
 import org.apache.spark.ml.{Estimator, Model}
 import org.apache.spark.ml.functions.array_to_vector
@@ -13,7 +12,7 @@ import org.apache.spark.sql.{DataFrame, Dataset}
 import org.apache.spark.sql.functions._
 import org.apache.spark.sql.types._
 
-import io.gophas.spark.{GophasException, GophasNetwork, History, ModelInfo, ServerStats, SparkModel}
+import io.gophas.spark.{GophasException, GophasNetwork, History, ModelInfo, Protocol, ServerStats, SparkModel}
 
 /** The params GophasEstimator and GophasModel share. */
 trait GophasParams extends Params {
@@ -27,7 +26,7 @@ trait GophasParams extends Params {
     "the network: the JSON of Keras' model.to_json(), or a Gophas model.json ({\"model\": ..., \"compile\": ...})")
   final val loss = new Param[String](this, "loss", "Keras loss name; empty: the spec's compile config")
   final val optimizer = new Param[String](this, "optimizer",
-    "Keras optimizer: a name (\"adam\") or its serialization as JSON; empty: the spec's compile config, else adam")
+    "Keras optimizer: a name (\"adam\") or its serialization as JSON; empty: the spec's compile config, else the kernel's default (rmsprop, as Keras compile)")
   final val learningRate = new DoubleParam(this, "learningRate", "the optimizer's learning rate; 0: the optimizer's own",
     ParamValidators.gtEq(0.0))
   final val metrics = new StringArrayParam(this, "metrics", "Keras metric names; empty: the spec's compile config")
@@ -63,9 +62,8 @@ trait GophasParams extends Params {
   def getSeed: Long = $(seed)
   def getVerbose: Int = $(verbose)
 
-  /** The losses that make the network a classifier. */
-  protected def isClassifier(info: ModelInfo): Boolean =
-    info.categorical || info.loss == "binary_crossentropy"
+  /** Whether the network is a classifier, as the kernel says (its loss is a cross-entropy). */
+  protected def isClassifier(info: ModelInfo): Boolean = info.classifier
 
   protected def checkFeatures(schema: StructType, info: ModelInfo): Unit = {
     val f = $(featuresCol)
@@ -84,12 +82,12 @@ trait GophasParams extends Params {
     if (!schema.fieldNames.contains(l))
       throw new GophasException(s"label column '$l' is not in the input; its columns are ${schema.fieldNames.mkString(", ")}")
     schema(l).dataType match {
-      case _: NumericType if info.outputDim == 1 || info.categorical =>
+      case _: NumericType if info.labelWidths.contains(1) =>
       case _: NumericType =>
         throw new GophasException(s"label column '$l' holds one number per row, but loss ${info.loss} on ${info.outputDim} outputs " +
           s"wants a vector of ${info.outputDim} values")
-      case VectorType | ArrayType(_: NumericType, _) if info.loss == "sparse_categorical_crossentropy" =>
-        throw new GophasException(s"label column '$l' holds vectors, but loss sparse_categorical_crossentropy wants a class index per row")
+      case VectorType | ArrayType(_: NumericType, _) if info.labelKind == Protocol.LabelClassIndex =>
+        throw new GophasException(s"label column '$l' holds vectors, but loss ${info.loss} wants a class index per row")
       case VectorType | ArrayType(_: NumericType, _) =>
       case t => throw new GophasException(s"label column '$l' has type ${t.simpleString}; want a number or a vector")
     }
@@ -136,10 +134,13 @@ class GophasEstimator(override val uid: String) extends Estimator[GophasModel] w
   def setSeed(v: Long): this.type = set(seed, v)
   def setVerbose(v: Int): this.type = set(verbose, v)
 
-  /** The Gophas model.json this estimator trains: modelSpec with loss, optimizer, learningRate and metrics applied. */
+  /**
+   * The Gophas model.json this estimator trains: modelSpec with loss, optimizer, learningRate and metrics applied by
+   * the Go kernel (Spec.Compile), which also supplies the default optimizer.
+   */
   def compiledSpec: String = {
     if (!isDefined(modelSpec) || $(modelSpec).trim.isEmpty) throw new GophasException("modelSpec is not set: give the network's JSON")
-    GophasEstimator.compile($(modelSpec), $(loss), $(optimizer), $(learningRate), $(metrics))
+    SparkModel.compiledSpec($(modelSpec), ModelInfo.Compile($(loss), $(optimizer), $(learningRate), $(metrics).toSeq))
   }
 
   /** What the Go kernel makes of compiledSpec: input and output widths, loss, metrics. */
@@ -166,52 +167,7 @@ class GophasEstimator(override val uid: String) extends Estimator[GophasModel] w
   override def copy(extra: ParamMap): GophasEstimator = defaultCopy(extra)
 }
 
-object GophasEstimator extends DefaultParamsReadable[GophasEstimator] {
-  private val mapper = new ObjectMapper()
-
-  /** Builds model.json from a spec and the compile overrides (empty or 0: keep the spec's). */
-  private[spark] def compile(spec: String, loss: String, optimizer: String, learningRate: Double, metrics: Array[String]): String = {
-    val root = try mapper.readTree(spec) catch {
-      case e: Exception => throw new GophasException(s"modelSpec is not JSON: ${e.getMessage}", e)
-    }
-    if (root == null || !root.isObject) throw new GophasException("modelSpec must be a JSON object")
-    val (model, given) = if (root.has("model")) (root.get("model"), root.path("compile")) else (root, mapper.missingNode())
-    val nodes = JsonNodeFactory.instance
-    val c = nodes.objectNode()
-    val opt: JsonNode =
-      if (optimizer.trim.nonEmpty) {
-        val t = optimizer.trim
-        if (t.startsWith("{")) mapper.readTree(t) else nodes.textNode(t)
-      } else if (given.has("optimizer")) given.get("optimizer").deepCopy[JsonNode]()
-      else nodes.textNode("adam")
-    c.set[JsonNode]("optimizer", if (learningRate > 0) withLearningRate(opt, learningRate) else opt)
-    val l = if (loss.trim.nonEmpty) nodes.textNode(loss.trim) else given.path("loss")
-    if (l.isMissingNode || l.isNull) throw new GophasException("no loss: set the estimator's loss or give a spec with a compile config")
-    c.set[JsonNode]("loss", l)
-    if (metrics.nonEmpty) {
-      val a = c.putArray("metrics")
-      metrics.foreach(a.add)
-    } else if (given.has("metrics")) c.set[JsonNode]("metrics", given.get("metrics"))
-    val out = nodes.objectNode()
-    out.set[JsonNode]("model", model)
-    out.set[JsonNode]("compile", c)
-    mapper.writeValueAsString(out)
-  }
-
-  private def withLearningRate(opt: JsonNode, lr: Double): JsonNode = {
-    val nodes = JsonNodeFactory.instance
-    val o: ObjectNode =
-      if (opt.isTextual) {
-        val n = nodes.objectNode()
-        n.put("class_name", opt.asText())
-        n.putObject("config")
-        n
-      } else opt.deepCopy[ObjectNode]()
-    val cfg = if (o.has("config") && o.get("config").isObject) o.get("config").asInstanceOf[ObjectNode] else o.putObject("config")
-    cfg.put("learning_rate", lr)
-    o
-  }
-}
+object GophasEstimator extends DefaultParamsReadable[GophasEstimator]
 
 /**
  * A trained Gophas network as a Spark ML Model: transform appends the
@@ -252,7 +208,7 @@ class GophasModel private[spark] (override val uid: String, val network: GophasN
     val r = col(raw)
     val prob = $(probabilityCol)
     val withOut =
-      if (i.loss == "binary_crossentropy" && i.outputDim == 1) {
+      if (i.labelKind == Protocol.LabelBinary && i.outputDim == 1) {
         val o = if (prob.nonEmpty) out.withColumn(prob, array_to_vector(array(lit(1.0) - r, r))) else out
         o.withColumn($(predictionCol), when(r > 0.5, 1.0).otherwise(0.0))
       } else if (isClassifier(i)) {

@@ -40,8 +40,9 @@ object PythonGophas {
   def weights(network: GophasNetwork): Array[Byte] = network.weights
 
   /**
-   * What the Go kernel makes of a network, as JSON: name, inputDim,
-   * outputDim, loss, metrics, evaluateKeys, params, hasWeights.
+   * What the Go kernel makes of a network, as JSON, with the names `gophas
+   * inspect` prints (Protocol.InfoKeys): shapes, loss, metrics, label kind
+   * and widths, classifier, optimizer, params, hasWeights.
    */
   def info(network: GophasNetwork): String = {
     infoJson(SparkModel.info(network, SparkModel.currentSettings()))
@@ -92,13 +93,19 @@ object PythonGophas {
   }
 
   private def infoJson(i: ModelInfo): String = {
+    import io.gophas.spark.Protocol.{InfoKeys => K}
     val out: ObjectNode = json.createObjectNode()
-    out.put("name", i.name).put("inputDim", i.inputDim).put("outputDim", i.outputDim).put("loss", i.loss)
-    val ms = out.putArray("metrics")
-    i.metrics.foreach(m => ms.add(m))
-    val ks = out.putArray("evaluateKeys")
-    i.evaluateKeys.foreach(k => ks.add(k))
-    out.put("params", i.params).put("hasWeights", i.hasWeights)
+    out.put(K.Name, i.name).put(K.InputDim, i.inputDim).put(K.OutputDim, i.outputDim).put(K.Loss, i.loss)
+    def ints(k: String, v: Seq[Int]): Unit = { val a = out.putArray(k); v.foreach(x => a.add(x)) }
+    def strings(k: String, v: Seq[String]): Unit = { val a = out.putArray(k); v.foreach(x => a.add(x)) }
+    ints(K.InputShape, i.inputShape)
+    ints(K.OutputShape, i.outputShape)
+    strings(K.Metrics, i.metrics)
+    strings(K.EvaluateKeys, i.evaluateKeys)
+    out.put(K.LabelKind, i.labelKind)
+    ints(K.LabelWidths, i.labelWidths)
+    out.put(K.Classifier, i.classifier).put(K.Optimizer, i.optimizer).put(K.DefaultOptimizer, i.defaultOptimizer)
+    out.put(K.Params, i.params).put(K.HasWeights, i.hasWeights)
     json.writeValueAsString(out)
   }
 }
