@@ -190,6 +190,47 @@ class SparkModelSuite extends AnyFunSuite with BeforeAndAfterAll {
     assert(a.lastServerStats.get.version < b.lastServerStats.get.version, "batch pushes should outnumber epoch pushes")
   }
 
+  test("one worker, one seed: a Spark fit ends at the weights of gophas train (one loop, one shuffle; Model.Fit equals gophas train, tested in Go)") {
+    // Generated rows of 4 features and a class index in [0, 3), in one partition, the order kept.
+    val rng = new scala.util.Random(3)
+    val rows = (0 until 157).map { _ =>
+      val c = rng.nextInt(3)
+      val x = Array.tabulate(4)(j => (if (j == c) 2.0 else if (j == (c + 1) % 4) -1.0 else 0.0) + rng.nextGaussian()).map(_.toFloat)
+      (x, c)
+    }
+    val csv = dir.resolve("same-seed.csv")
+    Files.write(csv, ("a,b,c,d,y\n" + rows.map { case (x, c) => x.map(_.toString).mkString(",") + s",$c" }.mkString("\n") + "\n")
+      .getBytes(StandardCharsets.UTF_8))
+    val schema = org.apache.spark.sql.types.StructType(Seq(
+      org.apache.spark.sql.types.StructField("features", org.apache.spark.sql.types.ArrayType(org.apache.spark.sql.types.FloatType, containsNull = false)),
+      org.apache.spark.sql.types.StructField("label", org.apache.spark.sql.types.DoubleType)))
+    val df = spark.createDataFrame(spark.sparkContext.parallelize(rows.map { case (x, c) => org.apache.spark.sql.Row(x.toSeq, c.toDouble) }, 1), schema)
+    val dropoutSpec = SparkModelScenarios.repoFile("internal/fixture/testdata/mlp_dropout.json")
+    val (epochs, batch, seed) = (3, 16, 5L)
+
+    val m = SparkModel.fromSpec(new String(Files.readAllBytes(dropoutSpec), StandardCharsets.UTF_8), seed = seed, batchSize = batch)
+    m.fit(df, epochs = epochs, seed = seed)
+    val spark1 = SafetensorsFile.read(m.masterNetwork.weights)
+
+    val out = dir.resolve("same-seed-trained")
+    val binary = GophasBinary.get(None, Some(dir.toString))
+    val proc = new ProcessBuilder(binary.toString, "train", "--model", dropoutSpec.toString, "--data", csv.toString,
+      "--epochs", epochs.toString, "--batch-size", batch.toString, "--seed", seed.toString, "--out", out.toString)
+      .redirectErrorStream(true).start()
+    val log = new String(proc.getInputStream.readAllBytes(), StandardCharsets.UTF_8)
+    assert(proc.waitFor() == 0, log)
+    val local = SafetensorsFile.read(Files.readAllBytes(out.resolve(GophasNetwork.WeightsFile)))
+
+    assert(spark1.keys == local.keys)
+    // Equal up to float32 rounding: the driver adds each epoch's delta (after - pulled) back to the pulled weights.
+    val worst = spark1.keys.map(k => spark1(k).zip(local(k)).map { case (a, b) => math.abs(a - b).toDouble }.max).max
+    assert(worst < 1e-5, s"largest difference $worst between the one-worker Spark fit and gophas train")
+    val start = SafetensorsFile.read(SparkModel.fromSpec(new String(Files.readAllBytes(dropoutSpec), StandardCharsets.UTF_8), seed = seed)
+      .masterNetwork.weights)
+    val moved = start.keys.map(k => start(k).zip(local(k)).map { case (a, b) => math.abs(a - b).toDouble }.max).max
+    assert(moved > 1e-2, s"training moved the weights by only $moved")
+  }
+
   test("a spec without weights gets Keras-style initial weights from the seed, and the same seed gives the same weights") {
     val a = SparkModel.fromSpec(spec, seed = 11L).masterNetwork
     val b = SparkModel.fromSpec(spec, seed = 11L).masterNetwork
@@ -215,6 +256,11 @@ object SparkModelScenarios {
     new String(Files.readAllBytes(p), StandardCharsets.UTF_8)
   }
 
+  /** A file of the repository (the tests run from its root, or GOPHAS_REPO). */
+  def repoFile(rel: String): Path =
+    Seq(Paths.get(rel), Paths.get(sys.env.getOrElse("GOPHAS_REPO", "."), rel)).find(Files.isRegularFile(_))
+      .getOrElse(throw new IllegalStateException(s"$rel not found: run from the repository"))
+
   /** This JVM's descendant processes running `gophas <role>` (any role when empty). */
   def gophasProcesses(role: String): Seq[ProcessHandle] =
     ProcessHandle.current().descendants().iterator().asScala.filter { p =>
@@ -222,4 +268,18 @@ object SparkModelScenarios {
       p.isAlive && info.command().orElse("").endsWith("gophas") &&
         (role.isEmpty || info.arguments().orElse(Array.empty[String]).headOption.contains(role))
     }.toSeq
+}
+
+/** Reads the F32 tensors of a safetensors file (Go's gokernel.WriteSafetensors) by name. */
+object SafetensorsFile {
+  def read(bytes: Array[Byte]): Map[String, Array[Float]] = {
+    val buf = java.nio.ByteBuffer.wrap(bytes).order(java.nio.ByteOrder.LITTLE_ENDIAN)
+    val n = buf.getLong(0).toInt
+    val header = new com.fasterxml.jackson.databind.ObjectMapper().readTree(new String(bytes, 8, n, StandardCharsets.UTF_8))
+    header.properties().asScala.filter(_.getKey != "__metadata__").map { e =>
+      val offsets = e.getValue.path("data_offsets")
+      val (from, to) = (8 + n + offsets.get(0).asInt(), 8 + n + offsets.get(1).asInt())
+      e.getKey -> Array.tabulate((to - from) / 4)(i => buf.getFloat(from + 4 * i))
+    }.toMap
+  }
 }
