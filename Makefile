@@ -1,6 +1,7 @@
 # Gophas: one Makefile drives Go, sbt, Spark and the tests.
 #
 #   make demo   the main job on a local Spark (sets up everything it needs)
+#   make check  the fast loop: gofmt, go vet, the Go unit tests (no Spark, no MNIST accuracy)
 #   make test   every test: Go, Scala, integration against a real local Spark
 #
 # Set-up happens on demand, from nothing, into ignored folders of the repo:
@@ -42,7 +43,7 @@ export COURSIER_CACHE := $(CURDIR)/.cache/coursier
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*' 2>/dev/null) go.mod go.sum
 SCALA_SOURCES := $(shell find scala-shim -name '*.scala' 2>/dev/null) build.sbt
 
-.PHONY: all tools build jar test test-go test-scala test-integration demo demo-pipe mnist-data bench vet mod-check fmt clean
+.PHONY: all tools build jar check test test-go test-scala test-integration demo demo-pipe mnist-data bench vet mod-check fmt clean
 
 all: build
 
@@ -89,16 +90,23 @@ test: tools vet mod-check proto-check test-go test-scala test-integration test-p
 mod-check:
 	@$(GO) mod tidy -diff || { echo "go.mod/go.sum are not tidy: run go mod tidy" >&2; exit 1; }
 
+# The fast loop a developer runs before every commit: formatting, vet, and
+# every Go unit test once, on small generated data (no Spark, no race
+# detector, long tests skipped). About a minute on 2 cores.
+check: vet
+	$(GO) test -count=1 -timeout 5m ./...
+
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed: $$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Every Go test under the race detector; then the long ones (MNIST accuracy,
+# Every Go test once, under the race detector (the long tests skip
+# themselves); then only the long ones, named TestLong* (MNIST accuracy,
 # parameter-server convergence; GOPHAS_LONG=1), which are compute-bound and
 # run without it.
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
-	GOPHAS_LONG=1 $(GO) test -count=1 -timeout 30m ./...
+	GOPHAS_LONG=1 $(GO) test -count=1 -timeout 30m -run '^TestLong' ./...
 
 # ScalaTest suites on a local SparkSession; also packages the test classes,
 # whose scenario mains the integration tests submit.

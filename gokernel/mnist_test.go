@@ -31,11 +31,11 @@ func mnistSpec(t testing.TB, optimizer string) *Spec {
 	return s
 }
 
-// TestMNIST trains the MNIST MLP with batch 64 and checks that it reaches
+// TestLongMNIST trains the MNIST MLP with batch 64 and checks that it reaches
 // 97.8% test accuracy within 10 epochs, with Adam (defaults) and with SGD
 // (learning rate 0.01, momentum 0.9). It takes minutes, so it runs only
 // with GOPHAS_LONG=1.
-func TestMNIST(t *testing.T) {
+func TestLongMNIST(t *testing.T) {
 	if os.Getenv("GOPHAS_LONG") != "1" {
 		t.Skip("set GOPHAS_LONG=1 to train on MNIST")
 	}

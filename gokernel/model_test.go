@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"gorgonia.org/tensor"
+
+	"github.com/gophas/gophas/internal/fixture"
 )
 
 func dense2(rows, cols int, data []float32) *tensor.Dense {
@@ -76,20 +78,11 @@ func TestSetWeightsErrors(t *testing.T) {
 	}
 }
 
-// blobs is a 3-class problem: points around three centres in 4 dimensions.
+// blobs is fixture.Blobs: a 3-class problem in 4 dimensions, with the
+// labels one-hot and as class indexes.
 func blobs(rows int, seed uint64) (x, onehot, labels []float32) {
-	rng := rand.New(rand.NewPCG(seed, 1))
-	centres := [][]float64{{2, 0, 0, 1}, {0, 2, -1, 0}, {-1, -1, 2, 0}}
-	x, onehot, labels = make([]float32, rows*4), make([]float32, rows*3), make([]float32, rows)
-	for r := 0; r < rows; r++ {
-		c := rng.IntN(3)
-		labels[r] = float32(c)
-		onehot[r*3+c] = 1
-		for j := 0; j < 4; j++ {
-			x[r*4+j] = float32(centres[c][j] + rng.NormFloat64())
-		}
-	}
-	return
+	x, labels = fixture.Blobs(rows, 4, 3, seed)
+	return x, fixture.OneHot(labels, 3), labels
 }
 
 func TestEvaluateSumsOfHalves(t *testing.T) {

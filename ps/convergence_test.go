@@ -179,10 +179,10 @@ func trainWorker(ctx context.Context, t *testing.T, addr, token string, mode ps.
 	return c.Done(ctx)
 }
 
-// TestConvergenceMNIST trains the MNIST MLP with 2, 4 and 8 workers in each
+// TestLongConvergenceMNIST trains the MNIST MLP with 2, 4 and 8 workers in each
 // mode through a real `gophas driver` and compares test accuracy with one
 // process trained for the same epochs. Minutes long: GOPHAS_LONG=1 only.
-func TestConvergenceMNIST(t *testing.T) {
+func TestLongConvergenceMNIST(t *testing.T) {
 	if os.Getenv("GOPHAS_LONG") != "1" {
 		t.Skip("set GOPHAS_LONG=1 to train MNIST through the parameter server")
 	}

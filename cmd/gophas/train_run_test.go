@@ -31,15 +31,14 @@ func writeFile(t *testing.T, name, content string) string {
 	return p
 }
 
-// blobsCSV is a CSV of two separable 2-D blobs: columns a, b, and the class y.
+// blobsCSV is fixture.Blobs as a CSV: two classes in 2 dimensions, columns
+// a, b, and the class y.
 func blobsCSV(rows int, seed uint64) string {
-	r := rand.New(rand.NewPCG(seed, 1))
+	x, labels := fixture.Blobs(rows, 2, 2, seed)
 	var b strings.Builder
 	b.WriteString("a,b,y\n")
 	for i := range rows {
-		c := i % 2
-		cx := float64(2*c - 1)
-		fmt.Fprintf(&b, "%.4f,%.4f,%d\n", cx+0.5*r.NormFloat64(), -cx+0.5*r.NormFloat64(), c)
+		fmt.Fprintf(&b, "%.4f,%.4f,%d\n", x[2*i], x[2*i+1], int(labels[i]))
 	}
 	return b.String()
 }
