@@ -407,7 +407,7 @@ func TestConcurrentPushersAndSetWeights(t *testing.T) {
 	for w := range pushers {
 		c := dial(t, addr, testToken)
 		name := "w" + strconv.Itoa(w)
-		if _, err := c.Register(ctx, name); err != nil {
+		if _, err := c.Register(ctx, name, 0); err != nil {
 			t.Fatal(err)
 		}
 		wg.Go(func() {
