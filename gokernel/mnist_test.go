@@ -32,7 +32,7 @@ func mnistSpec(t testing.TB, optimizer string) *Spec {
 }
 
 // TestLongMNIST trains the MNIST MLP with batch 64 and checks that it reaches
-// 97.8% test accuracy within 10 epochs, with Adam (defaults) and with SGD
+// 97.5% test accuracy within 10 epochs, with Adam (defaults) and with SGD
 // (learning rate 0.01, momentum 0.9). It takes minutes, so it runs only
 // with GOPHAS_LONG=1.
 func TestLongMNIST(t *testing.T) {
@@ -54,13 +54,14 @@ func TestLongMNIST(t *testing.T) {
 		{"sgd", `{"class_name": "SGD", "config": {"learning_rate": 0.01, "momentum": 0.9}}`},
 	} {
 		t.Run(opt.name, func(t *testing.T) {
-			// The 97.8% bar is within the seed-to-seed spread. Since the
-			// training loop draws each epoch's shuffle and Dropout masks
-			// from (seed, epoch), the best test accuracies with seeds 1-4
-			// are 97.90, 97.94, 97.82, 97.84% (Adam) and 97.81, 97.77,
-			// 97.77, 98.03% (SGD); Keras on TensorFlow gave SGD 98.00 and
-			// 97.80% (seeds 1, 2). Seed 4 passes with both optimizers;
-			// GOPHAS_MNIST_SEED picks another.
+			// The best test accuracies with seeds 1-4 (each epoch's shuffle
+			// and Dropout masks drawn from (seed, epoch)) were 97.90, 97.94,
+			// 97.82, 97.84% (Adam) and 97.81, 97.77, 97.77, 98.03% (SGD);
+			// Keras on TensorFlow gave SGD 98.00 and 97.80% (seeds 1, 2).
+			// Float sums differ between the AVX-512 and AVX2 kernels, so a
+			// bar inside that spread passes or fails by machine: the bar is
+			// 97.5%, under the spread of both, and far above what a broken
+			// gradient or optimizer reaches. GOPHAS_MNIST_SEED picks the seed.
 			seed := int64(4)
 			if v := os.Getenv("GOPHAS_MNIST_SEED"); v != "" {
 				if seed, err = strconv.ParseInt(v, 10, 64); err != nil {
@@ -71,7 +72,7 @@ func TestLongMNIST(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			const target = 0.978
+			const target = 0.975
 			var best float64
 			start := time.Now()
 			for epoch := 0; epoch < 10 && best < target; epoch++ {
