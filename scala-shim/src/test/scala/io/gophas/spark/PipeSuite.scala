@@ -102,7 +102,7 @@ class PipeSuite extends AnyFunSuite with BeforeAndAfterAll {
     old.toFile.setExecutable(true)
     withConf(GophasConf.Binary -> old.toString) {
       val e = expectGophasException(Gophas.pipe(vectors(spark, 10, 2, 1), "echo").count())
-      assert(e.getMessage.contains("speaks protocol 0, this jar speaks 1"), e.getMessage)
+      assert(e.getMessage.contains(s"speaks protocol 0, this jar speaks ${Protocol.Version}"), e.getMessage)
     }
   }
 }
