@@ -229,6 +229,28 @@ func workerPIDs(dir string) []int {
 	return pids
 }
 
+// cpuTime is the CPU time process pid has used (user and system), zero when
+// it cannot be read.
+func cpuTime(pid int) time.Duration {
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	_, after, ok := strings.Cut(string(stat), ") ")
+	if !ok {
+		return 0
+	}
+	// After the command: state is field 3, utime and stime fields 14 and 15,
+	// in clock ticks (100 per second on Linux).
+	f := strings.Fields(after)
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * 10 * time.Millisecond
+}
+
 // TestSparkModelSurvivesKilledWorker kills one `gophas worker` with SIGKILL
 // in the middle of an asynchronous fit pushing every batch on two executor
 // JVMs: Spark retries the task, the retried worker registers again and skips
@@ -248,16 +270,14 @@ func TestSparkModelSurvivesKilledWorker(t *testing.T) {
 		once.Do(func() {
 			go func() {
 				deadline := time.Now().Add(2 * time.Minute)
-				seen := map[int]time.Time{}
 				for time.Now().Before(deadline) {
 					for _, pid := range workerPIDs(unpack) {
-						first, ok := seen[pid]
-						if !ok {
-							seen[pid] = time.Now()
-							continue
-						}
-						// Old enough to be training, not just starting.
-						if time.Since(first) > 200*time.Millisecond && syscall.Kill(pid, syscall.SIGKILL) == nil {
+						// Training, not just starting: a worker registers
+						// before it trains, and 60 ms of CPU is past
+						// that however loaded the machine (a wall-clock age
+						// is not: a worker killed before it registered
+						// leaves nothing for its retry to skip).
+						if cpuTime(pid) > 60*time.Millisecond && syscall.Kill(pid, syscall.SIGKILL) == nil {
 							killed <- pid
 							return
 						}
