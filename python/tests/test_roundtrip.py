@@ -52,7 +52,7 @@ def test_scala_saves_python_loads(spark, mnist_frames, mnist_arrays, tmp_path):
     jvm = spark.sparkContext._jvm
     with open(__import__("os").path.join(__import__("conftest").ROOT, "examples", "mnist_mlp", "model.json")) as f:
         spec = f.read()
-    net = jvm.io.gophas.spark.SparkModel.network(spec, jvm.scala.Option.apply(None), 5)
+    net = jvm.io.gophas.spark.python.PythonGophas.network(spec, None, 5)
     jmodel = jvm.io.gophas.spark.SparkModel(net, "asynchronous", "epoch", 0, 64)
     jmodel.fit(train._jdf, 1, 64, 0.0, 0, "features", "label", 0)
     path = str(tmp_path / "scala")
