@@ -283,6 +283,9 @@ func parseLoss(c *obj, raw json.RawMessage) (*lossSpec, error) {
 		return nil, err
 	}
 	o.ignore("module", "registered_name")
+	if fn, ok := functionName(o, cls); ok {
+		return parseLoss(c, fn)
+	}
 	k, ok := lossAliases[cls]
 	if !ok {
 		return nil, o.errf("loss %s is not supported (%v are)", cls, lossNames)
@@ -345,6 +348,9 @@ func parseMetric(c *obj, raw json.RawMessage) (metricSpec, error) {
 		return metricSpec{}, err
 	}
 	o.ignore("module", "registered_name")
+	if fn, ok := functionName(o, cls); ok {
+		return parseMetric(c, fn)
+	}
 	k, ok := metricAliases[cls]
 	if !ok {
 		return metricSpec{}, o.errf("metric %s is not supported", cls)
@@ -369,6 +375,22 @@ func parseMetric(c *obj, raw json.RawMessage) (metricSpec, error) {
 		}
 	}
 	return metricSpec{name: name, kind: k}, cfg.done()
+}
+
+// functionName returns, for a loss or metric serialized as a plain function
+// ({"class_name": "function", "config": "categorical_crossentropy", ...},
+// as Keras 3 writes a compile config it read from an HDF5 file), the JSON
+// string of the function's name.
+func functionName(o *obj, cls string) (json.RawMessage, bool) {
+	if cls != "function" {
+		return nil, false
+	}
+	cfg := o.get("config")
+	var name string
+	if json.Unmarshal(cfg, &name) != nil {
+		return nil, false
+	}
+	return cfg, true
 }
 
 // lossSum returns Σ over the rows of the per-sample loss and, if grad is
