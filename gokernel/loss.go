@@ -17,9 +17,11 @@ const epsilon = 1e-7
 //
 //	categorical_crossentropy         q = p/Σp, c = clip(q, ε, 1-ε), L = -Σ y_j log c_j
 //	  from_logits                    L = -Σ y_j log_softmax(p)_j
+//	  label_smoothing s              y_j ← y_j(1-s) + s/m first
 //	sparse_categorical_crossentropy  the same with y the one-hot row of the integer label
 //	binary_crossentropy              c = clip(p, ε, 1-ε), L = mean_j -(y_j log c_j + (1-y_j) log(1-c_j))
 //	  from_logits                    L = mean_j max(p_j,0) - p_j y_j + log(1 + e^-|p_j|)
+//	  label_smoothing s              y_j ← y_j(1-s) + s/2 first
 //	mean_squared_error               L = mean_j (p_j - y_j)²
 //	mean_absolute_error              L = mean_j |p_j - y_j|
 //	huber                            L = mean_j ½e² if |e| ≤ δ else δ|e| - ½δ²,  e = p_j - y_j, δ = 1
@@ -32,6 +34,11 @@ const epsilon = 1e-7
 // and the softmax. (Keras' TensorFlow backend recovers the logits of a
 // softmax or sigmoid output and uses the from_logits form; the two differ
 // only where the clip is active.)
+//
+// The other losses Keras has (the percentage, logarithmic, Poisson,
+// Kullback-Leibler, hinge, cosine and focal losses) are each in a
+// loss_<name>.go file, listed in lossTable (loss_table.go); their kinds
+// follow these.
 type lossKind int
 
 const (
@@ -45,7 +52,21 @@ const (
 
 var lossNames = []string{"categorical_crossentropy", "sparse_categorical_crossentropy", "binary_crossentropy", "mean_squared_error", "mean_absolute_error", "huber"}
 
-func (k lossKind) String() string { return lossNames[k] }
+func (k lossKind) String() string {
+	if int(k) >= len(lossNames) {
+		return lossTable[int(k)-len(lossNames)].name
+	}
+	return lossNames[k]
+}
+
+// supportedLosses lists every loss name the kernel takes.
+func supportedLosses() []string {
+	names := slices.Clone(lossNames)
+	for _, d := range lossTable {
+		names = append(names, d.name)
+	}
+	return names
+}
 
 var lossAliases = map[string]lossKind{
 	"categorical_crossentropy": lossCCE, "CategoricalCrossentropy": lossCCE,
@@ -59,7 +80,12 @@ var lossAliases = map[string]lossKind{
 type lossSpec struct {
 	kind       lossKind
 	fromLogits bool
-	delta      float64 // huber
+	delta      float64   // huber
+	smoothing  float64   // label_smoothing of the cross-entropies
+	alpha      float64   // focal losses
+	gamma      float64   // focal losses
+	balance    bool      // binary_focal_crossentropy: apply_class_balancing
+	fn         batchLoss // a loss of lossTable, for these arguments
 }
 
 // metricKind is a Keras metric, averaged per sample:
@@ -267,12 +293,15 @@ func parseLoss(c *obj, raw json.RawMessage) (*lossSpec, error) {
 	l := &lossSpec{delta: 1}
 	var name string
 	if err := json.Unmarshal(raw, &name); err == nil {
-		k, ok := lossAliases[name]
-		if !ok {
-			return nil, c.errf("loss %q is not supported (%v are)", name, lossNames)
+		if k, ok := lossAliases[name]; ok {
+			l.kind = k
+			return l, nil
 		}
-		l.kind = k
-		return l, nil
+		if d, k := tableLoss(name); d != nil {
+			l.kind = k
+			return l, d.setDefaults(l)
+		}
+		return nil, c.errf("loss %q is not supported (%v are)", name, supportedLosses())
 	}
 	o, err := newObj("compile config: loss", raw)
 	if err != nil {
@@ -287,8 +316,12 @@ func parseLoss(c *obj, raw json.RawMessage) (*lossSpec, error) {
 		return parseLoss(c, fn)
 	}
 	k, ok := lossAliases[cls]
-	if !ok {
-		return nil, o.errf("loss %s is not supported (%v are)", cls, lossNames)
+	def, tk := tableLoss(cls)
+	if !ok && def == nil {
+		return nil, o.errf("loss %s is not supported (%v are)", cls, supportedLosses())
+	}
+	if def != nil {
+		k = tk
 	}
 	l.kind = k
 	cfg, err := newObj("compile config: loss "+cls, o.get("config"))
@@ -305,12 +338,22 @@ func parseLoss(c *obj, raw json.RawMessage) (*lossSpec, error) {
 	if err := cfg.mustBe("dtype", `"float32"`); err != nil {
 		return nil, err
 	}
+	if def != nil {
+		if err := def.parseArgs(cfg, l); err != nil {
+			return nil, err
+		}
+		return l, cfg.done()
+	}
 	switch k {
 	case lossCCE, lossSparseCCE, lossBCE:
 		if l.fromLogits, err = cfg.boolean("from_logits", false); err != nil {
 			return nil, err
 		}
-		if err := cfg.mustBe("label_smoothing", "0"); err != nil {
+		if k == lossSparseCCE {
+			if err := cfg.mustBe("label_smoothing", "0"); err != nil {
+				return nil, err
+			}
+		} else if l.smoothing, err = smoothing(cfg); err != nil {
 			return nil, err
 		}
 		if err := cfg.mustBe("axis", "-1"); err != nil {
@@ -328,6 +371,18 @@ func parseLoss(c *obj, raw json.RawMessage) (*lossSpec, error) {
 		}
 	}
 	return l, cfg.done()
+}
+
+// smoothing reads label_smoothing, which must be in [0, 1].
+func smoothing(cfg *obj) (float64, error) {
+	s, err := cfg.num("label_smoothing", 0)
+	if err != nil {
+		return 0, err
+	}
+	if !(s >= 0 && s <= 1) {
+		return 0, cfg.errf("label_smoothing %v must be in [0, 1]", s)
+	}
+	return s, nil
 }
 
 func parseMetric(c *obj, raw json.RawMessage) (metricSpec, error) {
@@ -397,6 +452,9 @@ func functionName(o *obj, cls string) (json.RawMessage, bool) {
 // not nil, sets grad = scale·∂(Σ loss)/∂out. out is rows×m; y is rows×m, or
 // rows labels for the sparse loss.
 func (l *lossSpec) lossSum(out, y []float32, rows, m int, grad []float32, scale float64) float64 {
+	if l.fn != nil {
+		return l.fn(out[:rows*m], y[:rows*m], rows, m, grad, scale)
+	}
 	var total float64
 	for r := 0; r < rows; r++ {
 		p := out[r*m : (r+1)*m]
@@ -413,9 +471,9 @@ func (l *lossSpec) lossSum(out, y []float32, rows, m int, grad []float32, scale 
 		}
 		switch l.kind {
 		case lossCCE, lossSparseCCE:
-			total += crossEntropy(p, yr, label, l.fromLogits, g, scale)
+			total += crossEntropy(p, yr, label, l.fromLogits, l.smoothing, g, scale)
 		case lossBCE:
-			total += binaryCrossEntropy(p, yr, l.fromLogits, g, scale)
+			total += binaryCrossEntropy(p, yr, l.fromLogits, l.smoothing, g, scale)
 		default:
 			total += l.regression(p, yr, g, scale)
 		}
@@ -423,19 +481,27 @@ func (l *lossSpec) lossSum(out, y []float32, rows, m int, grad []float32, scale 
 	return total
 }
 
-// target is y_j, or the one-hot row of label if yr is nil.
-func target(yr []float32, label, j int) float64 {
-	if yr == nil {
-		if j == label {
-			return 1
-		}
-		return 0
+// target is y_j, or the one-hot row of label if yr is nil, smoothed by
+// ls: y_j(1-ls) + ls/m for a row of width m.
+func target(yr []float32, label, j int, ls float64, m int) float64 {
+	var t float64
+	switch {
+	case yr != nil:
+		t = float64(yr[j])
+	case j == label:
+		t = 1
 	}
-	return float64(yr[j])
+	if ls != 0 {
+		t = t*(1-ls) + ls/float64(m)
+	}
+	return t
 }
 
-func crossEntropy(p, yr []float32, label int, fromLogits bool, g []float32, scale float64) float64 {
+// crossEntropy is categorical_crossentropy of one sample, its targets
+// smoothed by ls (y ← y(1-ls) + ls/m).
+func crossEntropy(p, yr []float32, label int, fromLogits bool, ls float64, g []float32, scale float64) float64 {
 	var loss float64
+	m := len(p)
 	if fromLogits {
 		mx := p[0]
 		for _, v := range p {
@@ -447,14 +513,14 @@ func crossEntropy(p, yr []float32, label int, fromLogits bool, g []float32, scal
 		}
 		lse := float64(mx) + math.Log(se)
 		for j, v := range p {
-			t := target(yr, label, j)
+			t := target(yr, label, j, ls, m)
 			sy += t
 			loss -= t * (float64(v) - lse)
 		}
 		if g != nil {
 			// ∂L/∂p_j = softmax(p)_j Σy - y_j
 			for j, v := range p {
-				g[j] = float32(scale * (math.Exp(float64(v)-lse)*sy - target(yr, label, j)))
+				g[j] = float32(scale * (math.Exp(float64(v)-lse)*sy - target(yr, label, j, ls, m)))
 			}
 		}
 		return loss
@@ -469,7 +535,7 @@ func crossEntropy(p, yr []float32, label int, fromLogits bool, g []float32, scal
 	for j, v := range p {
 		q := float64(v) / sum
 		c := min(max(q, epsilon), 1-epsilon)
-		t := target(yr, label, j)
+		t := target(yr, label, j, ls, m)
 		loss -= t * math.Log(c)
 		if g != nil {
 			var dq float64
@@ -488,11 +554,13 @@ func crossEntropy(p, yr []float32, label int, fromLogits bool, g []float32, scal
 	return loss
 }
 
-func binaryCrossEntropy(p, yr []float32, fromLogits bool, g []float32, scale float64) float64 {
+// binaryCrossEntropy is binary_crossentropy of one sample, its targets
+// smoothed by ls (y ← y(1-ls) + ls/2).
+func binaryCrossEntropy(p, yr []float32, fromLogits bool, ls float64, g []float32, scale float64) float64 {
 	m := float64(len(p))
 	var loss float64
 	for j, v := range p {
-		x, t := float64(v), float64(yr[j])
+		x, t := float64(v), float64(yr[j])*(1-ls)+0.5*ls
 		if fromLogits {
 			loss += math.Max(x, 0) - x*t + math.Log1p(math.Exp(-math.Abs(x)))
 			if g != nil {

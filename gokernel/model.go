@@ -183,6 +183,9 @@ func (m *Model) compile() error {
 	if m.opt, err = NewOptimizer(m.spec.optimizer); err != nil {
 		return fmt.Errorf("gokernel: NewModel: %w", err)
 	}
+	if err := m.giveShapes(); err != nil {
+		return fmt.Errorf("gokernel: NewModel: %w", err)
+	}
 	for i := range m.spec.heads {
 		hs := &m.spec.heads[i]
 		t := m.g.outputs[i]

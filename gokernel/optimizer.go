@@ -298,7 +298,8 @@ func zeros(params [][]float32, fill float32) [][]float32 {
 //	{"module": "keras.optimizers", "class_name": "Adam", "config": {...}, "registered_name": null}
 //
 // (module and registered_name optional), or from a JSON string naming it with
-// default arguments: "sgd", "adam", "adamw", "rmsprop", "adagrad" (any case).
+// default arguments: "sgd", "adam", "adamw", "rmsprop", "adagrad", "nadam",
+// "adamax", "adadelta", "ftrl", "lion", "adafactor" (any case).
 // Arguments missing from config take the Keras defaults. An argument Gophas
 // does not support (use_ema true, loss_scale_factor,
 // gradient_accumulation_steps, an unknown key) is an error naming it. The
@@ -348,8 +349,20 @@ func NewOptimizer(config []byte) (Optimizer, error) {
 		o = newRMSprop(p)
 	case "adagrad":
 		o = newAdagrad(p)
+	case "nadam":
+		o = newNadam(p)
+	case "adamax":
+		o = newAdamax(p)
+	case "adadelta":
+		o = newAdadelta(p)
+	case "ftrl":
+		o = newFtrl(p)
+	case "lion":
+		o = newLion(p)
+	case "adafactor":
+		o = newAdafactor(p)
 	default:
-		return nil, fmt.Errorf("%s: unknown optimizer %q (supported: SGD, Adam, AdamW, RMSprop, Adagrad)", optPrefix, className)
+		return nil, fmt.Errorf("%s: unknown optimizer %q (supported: SGD, Adam, AdamW, RMSprop, Adagrad, Nadam, Adamax, Adadelta, Ftrl, Lion, Adafactor)", optPrefix, className)
 	}
 	if err := p.finish(className); err != nil {
 		return nil, err

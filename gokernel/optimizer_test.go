@@ -17,6 +17,12 @@ func TestNewOptimizerNames(t *testing.T) {
 		{`"adamw"`, "adam_w"},
 		{`"rmsprop"`, "rm_sprop"},
 		{`"adagrad"`, "adagrad"},
+		{`"nadam"`, "nadam"},
+		{`"Adamax"`, "adamax"},
+		{`"adadelta"`, "adadelta"},
+		{`"ftrl"`, "ftrl"},
+		{`"lion"`, "lion"},
+		{`"adafactor"`, "adafactor"},
 		{`{"class_name":"Adam","config":{"name":"my_adam","learning_rate":0.01}}`, "my_adam"},
 		{`{"module":"keras.optimizers","class_name":"SGD","config":{"momentum":0.9},"registered_name":null}`, "sgd"},
 		{`{"class_name":"RMSprop","config":{"weight_decay":null,"clipnorm":null,"use_ema":false,"ema_momentum":0.99}}`, "rm_sprop"},
@@ -36,7 +42,10 @@ func TestNewOptimizerErrors(t *testing.T) {
 	for _, tc := range []struct {
 		config, want string
 	}{
-		{`"adadelta"`, `unknown optimizer "adadelta"`},
+		{`"lamb"`, `unknown optimizer "lamb"`},
+		{`{"class_name":"Lion","config":{"beta_1":0}}`, "beta_1: must be in (0, 1]"},
+		{`{"class_name":"Ftrl","config":{"learning_rate_power":0.5}}`, "learning_rate_power: must be <= 0"},
+		{`{"class_name":"Ftrl","config":{"l1_regularization_strength":-1}}`, "regularization strengths must be >= 0"},
 		{`{"class_name":"AdamW","config":{"weight_decay":null}}`, "weight_decay: must be a number for adam_w"},
 		{`{"class_name":"Adam","config":{"use_ema":true}}`, "use_ema"},
 		{`{"class_name":"Adam","config":{"learning_rate":{"class_name":"ExponentialDecay","config":{}}}}`, "learning_rate: schedule ExponentialDecay: argument initial_learning_rate is required"},
@@ -92,12 +101,27 @@ func TestOptimizerStateRoundTrip(t *testing.T) {
 		`"adamw"`,
 		`{"class_name":"RMSprop","config":{"momentum":0.5,"centered":true}}`,
 		`"adagrad"`,
+		`"nadam"`,
+		`"adamax"`,
+		`"adadelta"`,
+		`{"class_name":"Ftrl","config":{"l1_regularization_strength":0.1,"beta":0.5}}`,
+		`"lion"`,
+		`"adafactor"`,
+	}
+	withShapes := func(o Optimizer) Optimizer {
+		if s, ok := o.(interface{ SetShapes([][]int) error }); ok {
+			if err := s.SetShapes([][]int{{1, 3}, {1}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return o
 	}
 	grad := func(step int) [][]float32 {
 		return [][]float32{{float32(step) - 1.5, 0.25, -2}, {0.5 * float32(step)}}
 	}
 	for _, cfg := range configs {
 		a, _ := NewOptimizer([]byte(cfg))
+		a = withShapes(a)
 		pa := [][]float32{{1, 2, 3}, {-1}}
 		for step := range 3 {
 			if err := a.Apply(pa, grad(step)); err != nil {
@@ -105,6 +129,7 @@ func TestOptimizerStateRoundTrip(t *testing.T) {
 			}
 		}
 		b, _ := NewOptimizer([]byte(cfg))
+		b = withShapes(b)
 		if err := b.SetState(a.State()); err != nil {
 			t.Fatalf("%s: SetState: %v", cfg, err)
 		}
@@ -148,8 +173,12 @@ func TestOptimizerSetStateErrors(t *testing.T) {
 }
 
 func TestOptimizerApplyAllocatesNothing(t *testing.T) {
-	for _, cfg := range []string{`{"class_name":"SGD","config":{"momentum":0.9}}`, `{"class_name":"Adam","config":{"global_clipnorm":1}}`, `"adamw"`, `{"class_name":"RMSprop","config":{"centered":true}}`, `"adagrad"`} {
+	for _, cfg := range []string{`{"class_name":"SGD","config":{"momentum":0.9}}`, `{"class_name":"Adam","config":{"global_clipnorm":1}}`, `"adamw"`, `{"class_name":"RMSprop","config":{"centered":true}}`, `"adagrad"`,
+		`"nadam"`, `"adamax"`, `"adadelta"`, `"ftrl"`, `"lion"`, `"adafactor"`} {
 		o, _ := NewOptimizer([]byte(cfg))
+		if s, ok := o.(interface{ SetShapes([][]int) error }); ok {
+			_ = s.SetShapes([][]int{{10, 10}, {10}})
+		}
 		p := [][]float32{make([]float32, 100), make([]float32, 10)}
 		g := [][]float32{make([]float32, 100), make([]float32, 10)}
 		_ = o.Apply(p, g)
@@ -290,7 +319,8 @@ func TestSplitSpans(t *testing.T) {
 // goroutines gives bit-for-bit the serial result.
 func TestOptimizerParallelMatchesSerial(t *testing.T) {
 	sizes := []int{50000, 30, 20000}
-	for _, cfg := range []string{`{"class_name":"SGD","config":{"momentum":0.9,"nesterov":true}}`, `{"class_name":"Adam","config":{"amsgrad":true}}`, `{"class_name":"RMSprop","config":{"momentum":0.5,"centered":true}}`, `"adagrad"`} {
+	for _, cfg := range []string{`{"class_name":"SGD","config":{"momentum":0.9,"nesterov":true}}`, `{"class_name":"Adam","config":{"amsgrad":true}}`, `{"class_name":"RMSprop","config":{"momentum":0.5,"centered":true}}`, `"adagrad"`,
+		`"nadam"`, `"adamax"`, `"adadelta"`, `{"class_name":"Ftrl","config":{"l1_regularization_strength":0.1}}`, `"lion"`} {
 		var results [2][][]float32
 		for k, parts := range []int{1, 3} {
 			o, _ := NewOptimizer([]byte(cfg))
