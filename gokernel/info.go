@@ -112,6 +112,11 @@ type Info struct {
 	// an optimizer gets.
 	Optimizer        string `json:"optimizer"`
 	DefaultOptimizer string `json:"defaultOptimizer"`
+	// StateKeys says whether the evaluate and train sums carry metric
+	// states (the "<key>[<i>]" keys of AUC, Precision, ...: Model.SumKeys),
+	// whose results only the kernel computes (Model.Result, `gophas inspect
+	// --sums`); without them every result is Σsum/Σcount.
+	StateKeys bool `json:"stateKeys"`
 }
 
 // Info returns what the Scala shim and the Python package need to know of
@@ -124,7 +129,19 @@ func (s *Spec) Info() Info {
 	return Info{Name: s.Name(), InputShape: in, InputDim: s.InputDim(), OutputShape: s.OutputShape(), OutputDim: s.OutputDim(),
 		Loss: s.Loss(), Metrics: append([]string{}, s.Metrics()...), EvaluateKeys: s.EvaluateKeys(),
 		LabelKind: s.LabelKind(), LabelWidths: s.LabelWidths(), Classifier: s.Classifier(),
-		Optimizer: s.OptimizerName(), DefaultOptimizer: DefaultOptimizer}
+		Optimizer: s.OptimizerName(), DefaultOptimizer: DefaultOptimizer, StateKeys: s.stateKeys()}
+}
+
+// stateKeys reports whether a compiled metric keeps a state (metricState).
+func (s *Spec) stateKeys() bool {
+	for _, h := range s.heads {
+		for _, ms := range h.metrics {
+			if ms.st != nil && h.loss != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // CompileOptions override a spec's compile config (Spec.Compile). The zero

@@ -6,11 +6,18 @@ import (
 	"testing"
 )
 
-// TestKerasFitParity runs Fit as testdata/keras/fit.json ran Keras' fit
-// (batch 4 over 6 training rows, so a short last batch; no shuffle; a 0.25
-// validation split) and compares the History and the final weights (1e-4
-// relative).
+// TestKerasFitParity runs Fit as testdata/keras/fit.json and
+// fit_compile.json ran Keras' fit (batch 4, so a short last batch in
+// fit.json; no shuffle; a 0.25 validation split) and compares the History
+// (the stateful metrics, AUC and the like, accumulated over each epoch's
+// batches) and the final weights (1e-4 relative).
 func TestKerasFitParity(t *testing.T) {
+	for _, file := range []string{"fit.json", "fit_compile.json"} {
+		t.Run(file, func(t *testing.T) { kerasFitParity(t, file) })
+	}
+}
+
+func kerasFitParity(t *testing.T, file string) {
 	var fix struct {
 		Cases []struct {
 			Name            string               `json:"name"`
@@ -25,9 +32,9 @@ func TestKerasFitParity(t *testing.T) {
 			After           []kerasTensor        `json:"after"`
 		} `json:"cases"`
 	}
-	readKerasFixture(t, "fit.json", &fix)
+	readKerasFixture(t, file, &fix)
 	if len(fix.Cases) == 0 {
-		t.Fatal("no cases in fit.json")
+		t.Fatalf("no cases in %s", file)
 	}
 	for _, c := range fix.Cases {
 		t.Run(c.Name, func(t *testing.T) {

@@ -17,9 +17,11 @@ const (
 	ClassIndex LabelKind = "class_index"
 	// Categorical is OutputDim values per row (a one-hot or probability
 	// vector), or one class index per row, which is one-hot encoded
-	// (categorical_crossentropy).
+	// (categorical_crossentropy, categorical_focal_crossentropy,
+	// categorical_hinge).
 	Categorical LabelKind = "categorical"
-	// Binary is OutputDim values in [0, 1] per row (binary_crossentropy).
+	// Binary is OutputDim values in [0, 1] per row (binary_crossentropy,
+	// binary_focal_crossentropy).
 	Binary LabelKind = "binary"
 	// Value is OutputDim values per row (the regression losses).
 	Value LabelKind = "value"
@@ -38,9 +40,11 @@ func (s *Spec) LabelKind() LabelKind {
 		return Categorical
 	case lossBCE:
 		return Binary
-	default:
-		return Value
 	}
+	if i := int(s.loss.kind) - len(lossNames); i >= 0 && lossTable[i].labels != "" {
+		return lossTable[i].labels
+	}
+	return Value
 }
 
 // LabelWidths are the label widths (values per row) the spec's loss

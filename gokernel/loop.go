@@ -147,7 +147,7 @@ func (e *Epoch) Finish() error {
 
 // Sums returns the rows trained so far in this epoch (Count) and the sums
 // over them of the per-row loss and metric values seen at each step
-// (training mode, before the step's update), keyed as Spec.EvaluateKeys.
+// (training mode, before the step's update), keyed as Model.SumKeys.
 func (e *Epoch) Sums() Sums { return e.sums.clone() }
 
 // Steps is the number of steps taken so far, trained or skipped.
@@ -263,13 +263,13 @@ func (m *Model) FitRows(rows *Batch, o FitOptions) (*History, error) {
 		if err := e.Train(train); err != nil {
 			return h, fmt.Errorf("gokernel: Fit: %w", unwrapPrefix(err))
 		}
-		logs := e.sums.Result()
+		logs := m.Result(e.sums)
 		if val != nil {
 			vs := m.newSums()
 			if err := m.EvaluateBatch(val, &vs); err != nil {
 				return h, fmt.Errorf("gokernel: Fit: validation: %w", unwrapPrefix(err))
 			}
-			for k, v := range vs.Result() {
+			for k, v := range m.Result(vs) {
 				logs["val_"+k] = v
 			}
 		}

@@ -108,6 +108,7 @@ const (
 	metBinaryAccuracy
 	metMAE
 	metMSE
+	metTable // a metric of metricTable
 )
 
 var metricAliases = map[string]metricKind{
@@ -122,6 +123,11 @@ var metricAliases = map[string]metricKind{
 type metricSpec struct {
 	name string // the History key
 	kind metricKind
+	// A metric of metricTable (metric_table.go): a mean of a per-sample
+	// value (mean), or a metric whose result is not a mean (st).
+	def  *metricDef
+	mean rowMetric
+	st   metricState
 }
 
 // headSpec is the training configuration of one model output: its loss
@@ -388,11 +394,13 @@ func smoothing(cfg *obj) (float64, error) {
 func parseMetric(c *obj, raw json.RawMessage) (metricSpec, error) {
 	var name string
 	if err := json.Unmarshal(raw, &name); err == nil {
-		k, ok := metricAliases[name]
-		if !ok {
-			return metricSpec{}, c.errf("metric %q is not supported", name)
+		if k, ok := metricAliases[name]; ok {
+			return metricSpec{name: name, kind: k}, nil
 		}
-		return metricSpec{name: name, kind: k}, nil
+		if d := tableMetric(name); d != nil {
+			return d.spec(name, nil)
+		}
+		return metricSpec{}, c.errf("metric %q is not supported (%v are)", name, supportedMetrics())
 	}
 	o, err := newObj("compile config: metric", raw)
 	if err != nil {
@@ -407,8 +415,9 @@ func parseMetric(c *obj, raw json.RawMessage) (metricSpec, error) {
 		return parseMetric(c, fn)
 	}
 	k, ok := metricAliases[cls]
-	if !ok {
-		return metricSpec{}, o.errf("metric %s is not supported", cls)
+	d := tableMetric(cls)
+	if !ok && d == nil {
+		return metricSpec{}, o.errf("metric %s is not supported (%v are)", cls, supportedMetrics())
 	}
 	cfg, err := newObj("compile config: metric "+cls, o.get("config"))
 	if err != nil {
@@ -417,12 +426,23 @@ func parseMetric(c *obj, raw json.RawMessage) (metricSpec, error) {
 	if err := o.done(); err != nil {
 		return metricSpec{}, err
 	}
-	name, err = cfg.str("name", snake(cls))
+	def := snake(cls)
+	if d != nil {
+		def = d.name
+	}
+	name, err = cfg.str("name", def)
 	if err != nil {
 		return metricSpec{}, err
 	}
 	if err := cfg.mustBe("dtype", `"float32"`); err != nil {
 		return metricSpec{}, err
+	}
+	if d != nil {
+		ms, err := d.spec(name, cfg)
+		if err != nil {
+			return metricSpec{}, err
+		}
+		return ms, cfg.done()
 	}
 	if k == metBinaryAccuracy {
 		if err := cfg.mustBe("threshold", "0.5"); err != nil {

@@ -26,7 +26,7 @@ import "math"
 // times p(1-p) with from_logits. Defaults: α 0.25, γ 2.
 var (
 	categoricalFocalLoss = lossDef{
-		name: "categorical_focal_crossentropy", class: "CategoricalFocalCrossentropy",
+		name: "categorical_focal_crossentropy", class: "CategoricalFocalCrossentropy", labels: Categorical,
 		logits: true, smooth: true, axis: true, focal: true,
 		make: func(l *lossSpec) batchLoss {
 			a, gm, ls, logits := l.alpha, l.gamma, l.smoothing, l.fromLogits
@@ -36,7 +36,7 @@ var (
 		},
 	}
 	binaryFocalLoss = lossDef{
-		name: "binary_focal_crossentropy", class: "BinaryFocalCrossentropy",
+		name: "binary_focal_crossentropy", class: "BinaryFocalCrossentropy", labels: Binary,
 		logits: true, smooth: true, axis: true, focal: true, balance: true,
 		make: func(l *lossSpec) batchLoss {
 			a, gm, ls, logits, bal := l.alpha, l.gamma, l.smoothing, l.fromLogits, l.balance

@@ -27,7 +27,7 @@ var (
 		make: func(*lossSpec) batchLoss { return hingeBatch(true) },
 	}
 	categoricalHingeLoss = lossDef{
-		name: "categorical_hinge", class: "CategoricalHinge",
+		name: "categorical_hinge", class: "CategoricalHinge", labels: Categorical,
 		make: func(*lossSpec) batchLoss { return rowLoss(categoricalHinge).batch },
 	}
 )

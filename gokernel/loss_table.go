@@ -32,11 +32,15 @@ type lossDef struct {
 	name    string   // Keras' function name, what Spec.Loss reports
 	class   string   // Keras' class name
 	aliases []string // other names Keras (3, or 2) takes for it
-	logits  bool     // from_logits
-	smooth  bool     // label_smoothing
-	axis    bool     // axis (-1 only)
-	focal   bool     // alpha (default 0.25), gamma (default 2)
-	balance bool     // apply_class_balancing
+	// labels is what a row's label must be (Spec.LabelKind): "" for Value;
+	// Categorical (one-hot rows, or class indexes one-hot encoded) for the
+	// categorical focal and hinge losses; Binary for the binary focal loss.
+	labels  LabelKind
+	logits  bool // from_logits
+	smooth  bool // label_smoothing
+	axis    bool // axis (-1 only)
+	focal   bool // alpha (default 0.25), gamma (default 2)
+	balance bool // apply_class_balancing
 	make    func(l *lossSpec) batchLoss
 }
 

@@ -105,6 +105,8 @@ type head struct {
 	metrics   []metricSpec // accuracy resolved
 	lsum      float64      // the last step's unweighted loss sum
 	msum      []float64
+	mstate    [][]float64 // per metric: the last step's state (metric_state.go), nil for a mean
+	stateKeys [][]string  // per metric: the Sums keys of its state, nil for a mean
 }
 
 // yWidth is the number of targets per sample.
@@ -207,12 +209,14 @@ func (m *Model) compile() error {
 					ms.kind = metCategoricalAccuracy
 				}
 			}
-			if (ms.kind == metSparseCategoricalAccuracy) != h.sparse {
-				return fmt.Errorf("gokernel: NewModel: metric %q does not fit the loss %v of output %q (integer labels go with sparse_categorical_crossentropy and sparse_categorical_accuracy only)", ms.name, hs.loss.kind, hs.name)
+			if ms.sparseLabels() != h.sparse {
+				return fmt.Errorf("gokernel: NewModel: metric %q does not fit the loss %v of output %q (integer labels go with sparse_categorical_crossentropy and sparse_categorical_accuracy or sparse_top_k_categorical_accuracy only)", ms.name, hs.loss, hs.name)
 			}
 			h.metrics = append(h.metrics, ms)
 		}
 		h.msum = make([]float64, len(h.metrics))
+		h.mstate = newMetricStates(h.metrics, h.width)
+		h.stateKeys = h.metricStateKeys(len(m.spec.heads))
 		m.heads = append(m.heads, h)
 	}
 	h := m.heads[0]
@@ -581,9 +585,7 @@ func (m *Model) lossSums(ys [][]float32, rows int, grads bool) float64 {
 		}
 		h.lsum = h.spec.loss.lossSum(out, y, n, h.width, g, h.spec.weight/float64(n)) / float64(h.positions)
 		total += h.spec.weight * h.lsum
-		for k, ms := range h.metrics {
-			h.msum[k] = ms.kind.metricSum(out, y, n, h.width, h.sparse) / float64(h.positions)
-		}
+		h.batchMetrics(out, y, n)
 	}
 	return total
 }
@@ -631,8 +633,10 @@ var noSlot = dxSlot{tensor: -1, temp: -1}
 // addSums adds a batch of rows to s: its rows to Count and, to Sums, the
 // batch's summed per-row values of the last lossSums: "loss" (the total
 // loss, regularization included), with several outputs each trained
-// output's unweighted "<output>_loss", and each metric under its History
-// key ("<output>_<metric>" with several outputs).
+// output's unweighted "<output>_loss", each mean metric under its History
+// key ("<output>_<metric>" with several outputs) and the state of each
+// other metric (AUC, Precision, ...) under its keys "<key>[<i>]"
+// (Model.SumKeys).
 func (m *Model) addSums(s *Sums, rows int, loss float64) {
 	if s.Sums == nil {
 		s.Sums = map[string]float64{}
@@ -647,7 +651,10 @@ func (m *Model) addSums(s *Sums, rows int, loss float64) {
 			s.Sums[h.spec.name+"_loss"] += h.lsum
 		}
 		for k, ms := range h.metrics {
-			s.Sums[h.spec.metricKey(ms, len(m.heads))] += h.msum[k]
+			if ms.st == nil {
+				s.Sums[h.spec.metricKey(ms, len(m.heads))] += h.msum[k]
+			}
 		}
+		h.addStates(s.Sums)
 	}
 }

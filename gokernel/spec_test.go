@@ -139,7 +139,7 @@ func TestParseSpecErrors(t *testing.T) {
 			{"class_name":"Add","name":"sum","config":{"name":"sum"},"inbound_nodes":[{"args":[[` + kt("a") + `,` + kt("b") + `]],"kwargs":{}}]}],
 			"input_layers":[["a",0,0],["b",0,0]],"output_layers":[["sum",0,0]]}}`), []string{"layer 2", `"sum"`, "(None, 4)", "(None, 3)", "broadcasting"}},
 		{"loss", seqJSON(3, `"dice"`, "", dense("d", 2, "relu", "")), []string{"loss", "dice"}},
-		{"metric", seqJSON(3, `"mse"`, `["auc"]`, dense("d", 2, "relu", "")), []string{"metric", "auc"}},
+		{"metric", seqJSON(3, `"mse"`, `["mean_io_u"]`, dense("d", 2, "relu", "")), []string{"metric", "mean_io_u"}},
 		{"label smoothing", seqJSON(3, `{"class_name":"SparseCategoricalCrossentropy","config":{"label_smoothing":0.1}}`, "", dense("d", 2, "relu", "")), []string{"label_smoothing"}},
 		{"loss weights", bytes.Replace(mnist, []byte(`"loss_weights": null`), []byte(`"loss_weights": [1, 2]`), 1), []string{"loss_weights", "2 entries", "1 outputs"}},
 		{"model class", []byte(`{"class_name":"MyModel","config":{}}`), []string{"MyModel"}},

@@ -77,9 +77,14 @@ func (s Sums) clone() Sums {
 }
 
 // Result returns the mean per key: Sums[key] / Count (NaN without rows).
+// The keys "<key>[<i>]" of a stateful metric's state (AUC, Precision, ...)
+// are left out: Model.Result computes those metrics.
 func (s Sums) Result() map[string]float64 {
 	out := make(map[string]float64, len(s.Sums))
 	for k, v := range s.Sums {
+		if isStateKey(k) {
+			continue
+		}
 		out[k] = v / float64(s.Count)
 	}
 	if s.Count == 0 {
@@ -90,10 +95,10 @@ func (s Sums) Result() map[string]float64 {
 	return out
 }
 
-// newSums returns zero sums with the model's keys.
+// newSums returns zero sums with the model's keys (SumKeys).
 func (m *Model) newSums() Sums {
 	s := Sums{Sums: map[string]float64{}}
-	for _, k := range m.spec.EvaluateKeys() {
+	for _, k := range m.SumKeys() {
 		s.Sums[k] = 0
 	}
 	return s
@@ -104,10 +109,11 @@ func (m *Model) newSums() Sums {
 // active) and the backward pass, leaving the gradients of the batch-mean
 // loss (the weighted sum over the outputs, regularization included) for
 // ApplyGradients; the weights are not changed. It adds b's rows to
-// sums.Count and, to sums.Sums under the keys of Spec.EvaluateKeys, the
+// sums.Count and, to sums.Sums under the keys of Model.SumKeys, the
 // batch's per-row total loss (regularization counted once per row, as Keras
-// reports it), with several outputs each output's loss, and the metrics,
-// summed over its rows and computed before any update. Without sums.Sums it
+// reports it), with several outputs each output's loss, and the metrics
+// (a stateful metric's state), summed over its rows and computed before
+// any update; Model.Result turns the sums into Keras' logs. Without sums.Sums it
 // makes them. Once the model's buffers hold b's rows, a step of a
 // one-output model allocates nothing.
 func (m *Model) TrainStep(b *Batch, sums *Sums) error {
@@ -381,7 +387,7 @@ func (m *Model) Evaluate(x, y *tensor.Dense) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	return s.Result(), nil
+	return m.Result(s), nil
 }
 
 // Gradients returns the gradients of the batch-mean loss (regularization
@@ -419,7 +425,7 @@ func (m *Model) TrainOnBatch(x, y *tensor.Dense) (map[string]float64, error) {
 	if err := m.ApplyGradients(); err != nil {
 		return nil, fmt.Errorf("gokernel: TrainOnBatch: %w", unwrapPrefix(err))
 	}
-	return s.Result(), nil
+	return m.Result(s), nil
 }
 
 // Fit trains the model on x and y for o.Epochs epochs of o.BatchSize-row

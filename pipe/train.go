@@ -341,7 +341,7 @@ func (tr *trainer) write(state string) (err error) {
 	count := b.Field(2).(*array.Int64Builder)
 	st := b.Field(3).(*array.StringBuilder)
 	sums := tr.epoch.Sums()
-	for _, k := range tr.m.Spec().EvaluateKeys() {
+	for _, k := range tr.m.SumKeys() { // a stateful metric (AUC, ...) as its state's keys
 		key.Append(k)
 		sum.Append(sums.Sums[k])
 		count.Append(int64(sums.Count))

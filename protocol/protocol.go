@@ -401,4 +401,8 @@ type ModelInfo struct {
 	Params int `json:"params"`
 	// HasWeights says whether the model is a directory with a weights file.
 	HasWeights bool `json:"hasWeights"`
+	// Results are the results of the sets of sums `gophas inspect --sums`
+	// reads (merged evaluate or train sums): per key (the loss, each
+	// metric) its value, null for NaN; absent without --sums.
+	Results []map[string]*float64 `json:"results,omitempty"`
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"os"
 
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/protocol"
@@ -26,6 +28,19 @@ type inspectConfig struct {
 	// (gokernel.Spec.Compile: loss, optimizer, learning rate, metrics)
 	// before the model is described and written.
 	Compile gokernel.CompileOptions
+	// Sums, when set, is a JSON file of sets of sums merged over partitions
+	// (as the evaluate and train outputs carry them, summed per key):
+	// [{"count": rows, "sums": {key: sum, ...}}, ...]. Their results (the
+	// means, and the stateful metrics such as AUC from their "<key>[<i>]"
+	// state keys: gokernel.Model.Result) are printed as
+	// protocol.ModelInfo.Results, in the same order.
+	Sums string
+}
+
+// sumSet is one set of merged sums of inspectConfig.Sums.
+type sumSet struct {
+	Count int                `json:"count"`
+	Sums  map[string]float64 `json:"sums"`
 }
 
 // runInspect prints the protocol.ModelInfo of c.Model as one JSON line on stdout and,
@@ -50,6 +65,11 @@ func runInspect(c inspectConfig, stdout io.Writer) error {
 	info := protocol.ModelInfo{Info: m.Spec().Info(), HasWeights: hasWeights}
 	for _, w := range m.Weights() {
 		info.Params += len(w.Data)
+	}
+	if c.Sums != "" {
+		if info.Results, err = results(m, c.Sums); err != nil {
+			return fmt.Errorf("inspect: %w", err)
+		}
 	}
 	if c.Out != "" {
 		if err := gokernel.SaveWeights(c.Out, m); err != nil {
@@ -78,6 +98,35 @@ func recompile(m *gokernel.Model, o gokernel.CompileOptions) (*gokernel.Model, e
 	}
 	if err := out.SetWeights(m.Weights()); err != nil {
 		return nil, err
+	}
+	return out, nil
+}
+
+// results reads the sets of sums in file and returns their results, null
+// for NaN or an infinity.
+func results(m *gokernel.Model, file string) ([]map[string]*float64, error) {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return nil, fmt.Errorf("sums: %w", err)
+	}
+	var sets []sumSet
+	if err := json.Unmarshal(b, &sets); err != nil {
+		return nil, fmt.Errorf("sums %s: %w", file, err)
+	}
+	out := make([]map[string]*float64, len(sets))
+	for i, set := range sets {
+		if set.Count < 0 {
+			return nil, fmt.Errorf("sums %s: set %d has count %d", file, i, set.Count)
+		}
+		r := m.Result(gokernel.Sums{Count: set.Count, Sums: set.Sums})
+		out[i] = make(map[string]*float64, len(r))
+		for k, v := range r {
+			if !math.IsNaN(v) && !math.IsInf(v, 0) {
+				out[i][k] = &v
+			} else {
+				out[i][k] = nil
+			}
+		}
 	}
 	return out, nil
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -173,5 +174,66 @@ func TestInspectErrors(t *testing.T) {
 		if stdout.Len() != 0 {
 			t.Errorf("run(%q): got stdout %q; want none", tc.args, stdout.String())
 		}
+	}
+}
+
+// inspect --sums turns merged sums into results: means, and the stateful
+// metrics (here AUC) from their state keys, exactly as the kernel's own
+// evaluation of the same rows.
+func TestInspectSums(t *testing.T) {
+	dir := t.TempDir()
+	specFile := filepath.Join(dir, "model.json")
+	spec := `{"model": {"module":"keras","class_name":"Sequential","config":{"name":"s","layers":[` +
+		`{"class_name":"InputLayer","config":{"batch_shape":[null,1],"dtype":"float32","name":"in"}},` +
+		`{"class_name":"Dense","config":{"name":"d","units":1,"activation":"linear","kernel_initializer":"ones","bias_initializer":"zeros"}}]}},` +
+		`"compile": {"optimizer": "sgd", "loss": "binary_crossentropy", "metrics": ["accuracy", {"class_name": "AUC", "config": {"name": "auc", "num_thresholds": 20}}]}}`
+	if err := os.WriteFile(specFile, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := gokernel.ParseSpec([]byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := gokernel.NewModel(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := []float32{0.1, 0.9, 0.35, 0.8, 0.05, 0.6, 0.45, 0.2}
+	y := []float32{0, 1, 1, 1, 0, 0, 1, 0}
+	var total gokernel.Sums
+	for _, part := range [][2]int{{0, 3}, {3, 8}} {
+		sums, err := m.EvaluateSums(tensor.New(tensor.WithShape(part[1]-part[0], 1), tensor.WithBacking(p[part[0]:part[1]])),
+			tensor.New(tensor.WithShape(part[1]-part[0], 1), tensor.WithBacking(y[part[0]:part[1]])))
+		if err != nil {
+			t.Fatal(err)
+		}
+		total = total.Add(sums)
+	}
+	want, err := m.Evaluate(tensor.New(tensor.WithShape(8, 1), tensor.WithBacking(p)), tensor.New(tensor.WithShape(8, 1), tensor.WithBacking(y)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sets, _ := json.Marshal([]sumSet{{Count: total.Count, Sums: total.Sums}, {Count: 0, Sums: map[string]float64{}}})
+	sumsFile := filepath.Join(dir, "sums.json")
+	if err := os.WriteFile(sumsFile, sets, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	info := inspect(t, "--model", specFile, "--sums", sumsFile)
+	if !info.StateKeys || len(info.Results) != 2 {
+		t.Fatalf("got stateKeys %v, %d results; want true, 2", info.StateKeys, len(info.Results))
+	}
+	for _, k := range []string{"loss", "accuracy", "auc"} {
+		got := info.Results[0][k]
+		// Sums of parts add in another order than one sum: the loss may
+		// differ in its last bits; the AUC's counts add exactly.
+		if got == nil || math.Abs(*got-want[k]) > 1e-12*math.Abs(want[k]) || (k == "auc" && *got != want[k]) {
+			t.Errorf("result %s: got %v; want %v (Evaluate on all rows)", k, got, want[k])
+		}
+	}
+	if info.Results[1]["loss"] != nil {
+		t.Errorf("no rows: loss %v; want null", *info.Results[1]["loss"])
+	}
+	if info := inspect(t, "--model", mnistSpec); info.StateKeys || info.Results != nil {
+		t.Errorf("mnist: got stateKeys %v, results %v; want none", info.StateKeys, info.Results)
 	}
 }

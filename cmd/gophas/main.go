@@ -147,6 +147,7 @@ func inspectFlags(args []string, stderr io.Writer) (inspectConfig, error) {
 	fs.StringVar(&c.Compile.Optimizer, "optimizer", "", "compile with this Keras optimizer, a name or its JSON serialization (default: the spec's, else "+gokernel.DefaultOptimizer+")")
 	fs.Float64Var(&c.Compile.LearningRate, "learning-rate", 0, "the optimizer's learning rate (default: the optimizer's)")
 	metrics := fs.String("metrics", "", "compile with these Keras metrics, comma-separated (default: the spec's)")
+	fs.StringVar(&c.Sums, "sums", "", "JSON file of merged evaluate/train sums ([{\"count\": n, \"sums\": {key: sum}}, ...]) to turn into results")
 	if err := fs.Parse(args); err != nil {
 		return c, fmt.Errorf("inspect: %w", err)
 	}

@@ -128,7 +128,7 @@ func runTrain(ctx context.Context, c trainConfig, stdout, stderr io.Writer) erro
 		if err := m.EvaluateBatch(test, &sums); err != nil {
 			return fmt.Errorf("train: evaluating the test data: %w", err)
 		}
-		fmt.Fprintln(stdout, testLine(sums.Result(), spec.Metrics()))
+		fmt.Fprintln(stdout, testLine(m.Result(sums), spec.Metrics()))
 	}
 	if c.Out != "" {
 		if err := gokernel.SaveModel(c.Out, m); err != nil {

@@ -8,7 +8,7 @@ and jax as in python/requirements-dev.txt):
 
     KERAS_BACKEND=jax .venv/bin/python gokernel/testdata/keras/make_compile_fixtures.py [PART...]
 
-PART is losses, metrics or optimizers (default: all). Made with keras
+PART is losses, metrics, optimizers or fit (default: all). Made with keras
 3.15.1 on jax 0.10.2 (CPU), float32 throughout. It writes
 
   gokernel/testdata/keras/losses.json
@@ -20,6 +20,11 @@ PART is losses, metrics or optimizers (default: all). Made with keras
       Per case: the metric as compile() takes it, batches of targets and
       outputs, Keras' result after update_state on every batch, and the
       batches' split into 4 parts (AUC over 4 partitions).
+  gokernel/testdata/keras/fit_compile.json
+      As fit.json (make_fixtures.py), for models compiled with the losses,
+      metrics and optimizers above: Keras' History of fit(batch_size=4,
+      epochs=3, shuffle=False, validation_split=0.25) on 16 rows and the
+      final weights.
   gokernel/testdata/keras/optimizers_more.json
       As optimizers.json (make_fixtures.py): per optimizer case its
       serialization, parameters, 10 gradients, Keras' parameters after 1
@@ -147,6 +152,103 @@ def make_losses():
     return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
 
 
+# --------------------------------------------------------------------- metrics
+
+
+def metric_batches(rng, kind, batches=3, rows=7):
+    """[(y, p), ...] for a kind of metric."""
+    out = []
+    for b in range(batches):
+        if kind == "binary":  # one output, probabilities with exact bucket edges
+            p = rng.random((rows, 1)).astype(np.float32)
+            p[0, 0], p[1, 0] = [0.0, 1.0, 0.5, 0.25, 0.005][b:b + 2]
+            y = rng.integers(0, 2, (rows, 1)).astype(np.float32)
+        elif kind == "multi":  # three sigmoid outputs, multi-label targets
+            p = sigmoid(rng.standard_normal((rows, 3)).astype(np.float32) * 2)
+            y = rng.integers(0, 2, (rows, 3)).astype(np.float32)
+        elif kind == "logits":
+            p = (rng.standard_normal((rows, 1)) * 3).astype(np.float32)
+            y = rng.integers(0, 2, (rows, 1)).astype(np.float32)
+        elif kind == "classes":  # softmax over 6 classes, one-hot targets, a tie
+            p = softmax(rng.standard_normal((rows, 6)).astype(np.float32))
+            p[0, 1] = p[0, 2] = p[0].max()
+            y = np.eye(6, dtype=np.float32)[rng.integers(0, 6, rows)]
+        elif kind == "sparse":
+            p = softmax(rng.standard_normal((rows, 6)).astype(np.float32))
+            y = rng.integers(0, 6, (rows, 1)).astype(np.float32)
+        elif kind == "regression":
+            y = (rng.standard_normal((rows, 2)) * 3 + 1).astype(np.float32)
+            p = (y + rng.standard_normal((rows, 2))).astype(np.float32)
+        else:
+            raise ValueError(kind)
+        out.append((y, p))
+    return out
+
+
+METRIC_CASES = [
+    ("mape", lambda: "mape", "regression"),
+    ("mape_class", lambda: keras.metrics.MeanAbsolutePercentageError(), "regression"),
+    ("top_k", lambda: "top_k_categorical_accuracy", "classes"),
+    ("top_k_2", lambda: keras.metrics.TopKCategoricalAccuracy(k=2), "classes"),
+    ("sparse_top_k", lambda: "sparse_top_k_categorical_accuracy", "sparse"),
+    ("sparse_top_k_3", lambda: keras.metrics.SparseTopKCategoricalAccuracy(k=3, name="top3"), "sparse"),
+    ("rmse", lambda: keras.metrics.RootMeanSquaredError(), "regression"),
+    ("rmse_name", lambda: "root_mean_squared_error", "regression"),
+    ("auc", lambda: "auc", "binary"),
+    ("auc_class", lambda: keras.metrics.AUC(), "multi"),
+    ("auc_pr", lambda: keras.metrics.AUC(curve="PR"), "binary"),
+    ("auc_pr_multi", lambda: keras.metrics.AUC(curve="PR", num_thresholds=50), "multi"),
+    ("auc_minoring", lambda: keras.metrics.AUC(summation_method="minoring", num_thresholds=20), "binary"),
+    ("auc_majoring_pr", lambda: keras.metrics.AUC(curve="PR", summation_method="majoring"), "multi"),
+    ("auc_logits", lambda: keras.metrics.AUC(from_logits=True, num_thresholds=100), "logits"),
+    ("precision", lambda: "precision", "binary"),
+    ("precision_threshold", lambda: keras.metrics.Precision(thresholds=0.3), "multi"),
+    ("precision_top_k", lambda: keras.metrics.Precision(top_k=2), "classes"),
+    ("precision_class_id", lambda: keras.metrics.Precision(class_id=1), "multi"),
+    ("recall", lambda: keras.metrics.Recall(), "binary"),
+    ("recall_top_k_class", lambda: keras.metrics.Recall(top_k=1, class_id=2), "classes"),
+    ("r2", lambda: "r2_score", "regression"),
+    ("r2_weighted", lambda: keras.metrics.R2Score(class_aggregation="variance_weighted_average"), "regression"),
+    ("r2_adjusted", lambda: keras.metrics.R2Score(num_regressors=2), "regression"),
+    ("f1_macro", lambda: keras.metrics.F1Score(average="macro"), "classes"),
+    ("f1_micro", lambda: keras.metrics.F1Score(average="micro"), "classes"),
+    ("f1_weighted", lambda: keras.metrics.F1Score(average="weighted"), "multi"),
+    ("f1_threshold", lambda: keras.metrics.F1Score(average="macro", threshold=0.4), "multi"),
+]
+
+
+def make_metrics():
+    rng = np.random.default_rng(20261201)
+    cases = []
+    for name, make, kind in METRIC_CASES:
+        spec = make()
+        metric = keras.metrics.get(spec) if isinstance(spec, str) else spec
+        batches = metric_batches(rng, kind)
+        for y, p in batches:
+            metric.update_state(y, p)
+        cases.append({
+            "name": name,
+            "config": spec if isinstance(spec, str) else keras.metrics.serialize(spec),
+            "batches": [{"y": tensor("y", y), "p": tensor("p", p)} for y, p in batches],
+            "result": float(np.asarray(metric.result())),
+        })
+    # AUC of 400 rows, and the same rows cut into 4 partitions of unequal sizes.
+    for curve in ("ROC", "PR"):
+        y = (rng.random((400, 1)) < 0.3).astype(np.float32)
+        p = np.clip(y * 0.3 + rng.random((400, 1)) * 0.7, 0, 1).astype(np.float32)
+        metric = keras.metrics.AUC(curve=curve)
+        metric.update_state(y, p)
+        cuts = [0, 37, 160, 290, 400]
+        cases.append({
+            "name": f"auc_{curve.lower()}_partitions",
+            "config": keras.metrics.serialize(metric),
+            "batches": [{"y": tensor("y", y[a:b]), "p": tensor("p", p[a:b])} for a, b in zip(cuts, cuts[1:])],
+            "result": float(np.asarray(metric.result())),
+            "partitions": True,
+        })
+    return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
+
+
 # ------------------------------------------------------------------ optimizers
 
 OPTIMIZER_CASES = [
@@ -205,7 +307,62 @@ def make_optimizers():
     return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
 
 
-PARTS = {"losses": ("losses.json", make_losses), "optimizers": ("optimizers_more.json", make_optimizers)}
+# ------------------------------------------------------------------------- fit
+
+def weights_of(model):
+    return [tensor(w.path, w.numpy()) for w in model.weights]
+
+
+FIT_CASES = [
+    ("binary_focal_auc", 1, "sigmoid", lambda: keras.losses.BinaryFocalCrossentropy(label_smoothing=0.1),
+     lambda: [keras.metrics.AUC(), keras.metrics.Precision(), keras.metrics.Recall(), "accuracy"],
+     lambda: keras.optimizers.Adam(learning_rate=0.01), "binary"),
+    ("log_cosh_regression", 2, "linear", lambda: "log_cosh",
+     lambda: [keras.metrics.RootMeanSquaredError(), keras.metrics.R2Score(), "mape"],
+     lambda: keras.optimizers.Nadam(learning_rate=0.01), "regression"),
+    ("categorical_focal_topk", 4, "softmax", lambda: keras.losses.CategoricalFocalCrossentropy(label_smoothing=0.1),
+     lambda: [keras.metrics.TopKCategoricalAccuracy(k=2), keras.metrics.F1Score(average="macro"),
+              keras.metrics.AUC(curve="PR")],
+     lambda: keras.optimizers.Lion(learning_rate=0.01), "classes"),
+]
+
+
+def make_fit():
+    rows, d = 16, 5
+    cases = []
+    for i, (name, out, act, loss, metrics, opt, kind) in enumerate(FIT_CASES):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(200 + i)
+        rng = np.random.default_rng(200 + i)
+        x = rng.standard_normal((rows, d)).astype(np.float32)
+        if kind == "binary":
+            y = (x[:, :1] + 0.5 * rng.standard_normal((rows, 1)) > 0).astype(np.float32)
+        elif kind == "regression":
+            y = np.stack([x[:, 0] - x[:, 1], 2 + 0.5 * x[:, 2]], axis=1).astype(np.float32)
+        else:
+            y = np.eye(out, dtype=np.float32)[rng.integers(0, out, rows)]
+        model = keras.Sequential([keras.Input(shape=(d,)), keras.layers.Dense(6, activation="tanh"),
+                                  keras.layers.Dense(out, activation=act)])
+        model.compile(optimizer=opt(), loss=loss(), metrics=metrics())
+        init = weights_of(model)
+        hist = model.fit(x, y, batch_size=4, epochs=3, shuffle=False, validation_split=0.25, verbose=0)
+        cases.append({
+            "name": name,
+            "spec": json.loads(model.to_json()),
+            "weights": init,
+            "x": tensor("x", x),
+            "y": tensor("y", y),
+            "batch_size": 4,
+            "epochs": 3,
+            "validation_split": 0.25,
+            "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
+            "after": weights_of(model),
+        })
+    return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
+
+
+PARTS = {"losses": ("losses.json", make_losses), "metrics": ("metrics.json", make_metrics),
+         "optimizers": ("optimizers_more.json", make_optimizers), "fit": ("fit_compile.json", make_fit)}
 
 
 def main(parts):

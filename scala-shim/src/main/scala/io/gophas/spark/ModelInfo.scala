@@ -20,6 +20,8 @@ import com.fasterxml.jackson.databind.{JsonNode, ObjectMapper}
  * @param labelWidths the label widths (values per row) the loss accepts
  * @param classifier  the output is class probabilities (a cross-entropy loss)
  * @param optimizer   the compiled optimizer's Keras name; defaultOptimizer the one a compile config without one gets
+ * @param stateKeys   the evaluate and train sums carry metric states ("<key>[<i>]" keys of AUC, Precision, ...), which
+ *                    only the kernel turns into results (ModelInfo.results); without them every result is Σsum/Σcount
  */
 final case class ModelInfo(
     name: String,
@@ -35,6 +37,7 @@ final case class ModelInfo(
     classifier: Boolean,
     optimizer: String,
     defaultOptimizer: String,
+    stateKeys: Boolean,
     params: Long,
     hasWeights: Boolean) {
 
@@ -64,7 +67,7 @@ private[spark] object ModelInfo {
     def ints(f: String) = n.path(f).elements().asScala.map(_.asInt()).toSeq
     ModelInfo(n.path(K.Name).asText(), ints(K.InputShape), n.path(K.InputDim).asInt(), ints(K.OutputShape), n.path(K.OutputDim).asInt(),
       n.path(K.Loss).asText(), strings(K.Metrics), strings(K.EvaluateKeys), n.path(K.LabelKind).asText(), ints(K.LabelWidths),
-      n.path(K.Classifier).asBoolean(), n.path(K.Optimizer).asText(), n.path(K.DefaultOptimizer).asText(), n.path(K.Params).asLong(),
+      n.path(K.Classifier).asBoolean(), n.path(K.Optimizer).asText(), n.path(K.DefaultOptimizer).asText(), n.path(K.StateKeys).asBoolean(), n.path(K.Params).asLong(),
       n.path(K.HasWeights).asBoolean())
   }
 
@@ -73,9 +76,37 @@ private[spark] object ModelInfo {
    * out, also writes a complete model directory there, its weights
    * initialized from seed when the input has none.
    */
-  def inspect(binary: Path, model: Path, seed: Long, out: Option[Path], timeoutMs: Long, compile: Compile = Compile()): ModelInfo = {
-    val args = Seq(binary.toString, "inspect", "--model", model.toString, "--seed", seed.toString) ++
-      out.toSeq.flatMap(o => Seq("--out", o.toString)) ++ compile.args
+  def inspect(binary: Path, model: Path, seed: Long, out: Option[Path], timeoutMs: Long, compile: Compile = Compile()): ModelInfo =
+    fromJson(run(binary, Seq("--model", model.toString, "--seed", seed.toString) ++
+      out.toSeq.flatMap(o => Seq("--out", o.toString)) ++ compile.args, timeoutMs))
+
+  /**
+   * The results of sets of sums merged over partitions (per set: the row
+   * count and Σsum per key, state keys included), as the Go kernel computes
+   * them (`gophas inspect --sums`): the loss and every metric; NaN where
+   * the kernel says null.
+   */
+  def results(binary: Path, model: Path, sets: Seq[(Long, Map[String, Double])], timeoutMs: Long): Seq[Map[String, Double]] = {
+    val mapper = new ObjectMapper()
+    val arr = mapper.createArrayNode()
+    sets.foreach { case (count, sums) =>
+      val o = arr.addObject()
+      o.put("count", count)
+      val so = o.putObject("sums")
+      sums.foreach { case (k, v) => so.put(k, v) }
+    }
+    val file = Files.createTempFile("gophas-sums", ".json")
+    try {
+      Files.write(file, mapper.writeValueAsBytes(arr))
+      run(binary, Seq("--model", model.toString, "--sums", file.toString), timeoutMs).path(K.Results).elements().asScala.map { r =>
+        r.properties().asScala.map(e => e.getKey -> (if (e.getValue.isNull) Double.NaN else e.getValue.asDouble())).toMap
+      }.toSeq
+    } finally Files.deleteIfExists(file)
+  }
+
+  /** Runs `gophas inspect` with inspectArgs and returns the line it prints. */
+  private def run(binary: Path, inspectArgs: Seq[String], timeoutMs: Long): JsonNode = {
+    val args = Seq(binary.toString, "inspect") ++ inspectArgs
     val errFile = Files.createTempFile("gophas-inspect", ".err")
     try {
       val proc = new ProcessBuilder(args: _*).redirectError(errFile.toFile).start()
@@ -91,7 +122,7 @@ private[spark] object ModelInfo {
           .getOrElse(err.mkString("\n"))
         throw new GophasException(s"the model is not usable: $why")
       }
-      fromJson(new ObjectMapper().readTree(stdout))
+      new ObjectMapper().readTree(stdout)
     } catch {
       case g: GophasException => throw g
       case NonFatal(e) => throw new GophasException(s"cannot inspect the model with ${args.mkString(" ")}: ${e.getMessage}", e)

@@ -244,8 +244,10 @@ object Protocol {
     val Classifier: String = "classifier"
     val Optimizer: String = "optimizer"
     val DefaultOptimizer: String = "defaultOptimizer"
+    val StateKeys: String = "stateKeys"
     val Params: String = "params"
     val HasWeights: String = "hasWeights"
+    val Results: String = "results"
   }
 
   /** What a row's label must be for a network's loss (Go's gokernel.LabelKind). */

@@ -236,7 +236,7 @@ object SparkModel extends Logging {
     val bc = df.sparkSession.sparkContext.broadcast(net)
     try {
       withDescription(df.sparkSession, "gophas evaluate") {
-        merge(evaluateRows(prepared, featuresCol, labelCol, bc, settings, None).toSeq, info.evaluateKeys)
+        mergeAll(net, info, settings, Seq(evaluateRows(prepared, featuresCol, labelCol, bc, settings, None).toSeq)).head
       }
     } finally bc.destroy()
   }
@@ -248,6 +248,30 @@ object SparkModel extends Logging {
     Gophas.run(prepared, EvaluateSchema, Protocol.EvaluateHeader(Gophas.common(settings), featuresCol, labelCol, model = "", driver),
       _ => { case h: Protocol.EvaluateHeader => h.copy(model = GophasNetwork.localDir(bc.value, unpackDir).toString); case h => h })
       .collect().map(r => (r.getString(0), r.getDouble(1), r.getLong(2)))
+  }
+
+  /**
+   * The results of groups of partition sums (key, sum, count), each group
+   * merged: Σsum/Σcount per key, or, when the network's metrics carry
+   * states (AUC, Precision, ...: ModelInfo.stateKeys), what the Go kernel
+   * computes from the merged sums, all groups in one `gophas inspect`.
+   */
+  private[spark] def mergeAll(net: GophasNetwork, info: ModelInfo, settings: GophasConf.Settings,
+      groups: Seq[Seq[(String, Double, Long)]]): Seq[ListMap[String, Double]] = {
+    if (!info.stateKeys) return groups.map(merge(_, info.evaluateKeys))
+    val sets = groups.map { rows =>
+      val count = rows.filter(_._1 == "loss").map(_._3).sum
+      count -> rows.groupBy(_._1).map { case (k, rs) => k -> rs.map(_._2).sum }
+    }
+    val binary = GophasBinary.get(settings.binary, settings.unpackDir)
+    val dir = Files.createTempDirectory("gophas-results")
+    val results = try ModelInfo.results(binary, net.writeTo(dir.resolve("model")), sets, settings.ioTimeoutMs)
+    finally GophasNetwork.deleteRecursively(dir)
+    results.zip(groups).map { case (r, rows) =>
+      val keys = (info.evaluateKeys ++ r.keys.toSeq.sorted).distinct.filter(r.contains)
+      if (rows.isEmpty) ListMap(info.evaluateKeys.map(_ -> Double.NaN): _*)
+      else ListMap(keys.map(k => k -> r(k)): _*)
+    }
   }
 
   /** Σsum/Σcount per key, keys in the given order first, then any others in order of appearance. */
@@ -437,23 +461,24 @@ private final class FitRun(
       val out = if (mode == Synchronous) input.barrier().mapPartitionsWithIndex(task) else input.mapPartitionsWithIndex(task)
       val got = withDescription(spark, s"gophas fit epoch $epoch/$epochs") { out.collect() }
       val metrics = got.filter(_.key != OptimizerStateKey).toSeq
-      var logs = merge(metrics.map(r => (r.key, r.sum, r.count)), info.evaluateKeys)
-      for (p <- 0 until workers) {
-        val mine = metrics.filter(_.partition == p)
-        perWorker(p) += merge(mine.map(r => (r.key, r.sum, r.count)), info.evaluateKeys)
+      val valRows = validation.map { v =>
+        withDescription(spark, s"gophas fit epoch $epoch/$epochs: validation") {
+          evaluateRows(v, featuresCol, labelCol, bc, settings, Some(driver)).toSeq
+        }
       }
+      // The whole epoch, each worker, and the validation rows: merged in one go.
+      val groups = Seq(metrics.map(r => (r.key, r.sum, r.count))) ++
+        (0 until workers).map(p => metrics.filter(_.partition == p).map(r => (r.key, r.sum, r.count))) ++ valRows.toSeq
+      val results = mergeAll(initial, info, settings, groups)
+      var logs = results.head
+      for (p <- 0 until workers) perWorker(p) += results(1 + p)
       val replaced = ArrayBuffer.empty[String]
       got.filter(r => r.key == OptimizerStateKey && r.state.nonEmpty).foreach { r =>
         if (states(r.partition).nonEmpty && states(r.partition) != r.state) replaced += states(r.partition)
         states(r.partition) = r.state
       }
       ps.forget(replaced.toSeq)
-      validation.foreach { v =>
-        val vals = withDescription(spark, s"gophas fit epoch $epoch/$epochs: validation") {
-          merge(evaluateRows(v, featuresCol, labelCol, bc, settings, Some(driver)).toSeq, info.evaluateKeys)
-        }
-        logs = logs ++ vals.map { case (k, x) => s"val_$k" -> x }
-      }
+      if (valRows.nonEmpty) logs = logs ++ results.last.map { case (k, x) => s"val_$k" -> x }
       merged += logs
       seconds += (System.nanoTime() - start) / 1e9
       say(f"gophas fit epoch $epoch/$epochs: ${logs.map { case (k, x) => f"$k $x%.4f" }.mkString(", ")} (${seconds.last}%.1f s)")

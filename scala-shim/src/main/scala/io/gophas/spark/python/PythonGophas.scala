@@ -105,6 +105,7 @@ object PythonGophas {
     out.put(K.LabelKind, i.labelKind)
     ints(K.LabelWidths, i.labelWidths)
     out.put(K.Classifier, i.classifier).put(K.Optimizer, i.optimizer).put(K.DefaultOptimizer, i.defaultOptimizer)
+    out.put(K.StateKeys, i.stateKeys)
     out.put(K.Params, i.params).put(K.HasWeights, i.hasWeights)
     json.writeValueAsString(out)
   }
