@@ -2,6 +2,7 @@ package gokernel
 
 import (
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -444,5 +445,56 @@ func TestLoopSeveralInputsAndOutputs(t *testing.T) {
 	}
 	if _, err := m.Predict(dense2(2, 2, p[:4])); err == nil || !strings.Contains(err.Error(), "2 inputs") {
 		t.Errorf("Predict on a two-input model: %v; want the tensor methods' one-input error", err)
+	}
+}
+
+// TestLoopStatefulMetricOfAnOutput: a metric with a state (R2Score) on one
+// output of two is carried as "<output>_<metric>[<i>]" sums, which add up
+// over parts exactly, and Model.Result turns them into the History's
+// "<output>_<metric>".
+func TestLoopStatefulMetricOfAnOutput(t *testing.T) {
+	data := funcJSON([]string{"p", "q"}, 2, []gl{
+		{"Concatenate", "cat", "", [][]string{{"p", "q"}}},
+		dl("h", 8, "tanh", one("cat")...), dl("cls", 3, "softmax", one("h")...), dl("reg", 2, "linear", one("h")...),
+	}, []string{"cls", "reg"}, `{"optimizer":"adam","loss":["sparse_categorical_crossentropy","mse"],"metrics":[["accuracy"],["r2_score"]]}`)
+	m := mustModel(t, data, WithSeed(2), WithThreads(1))
+	const rows = 90
+	x, _, labels := blobs(rows, 8)
+	p, q := make([]float32, rows*2), make([]float32, rows*2)
+	reg := make([]float32, rows*2)
+	for r := range rows {
+		copy(p[r*2:], x[r*4:r*4+2])
+		copy(q[r*2:], x[r*4+2:r*4+4])
+		reg[r*2], reg[r*2+1] = x[r*4], -x[r*4+1]
+	}
+	b := &Batch{Rows: rows, X: [][]float32{p, q}, XWidths: []int{2, 2}, Y: [][]float32{labels, reg}, YWidths: []int{1, 2}}
+	keys := m.SumKeys()
+	if slices.Contains(keys, "reg_r2_score") || !slices.Contains(keys, "reg_r2_score[0]") || !slices.Contains(keys, "cls_accuracy") {
+		t.Fatalf("SumKeys: got %v; want cls_accuracy and the state keys reg_r2_score[i]", keys)
+	}
+	h, err := m.FitRows(b, FitOptions{Epochs: 3, BatchSize: 10, Shuffle: true, Seed: 1, ValidationSplit: 0.2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"reg_r2_score", "val_reg_r2_score"} {
+		if v := h.History[k]; len(v) != 3 || math.IsNaN(v[2]) {
+			t.Errorf("History[%q] = %v; want 3 values", k, v)
+		}
+	}
+	var whole, a, c Sums
+	for _, e := range []struct {
+		from, to int
+		s        *Sums
+	}{{72, rows, &whole}, {72, 80, &a}, {80, rows, &c}} {
+		if err := m.EvaluateBatch(b.Slice(e.from, e.to), e.s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := m.Result(whole)["reg_r2_score"]
+	if got := h.History["val_reg_r2_score"][2]; !close(got, want, 1e-12, 1e-9) {
+		t.Errorf("val_reg_r2_score: got %v; want EvaluateBatch's %v", got, want)
+	}
+	if got := m.Result(a.Add(c))["reg_r2_score"]; !close(got, want, 1e-12, 1e-9) {
+		t.Errorf("r2_score of two parts' sums: got %v; want %v", got, want)
 	}
 }

@@ -147,7 +147,7 @@ func runEvaluate(t *Task) (err error) {
 	b := array.NewRecordBuilder(t.Mem, protocol.EvaluateSchema)
 	defer b.Release()
 	if sums.Count > 0 {
-		for _, k := range sumKeys(sums, spec) {
+		for _, k := range sumKeys(sums, m) {
 			b.Field(0).(*array.StringBuilder).Append(k)
 			b.Field(1).(*array.Float64Builder).Append(sums.Sums[k])
 			b.Field(2).(*array.Int64Builder).Append(int64(sums.Count))
@@ -163,10 +163,10 @@ func runEvaluate(t *Task) (err error) {
 	return nil
 }
 
-// sumKeys orders the keys of s: Spec.EvaluateKeys, then any other key
-// sorted.
-func sumKeys(s gokernel.Sums, spec *gokernel.Spec) []string {
-	keys := slices.DeleteFunc(spec.EvaluateKeys(), func(k string) bool { _, ok := s.Sums[k]; return !ok })
+// sumKeys orders the keys of s: Model.SumKeys (Spec.EvaluateKeys, a
+// stateful metric as its state's keys), then any other key sorted.
+func sumKeys(s gokernel.Sums, m *gokernel.Model) []string {
+	keys := slices.DeleteFunc(m.SumKeys(), func(k string) bool { _, ok := s.Sums[k]; return !ok })
 	var rest []string
 	for k := range s.Sums {
 		if !slices.Contains(keys, k) {
