@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -33,7 +32,9 @@ var benchShapes = []struct {
 
 // machinePeak is the f32 peak this benchmark assumes: per ISA, one core's
 // FMA throughput measured with independent FMA chains on registers, and the
-// core clock measured with a chain of dependent one-cycle adds.
+// core clock measured with a chain of dependent one-cycle adds. Each is the
+// best of fifteen runs of about 0.1 ms: other work on the machine can only
+// slow a run down, never speed it up.
 type machinePeak struct {
 	clock float64            // Hz
 	core  map[string]float64 // GFLOP/s of one core, by ISA
@@ -45,16 +46,16 @@ var (
 	peakVal  machinePeak
 )
 
-// peaks measures the peaks once per process (median of 7 runs of about a
-// millisecond each) and logs them with the CPU's name.
+// peaks measures the peaks once per process and logs them with the CPU's
+// name.
 func peaks() machinePeak {
 	peakOnce.Do(func() {
 		peakVal.core = map[string]float64{}
 		if !hasAVX2 {
 			return
 		}
-		peakVal.clock = median(7, func() float64 {
-			const n = 200_000
+		peakVal.clock = best(15, func() float64 {
+			const n = 40_000
 			t := time.Now()
 			clockLoop(n)
 			return 8 * n / time.Since(t).Seconds()
@@ -63,8 +64,8 @@ func peaks() machinePeak {
 			if im.peak == nil {
 				continue
 			}
-			p := median(7, func() float64 {
-				n := 10_000
+			p := best(15, func() float64 {
+				n := 15_000
 				t := time.Now()
 				im.peak(n)
 				return im.flops * float64(n) / time.Since(t).Seconds() / 1e9
@@ -94,13 +95,13 @@ func (p machinePeak) perCore(im *impl) float64 {
 	return p.best
 }
 
-func median(runs int, f func() float64) float64 {
-	v := make([]float64, runs)
-	for i := range v {
-		v[i] = f()
+// best returns the largest of runs calls of f.
+func best(runs int, f func() float64) float64 {
+	v := 0.0
+	for range runs {
+		v = max(v, f())
 	}
-	slices.Sort(v)
-	return v[runs/2]
+	return v
 }
 
 // cpuName returns the model name from /proc/cpuinfo, or GOARCH.
@@ -202,4 +203,43 @@ func trans(t bool) blas.Transpose {
 		return blas.Trans
 	}
 	return blas.NoTrans
+}
+
+// BenchmarkEpilogue measures a dense layer's forward pass, z = x·W + b and
+// a = relu(z), at the MLP's first layer: Sgemm followed by separate passes
+// for the bias and the activation, beside SgemmFused doing both per band of
+// rows while the band is in cache.
+func BenchmarkEpilogue(b *testing.B) {
+	const m, n, k = 64, 128, 784
+	rng := rand.New(rand.NewPCG(2, 2))
+	x := fill(rng, m, k, k, false)
+	w := fill(rng, k, n, n, false)
+	bias := fill(rng, 1, n, n, false)
+	z := make([]float32, m*n)
+	a := make([]float32, m*n)
+	relu := func(i0, i1 int) {
+		for i, v := range z[i0*n : i1*n] {
+			a[i0*n+i] = max(v, 0)
+		}
+	}
+	for _, threads := range []int{1, 2} {
+		b.Run(fmt.Sprintf("separate/threads=%d", threads), func(b *testing.B) {
+			for b.Loop() {
+				Sgemm(threads, false, false, m, n, k, 1, x, k, w, n, 0, z, n)
+				for r := range m {
+					zr := z[r*n : r*n+n]
+					for j, v := range bias {
+						zr[j] += v
+					}
+				}
+				relu(0, m)
+			}
+		})
+		b.Run(fmt.Sprintf("fused/threads=%d", threads), func(b *testing.B) {
+			ep := Epilogue{Bias: bias, Rows: relu}
+			for b.Loop() {
+				SgemmFused(threads, false, false, m, n, k, 1, x, k, w, n, 0, z, n, ep)
+			}
+		})
+	}
 }

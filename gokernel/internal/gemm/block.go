@@ -43,7 +43,7 @@ type call struct {
 // group stays in L2, the B panel in a share of L3. Tests shrink them to
 // make many steps out of small matrices.
 var (
-	groupBytes   = 1 << 20
+	groupBytes   = 2 << 20
 	panelBytes   = 2 << 20
 	directBytes  = 2 << 20 // most bytes a k block of A or B read in place spans
 	privateBytes = 1 << 20 // largest A and B of a private call
@@ -92,16 +92,16 @@ func (c *call) plan(threads int) {
 		c.colBand = slivN * im.nr
 		return
 	case small && c.rows == nil && c.m*c.k*4 <= privateBytes/8 && slivN >= 2:
-		target := 4 * threads
+		target := 6 * threads
 		c.private = true
 		c.rowBand = slivM * im.mr
 		c.colBand = (slivN + target - 1) / target * im.nr
 		return
 	}
-	// About eight tasks per thread: a helper that arrives late still finds
-	// work, and the threads finish a phase at most a small task apart.
-	// Rows split first, so a task reuses each B sliver over its rows.
-	target := 8 * threads
+	// About sixteen tasks per thread: a helper that arrives late still
+	// finds work, and the threads finish a phase at most a small task
+	// apart. Rows split first, so a task reuses each B sliver over its rows.
+	target := 16 * threads
 	band, colBands := (rows+target-1)/target, 1
 	if rows < target && c.rows == nil {
 		colBands = min(cols, (target+rows-1)/rows)

@@ -82,6 +82,7 @@ func (p *problem) compareTo(got, want []float32) error {
 }
 
 func TestSgemmFused(t *testing.T) {
+	parallelAlways(t)
 	shapes := []struct{ m, n, k int }{
 		{1, 1, 1}, {7, 13, 17}, {64, 128, 100}, {64, 10, 128}, {130, 70, 33}, {5, 5, 0}, {0, 4, 3},
 	}
@@ -115,6 +116,7 @@ func TestSgemmFused(t *testing.T) {
 // implementation and thread count, with parallel calls both phased (shared
 // panels) and private.
 func TestSgemmBlocking(t *testing.T) {
+	parallelAlways(t)
 	defer func(g, p, v int) { groupBytes, panelBytes, privateBytes = g, p, v }(groupBytes, panelBytes, privateBytes)
 	rng := rand.New(rand.NewPCG(23, 24))
 	for _, base := range kernels(t) {
@@ -177,6 +179,7 @@ func TestPlan(t *testing.T) {
 // TestSgemmParked runs parallel calls with no spinning, so helpers park
 // between calls and goroutines park at every phase end, under -race too.
 func TestSgemmParked(t *testing.T) {
+	parallelAlways(t)
 	defer spinFor.Store(spinFor.Load())
 	spinFor.Store(0)
 	rng := rand.New(rand.NewPCG(25, 26))

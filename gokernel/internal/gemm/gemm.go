@@ -1,8 +1,9 @@
 package gemm
 
 // minParallelFlops is the work below which Sgemm stays on one goroutine:
-// below it, handing tasks to a helper costs more than it saves.
-const minParallelFlops = 1 << 17
+// below it (about 10 µs of work), handing tasks to a helper costs more than
+// it saves. Tests set it to 0 to run small products in parallel.
+var minParallelFlops = 1 << 20
 
 // Sgemm computes C = alpha*op(A)*op(B) + beta*C for row-major float32
 // matrices, like cblas_sgemm(CblasRowMajor, ...): op(A) is m×k (A is m×k

@@ -139,7 +139,16 @@ func withKernel(im *impl, f func()) {
 
 func kernelName(im *impl) string { return im.name }
 
+// parallelAlways makes even tiny products parallel for the test's
+// duration, so small shapes exercise the parallel paths.
+func parallelAlways(t testing.TB) {
+	old := minParallelFlops
+	minParallelFlops = 0
+	t.Cleanup(func() { minParallelFlops = old })
+}
+
 func TestSgemm(t *testing.T) {
+	parallelAlways(t)
 	shapes := []struct{ m, n, k int }{
 		{1, 1, 1}, {1, 1, 0}, {0, 3, 2}, {3, 0, 2}, {2, 3, 1},
 		{7, 13, 17}, {6, 16, 1}, {6, 16, 4}, {6, 16, 5}, {12, 32, 256},
@@ -199,6 +208,7 @@ func TestSgemmMLP(t *testing.T) {
 // TestSgemmBetaZeroNaN checks the BLAS rule that beta == 0 overwrites C,
 // NaN included, for every path that returns early or not.
 func TestSgemmBetaZeroNaN(t *testing.T) {
+	parallelAlways(t)
 	tests := []struct {
 		m, n, k int
 		alpha   float32
@@ -221,6 +231,7 @@ func TestSgemmBetaZeroNaN(t *testing.T) {
 // TestSgemmThreads checks that thread counts beyond the cores and the
 // available tiles still give the reference result.
 func TestSgemmThreads(t *testing.T) {
+	parallelAlways(t)
 	rng := rand.New(rand.NewPCG(5, 6))
 	for _, threads := range []int{0, -1, 3, 8, 64} {
 		for _, s := range []struct{ m, n, k int }{{64, 128, 64}, {200, 20, 64}, {20, 200, 64}, {3, 3, 300}} {
@@ -234,6 +245,7 @@ func TestSgemmThreads(t *testing.T) {
 // TestSgemmConcurrent calls Sgemm from several goroutines at once, sharing
 // the worker pool and the buffer pool, under the race detector.
 func TestSgemmConcurrent(t *testing.T) {
+	parallelAlways(t)
 	const goroutines = 4
 	errs := make(chan error, goroutines)
 	for g := range goroutines {
@@ -343,6 +355,7 @@ func TestSgemmNoAlloc(t *testing.T) {
 }
 
 func FuzzSgemm(f *testing.F) {
+	parallelAlways(f)
 	f.Add(uint8(1), uint8(1), uint8(1), uint8(0), uint8(0), int8(4), int8(0), uint64(1))
 	f.Add(uint8(7), uint8(13), uint8(17), uint8(3), uint8(2), int8(-2), int8(3), uint64(2))
 	f.Add(uint8(6), uint8(16), uint8(0), uint8(1), uint8(1), int8(1), int8(0), uint64(3))

@@ -31,7 +31,7 @@ type impl struct {
 // The implementations, fastest first, with block sizes measured on the
 // MLP shapes and 1024³ (see BenchmarkSgemm).
 var (
-	implAVX512 = &impl{name: "avx512", mr: 8, nr: 32, mc: 128, kc: 256,
+	implAVX512 = &impl{name: "avx512", mr: 8, nr: 32, mc: 128, kc: 512,
 		kernel: kernel512x8, asm: true, flops: 768, peak: peakAVX512}
 	implAVX2 = &impl{name: "avx2", mr: 6, nr: 16, mc: 144, kc: 256,
 		kernel: kernelAVX2, asm: true, flops: 192, peak: peakAVX2}
