@@ -39,14 +39,26 @@ func (l *layerEntry) where() string {
 // node is one call of a layer in the graph.
 type node struct {
 	layer   *layerEntry
+	fn      Layer // the layer as this call uses it: layer.layer, or what its call's keyword arguments made of it (see kwargsTaker)
 	call    int   // which call of the layer, from 0
 	in, out []int // tensor ids
+	// inMask and outMask are the masks (ids into graph.masks, -1 for
+	// none) the call's inputs carry when it runs and its outputs get; see
+	// planMasks.
+	inMask, outMask []int
+	explicit        []int8 // see tmplNode
+	// builtIn and builtOut are the masks as the model was built (see
+	// planMasks).
+	builtIn, builtOut []int
 }
 
 // tensorInfo is one tensor of the graph.
 type tensorInfo struct {
 	shape []int // per sample
 	node  int   // producing node; -1 for a model input
+	// ids marks an integer tensor: a model input whose Keras dtype is
+	// int32 or int64 (token ids). It holds int32 values; see intInput.
+	ids bool
 }
 
 // graph is a model's calls in execution order.
@@ -58,6 +70,8 @@ type graph struct {
 	outputs     []int
 	inputNames  []string
 	outputNames []string
+	masks       []maskInfo // the masks of the graph; see planMasks
+	outMask     []int      // per model output: the mask its loss and metrics see (-1: none)
 }
 
 // ioRef names one tensor of a model being parsed: output k of call n of
@@ -76,6 +90,15 @@ type tmplNode struct {
 	out   []int
 	// shapes Keras recorded for the inputs (nil where it recorded none).
 	keras [][]int
+	fn    Layer // the layer as this call uses it (nil for a model)
+	op    bool  // a Keras operation (see checkOperations), not laid into the graph
+	// explicit says per input whether Keras recorded its mask (see
+	// kwargs.mask); nil for none.
+	explicit []int8
+	// order lists the call's input tensors as Keras orders them (its
+	// positional arguments, then its keyword arguments by name), for
+	// sortKeras.
+	order []int
 }
 
 // modelDef is one parsed model: Sequential or Functional.
@@ -85,6 +108,7 @@ type modelDef struct {
 	layers    []*layerEntry
 	inputs    []int   // local tensor ids of the inputs
 	inShapes  [][]int // their shapes
+	inIDs     []bool  // which inputs are integer (see tensorInfo.ids)
 	inNames   []string
 	nodes     []tmplNode
 	nLocal    int // local tensor ids used
@@ -286,15 +310,17 @@ func isModelClass(cls string) bool {
 	return cls == "Sequential" || cls == "Functional" || cls == "Model"
 }
 
-// inputLayer parses an InputLayer's config and returns its shape.
-func inputLayer(rl *rawLayer) ([]int, error) {
+// inputLayer parses an InputLayer's config and returns its shape and
+// whether it is an integer input (dtype int32 or int64, as
+// keras.Input(shape, dtype="int32") writes).
+func inputLayer(rl *rawLayer) ([]int, bool, error) {
 	rl.o.ignore("inbound_nodes", "build_config")
 	c, err := newObj(rl.o.where+": config", rl.o.get("config"))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if err := rl.o.done(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	c.ignore("name")
 	key := "batch_shape"
@@ -303,20 +329,26 @@ func inputLayer(rl *rawLayer) ([]int, error) {
 	}
 	shape, _, err := c.shape(key)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if shape == nil {
-		return nil, c.errf("no batch_shape")
+		return nil, false, c.errf("no batch_shape")
 	}
-	if err := c.dtype(); err != nil {
-		return nil, err
+	ids := false
+	if dt, err := c.str("dtype", "float32"); err != nil || (dt != "int32" && dt != "int64") {
+		c.read["dtype"] = false
+		if err := c.dtype(); err != nil {
+			return nil, false, fmt.Errorf("%w (an input may also be int32 or int64)", err)
+		}
+	} else {
+		ids = true
 	}
 	for _, k := range []string{"sparse", "ragged", "optional"} {
 		if err := c.mustBe(k, "false"); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 	}
-	return shape, c.done()
+	return shape, ids, c.done()
 }
 
 // layer parses one layer entry that is not an InputLayer: a registered
@@ -371,6 +403,9 @@ func buildConfig(rl *rawLayer) ([]int, error) {
 		return nil, err
 	}
 	var s []int
+	// A call with several tensor arguments (an RNN's initial_state)
+	// records their shapes by argument name: the graph gives them.
+	b.ignore("shapes_dict")
 	if r := b.get("input_shape"); !isNull(r) {
 		var v []any
 		if json.Unmarshal(r, &v) == nil && len(v) > 0 {
@@ -401,12 +436,12 @@ func (d *modelDef) parseSequential(rawLayers []json.RawMessage, buildShape []int
 			if i != 0 {
 				return rl.o.errf("an InputLayer must come first")
 			}
-			shape, err := inputLayer(rl)
+			shape, ids, err := inputLayer(rl)
 			if err != nil {
 				return err
 			}
 			cur = d.newLocal()
-			d.inputs, d.inShapes, d.inNames = []int{cur}, [][]int{shape}, []string{rl.name}
+			d.inputs, d.inShapes, d.inIDs, d.inNames = []int{cur}, [][]int{shape}, []bool{ids}, []string{rl.name}
 			continue
 		}
 		rl.o.ignore("inbound_nodes")
@@ -425,13 +460,16 @@ func (d *modelDef) parseSequential(rawLayers []json.RawMessage, buildShape []int
 				return rl.o.errf("the model's input shape is unknown (no InputLayer and no build_input_shape)")
 			}
 			cur = d.newLocal()
-			d.inputs, d.inShapes, d.inNames = []int{cur}, [][]int{shape}, []string{d.name + "_input"}
+			d.inputs, d.inShapes, d.inIDs, d.inNames = []int{cur}, [][]int{shape}, []bool{false}, []string{d.name + "_input"}
 		}
 		e, sub, err := d.layer(rl, buildIn)
 		if err != nil {
 			return err
 		}
-		n := tmplNode{entry: e, sub: sub, where: rl.o.where, in: []int{cur}, keras: [][]int{buildIn}}
+		n := tmplNode{entry: e, sub: sub, where: rl.o.where, in: []int{cur}, order: []int{cur}, keras: [][]int{buildIn}}
+		if e != nil {
+			n.fn = e.layer
+		}
 		if sub != nil {
 			d.layers = append(d.layers, sub.layers...)
 			if len(sub.outputs) != 1 {
@@ -463,15 +501,21 @@ type pendingCall struct {
 	sub   *modelDef
 	node  int // call index
 	where string
-	refs  []ioRef
-	keras [][]int
+	site  *callSite
+	op    bool // a Keras operation
+}
+
+// inputDecl is one InputLayer of a Functional model.
+type inputDecl struct {
+	shape []int
+	ids   bool
 }
 
 func (d *modelDef) parseFunctional(rawLayers []json.RawMessage, inRefs []ioRef, inNames []string, outRefs []ioRef) error {
 	local := map[ioRef]int{}
 	var pending []*pendingCall
 	seen := map[string]bool{}
-	inputLayers := map[string][]int{}
+	inputLayers := map[string]inputDecl{}
 	for i, raw := range rawLayers {
 		rl, err := readRawLayer(i, raw)
 		if err != nil {
@@ -482,16 +526,29 @@ func (d *modelDef) parseFunctional(rawLayers []json.RawMessage, inRefs []ioRef, 
 		}
 		seen[rl.name] = true
 		if rl.className == "InputLayer" {
-			shape, err := inputLayer(rl)
+			shape, ids, err := inputLayer(rl)
 			if err != nil {
 				return err
 			}
-			inputLayers[rl.name] = shape
+			inputLayers[rl.name] = inputDecl{shape, ids}
 			continue
 		}
 		var nodes []json.RawMessage
 		if err := json.Unmarshal(rl.o.get("inbound_nodes"), &nodes); err != nil {
 			return rl.o.errf("inbound_nodes: want a list, got %s", short(rl.o.m["inbound_nodes"]))
+		}
+		if isOperation(rl) {
+			// A Keras operation (keras.src.ops): Keras records the
+			// computations of the masks it passes to layers as such
+			// calls; see maskOps.
+			for k, raw := range nodes {
+				site, err := callArgs(rl.o.where, raw, true)
+				if err != nil {
+					return err
+				}
+				pending = append(pending, &pendingCall{rl: rl, node: k, where: rl.o.where, site: site, op: true})
+			}
+			continue
 		}
 		buildIn, err := buildConfig(rl)
 		if err != nil {
@@ -511,49 +568,68 @@ func (d *modelDef) parseFunctional(rawLayers []json.RawMessage, inRefs []ioRef, 
 			if len(nodes) > 1 {
 				where += fmt.Sprintf(" call %d", k)
 			}
-			refs, shapes, err := callArgs(where, raw)
+			site, err := callArgs(where, raw, false)
 			if err != nil {
 				return err
 			}
-			pending = append(pending, &pendingCall{rl: rl, e: e, sub: sub, node: k, where: where, refs: refs, keras: shapes})
+			if e != nil {
+				site.fn = e.layer
+			}
+			if err := site.apply(); err != nil {
+				return err
+			}
+			if sub != nil && site.explicit != nil {
+				return fmt.Errorf("gokernel: %s: a mask passed into a model inside the model is not supported", where)
+			}
+			pending = append(pending, &pendingCall{rl: rl, e: e, sub: sub, node: k, where: where, site: site})
 		}
 	}
 	for i, r := range inRefs {
-		shape, ok := inputLayers[r.layer]
+		decl, ok := inputLayers[r.layer]
 		if !ok || r.node != 0 || r.k != 0 {
 			return fmt.Errorf("gokernel: model %q: input %v is not an InputLayer of the model", d.name, r)
 		}
 		id := d.newLocal()
 		local[r] = id
 		d.inputs = append(d.inputs, id)
-		d.inShapes = append(d.inShapes, shape)
+		d.inShapes = append(d.inShapes, decl.shape)
+		d.inIDs = append(d.inIDs, decl.ids)
 		d.inNames = append(d.inNames, inNames[i])
 	}
 	// Lay the calls in an order where each comes after what it reads: the
-	// Keras order of the layers, a call waiting until its inputs exist.
+	// Keras order of the layers, a call waiting until its inputs exist;
+	// sortKeras then puts them in the order Keras runs them.
 	for len(pending) > 0 {
 		progress := false
 		rest := pending[:0]
 		for _, p := range pending {
-			var in []int
+			var in, order []int
 			ready := true
-			for _, r := range p.refs {
+			for _, r := range p.site.order {
 				id, ok := local[r]
 				if !ok {
 					ready = false
 					break
 				}
-				in = append(in, id)
+				order = append(order, id)
 			}
 			if !ready {
 				rest = append(rest, p)
 				continue
 			}
+			for _, r := range p.site.refs {
+				in = append(in, local[r])
+			}
 			progress = true
-			n := tmplNode{entry: p.e, sub: p.sub, where: p.where, in: in, keras: p.keras}
+			n := tmplNode{entry: p.e, sub: p.sub, where: p.where, in: in, order: order, keras: p.site.shapes, fn: p.site.fn, op: p.op, explicit: p.site.explicit}
+			if p.op {
+				n.where = fmt.Sprintf("%s (the Keras operation %s)", p.where, p.rl.className)
+			}
 			outs := 1
 			if p.sub != nil {
 				outs = len(p.sub.outputs)
+			} else if mo, ok := p.site.fn.(multiOutput); ok {
+				outs = mo.outputs()
 			}
 			for k := 0; k < outs; k++ {
 				id := d.newLocal()
@@ -565,7 +641,7 @@ func (d *modelDef) parseFunctional(rawLayers []json.RawMessage, inRefs []ioRef, 
 		pending = rest
 		if !progress {
 			p := pending[0]
-			for _, r := range p.refs {
+			for _, r := range p.site.order {
 				if _, ok := local[r]; !ok {
 					return fmt.Errorf("gokernel: %s: its input [%q, %d, %d] is not the output of any layer call of the model (or the graph has a cycle)", p.where, r.layer, r.node, r.k)
 				}
@@ -583,87 +659,331 @@ func (d *modelDef) parseFunctional(rawLayers []json.RawMessage, inRefs []ioRef, 
 	if len(d.inputs) == 0 {
 		return fmt.Errorf("gokernel: model %q has no inputs", d.name)
 	}
+	if err := d.checkOperations(); err != nil {
+		return err
+	}
+	d.sortKeras()
 	return nil
 }
 
+// isOperation reports whether a layer entry is a Keras operation
+// (keras.ops.not_equal and friends called on Keras tensors) rather than a
+// layer.
+func isOperation(rl *rawLayer) bool {
+	var module string
+	_ = json.Unmarshal(rl.o.m["module"], &module)
+	return strings.HasPrefix(module, "keras.src.ops")
+}
+
+// checkOperations refuses a Keras operation whose output is used as data:
+// the kernel supports operations only as the mask computations Keras
+// records (see planMasks), which it does not need to run.
+func (d *modelDef) checkOperations() error {
+	op := make([]string, d.nLocal)
+	for _, tn := range d.nodes {
+		if tn.op {
+			for _, t := range tn.out {
+				op[t] = tn.where
+			}
+		}
+	}
+	for _, tn := range d.nodes {
+		if tn.op {
+			continue
+		}
+		for _, t := range tn.in {
+			if op[t] != "" {
+				return fmt.Errorf("gokernel: %s: its input is the output of %s: Keras operations on tensors are supported only as the mask computations Keras records", tn.where, op[t])
+			}
+		}
+	}
+	for _, t := range d.outputs {
+		if op[t] != "" {
+			return fmt.Errorf("gokernel: model %q: its output is the output of %s: Keras operations on tensors are not supported", d.name, op[t])
+		}
+	}
+	return nil
+}
+
+// callSite is one inbound node of a layer: the tensors of the call and
+// its keyword arguments.
+type callSite struct {
+	where string
+	// refs are the call's input tensors: those among its positional
+	// arguments (a merge layer takes a list of them), then those of the
+	// keyword arguments its layer reads (see kwargs.tensor), in that
+	// order; shapes are the shapes Keras recorded for them.
+	refs   []ioRef
+	shapes [][]int
+	// order lists the same tensors as Keras orders them: its positional
+	// arguments, then its keyword arguments sorted by name (as
+	// keras.tree.flatten does), for sortKeras.
+	order []ioRef
+	kw    *obj
+	fn    Layer // the layer as this call uses it (nil for a model)
+	// explicit says, per input, whether Keras recorded the mask the call
+	// gets (see maskExplicit); nil when it recorded none.
+	explicit []int8
+}
+
+// multiOutput is implemented by the layer kinds whose calls have several
+// outputs (an RNN with return_state): outputs is their number.
+type multiOutput interface {
+	outputs() int
+}
+
+// kerasTensorRef reads a serialized Keras tensor ({"class_name":
+// "__keras_tensor__", ...}): the layer call that makes it and its shape
+// without the batch axis (-1 for an unknown dimension).
+func kerasTensorRef(v any) (ioRef, []int, bool) {
+	t, ok := v.(map[string]any)
+	if !ok || t["class_name"] != "__keras_tensor__" {
+		return ioRef{}, nil, false
+	}
+	cfg, _ := t["config"].(map[string]any)
+	h, _ := cfg["keras_history"].([]any)
+	if len(h) != 3 {
+		return ioRef{}, nil, false
+	}
+	name, ok := h[0].(string)
+	nd, ok1 := h[1].(float64)
+	k, ok2 := h[2].(float64)
+	if !ok || !ok1 || !ok2 {
+		return ioRef{}, nil, false
+	}
+	var s []int
+	if dims, ok := cfg["shape"].([]any); ok && len(dims) > 0 {
+		for _, d := range dims[1:] {
+			if f, ok := d.(float64); ok {
+				s = append(s, int(f))
+			} else {
+				s = append(s, -1)
+			}
+		}
+	}
+	return ioRef{name, int(nd), int(k)}, s, true
+}
+
 // callArgs reads one inbound node: the Keras tensors among its args, in
-// order (a merge layer takes a list of them), and the call's kwargs, of
-// which training (set again by fit and predict) and a null mask carry no
-// meaning here; any other is refused.
-func callArgs(where string, raw json.RawMessage) ([]ioRef, [][]int, error) {
+// order (a merge layer takes a list of them), and its kwargs, which
+// site.apply hands to the layer.
+//
+// An operation's call (lenient) may also take other values (the 0 of
+// not_equal(x, 0)); they are skipped, and its kwargs too.
+func callArgs(where string, raw json.RawMessage, lenient bool) (*callSite, error) {
 	n, err := newObj(where+": inbound node", raw)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	var args []any
 	if err := json.Unmarshal(n.get("args"), &args); err != nil {
-		return nil, nil, n.errf("args: want a list, got %s", short(n.m["args"]))
+		return nil, n.errf("args: want a list, got %s", short(n.m["args"]))
 	}
-	var refs []ioRef
-	var shapes [][]int
+	site := &callSite{where: where}
 	var walk func(v any) error
 	walk = func(v any) error {
-		switch t := v.(type) {
-		case []any:
-			for _, e := range t {
+		if l, ok := v.([]any); ok {
+			for _, e := range l {
 				if err := walk(e); err != nil {
 					return err
 				}
 			}
 			return nil
-		case map[string]any:
-			if t["class_name"] == "__keras_tensor__" {
-				cfg, _ := t["config"].(map[string]any)
-				h, _ := cfg["keras_history"].([]any)
-				if len(h) == 3 {
-					name, ok := h[0].(string)
-					nd, ok1 := h[1].(float64)
-					k, ok2 := h[2].(float64)
-					if ok && ok1 && ok2 {
-						refs = append(refs, ioRef{name, int(nd), int(k)})
-						var s []int
-						if dims, ok := cfg["shape"].([]any); ok && len(dims) > 0 {
-							for _, d := range dims[1:] {
-								if f, ok := d.(float64); ok {
-									s = append(s, int(f))
-								} else {
-									s = append(s, -1)
-								}
-							}
-						}
-						shapes = append(shapes, s)
-						return nil
-					}
-				}
-			}
+		}
+		if ref, s, ok := kerasTensorRef(v); ok {
+			site.refs = append(site.refs, ref)
+			site.shapes = append(site.shapes, s)
+			return nil
+		}
+		if lenient {
+			return nil
 		}
 		b, _ := json.Marshal(v)
 		return n.errf("call argument %s is not supported (only Keras tensors, or lists of them)", short(b))
 	}
 	if err := walk(args); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if len(refs) == 0 {
-		return nil, nil, n.errf("the call has no input tensor")
+	if len(site.refs) == 0 && !lenient {
+		return nil, n.errf("the call has no input tensor")
 	}
-	if kw := n.get("kwargs"); !isNull(kw) {
-		k, err := newObj(where+": call kwargs", kw)
+	site.order = append(site.order, site.refs...)
+	if lenient {
+		n.ignore("kwargs")
+	} else if kw := n.get("kwargs"); !isNull(kw) {
+		if site.kw, err = newObj(where+": call kwargs", kw); err != nil {
+			return nil, err
+		}
+		names := make([]string, 0, len(site.kw.m))
+		for k := range site.kw.m {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		for _, k := range names {
+			var v any
+			if json.Unmarshal(site.kw.m[k], &v) != nil {
+				continue
+			}
+			var walk func(v any)
+			walk = func(v any) {
+				if l, ok := v.([]any); ok {
+					for _, e := range l {
+						walk(e)
+					}
+				} else if ref, _, ok := kerasTensorRef(v); ok {
+					site.order = append(site.order, ref)
+				}
+			}
+			walk(v)
+		}
+	}
+	return site, n.done()
+}
+
+// kwargsTaker is implemented by the layer kinds whose calls take keyword
+// arguments besides their input tensors (Keras' call kwargs: an RNN's
+// initial_state, MultiHeadAttention's attention_mask and
+// use_causal_mask). withKwargs reads them from k and returns the layer as
+// this call uses it (a shared layer may be called with different ones).
+type kwargsTaker interface {
+	withKwargs(k *kwargs) (Layer, error)
+}
+
+// kwargs are the keyword arguments of one call, for kwargsTaker.
+type kwargs struct {
+	*obj
+	site *callSite
+}
+
+// tensor reads the keyword argument name holding a Keras tensor (or
+// null, or absent: -1) and returns its index among the call's inputs.
+func (k *kwargs) tensor(name string) (int, error) {
+	ids, err := k.tensors(name)
+	if err != nil || ids == nil {
+		return -1, err
+	}
+	if len(ids) != 1 {
+		return -1, k.errf("%s: want one tensor, got %d", name, len(ids))
+	}
+	return ids[0], nil
+}
+
+// tensors reads the keyword argument name holding a Keras tensor or a
+// list of them (nil when null or absent) and returns their indices among
+// the call's inputs.
+func (k *kwargs) tensors(name string) ([]int, error) {
+	r := k.get(name)
+	if isNull(r) {
+		return nil, nil
+	}
+	var v any
+	if err := json.Unmarshal(r, &v); err != nil {
+		return nil, k.errf("%s: %v", name, err)
+	}
+	l, ok := v.([]any)
+	if !ok {
+		l = []any{v}
+	}
+	var ids []int
+	for _, e := range l {
+		ref, s, ok := kerasTensorRef(e)
+		if !ok {
+			return nil, k.errf("%s: want a Keras tensor or a list of them, got %s", name, short(r))
+		}
+		ids = append(ids, len(k.site.refs))
+		k.site.refs = append(k.site.refs, ref)
+		k.site.shapes = append(k.site.shapes, s)
+	}
+	return ids, nil
+}
+
+// apply hands the call's keyword arguments to its layer s.fn (nil for a
+// model inside the model), which becomes the layer as the call uses it. Keras overrides a recorded training flag with
+// the one fit and predict pass, so it carries no meaning here; a mask
+// must be null (masks come from the layers that make them); anything else
+// the layer does not read is refused.
+func (s *callSite) apply() error {
+	if s.kw == nil {
+		return nil
+	}
+	if _, err := s.kw.boolean("training", false); err != nil {
+		return err
+	}
+	positional := len(s.refs)
+	k := &kwargs{obj: s.kw, site: s}
+	if err := k.mask("mask", positional); err != nil {
+		return err
+	}
+	if t, ok := s.fn.(kwargsTaker); ok {
+		l, err := t.withKwargs(k)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		// Keras overrides a recorded training flag with the one fit and
-		// predict pass, so it carries no meaning here.
-		if _, err := k.boolean("training", false); err != nil {
-			return nil, nil, err
-		}
-		if err := k.mustBe("mask"); err != nil {
-			return nil, nil, err
-		}
-		if err := k.done(); err != nil {
-			return nil, nil, err
-		}
+		s.fn = l
 	}
-	return refs, shapes, n.done()
+	return s.kw.done()
+}
+
+// mask reads a recorded mask keyword argument "mask", for the call's
+// positional inputs (of which there are positional): one tensor for input
+// 0, or a list with one entry per input. Keras records such a mask
+// (computed by operations, see checkOperations) when it passed it to the
+// layer as the model was built; the call then gets that mask whatever
+// mask its input carries when it runs. The kernel does not run those
+// operations: their value is the mask planMasks gives the input as the
+// model was built (maskExplicitBuilt).
+func (k *kwargs) mask(name string, positional int) error {
+	r := k.get(name)
+	if isNull(r) {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(r, &v); err != nil {
+		return k.errf("%s: %v", name, err)
+	}
+	l, ok := v.([]any)
+	if !ok {
+		l = []any{v}
+	}
+	if len(l) > positional {
+		return k.errf("%s: %d masks for %d input tensors", name, len(l), positional)
+	}
+	for i, e := range l {
+		if e == nil {
+			k.setExplicit(i, maskExplicitNone)
+			continue
+		}
+		if _, _, ok := kerasTensorRef(e); !ok {
+			return k.errf("%s: want Keras tensors (or null), got %s", name, short(r))
+		}
+		k.setExplicit(i, maskExplicitBuilt)
+	}
+	return nil
+}
+
+// maskFor reads a recorded mask keyword argument for input i (Keras'
+// <arg>_mask keywords, as MultiHeadAttention's value_mask).
+func (k *kwargs) maskFor(name string, i int) error {
+	r := k.get(name)
+	if isNull(r) {
+		return nil
+	}
+	var v any
+	if err := json.Unmarshal(r, &v); err != nil {
+		return k.errf("%s: %v", name, err)
+	}
+	if _, _, ok := kerasTensorRef(v); !ok {
+		return k.errf("%s: want a Keras tensor (or null), got %s", name, short(r))
+	}
+	k.setExplicit(i, maskExplicitBuilt)
+	return nil
+}
+
+func (k *kwargs) setExplicit(i int, how int8) {
+	for len(k.site.explicit) <= i {
+		k.site.explicit = append(k.site.explicit, maskExplicitNo)
+	}
+	k.site.explicit[i] = how
 }
 
 // instantiate lays d's calls into g with the given input tensors (nil at
@@ -676,7 +996,7 @@ func (g *graph) instantiate(d *modelDef, inputs []int) ([]int, error) {
 	for i, l := range d.inputs {
 		if inputs == nil {
 			ids[l] = len(g.tensors)
-			g.tensors = append(g.tensors, tensorInfo{shape: d.inShapes[i], node: -1})
+			g.tensors = append(g.tensors, tensorInfo{shape: d.inShapes[i], node: -1, ids: d.inIDs[i]})
 			g.inputs = append(g.inputs, ids[l])
 			continue
 		}
@@ -686,6 +1006,9 @@ func (g *graph) instantiate(d *modelDef, inputs []int) ([]int, error) {
 		ids[l] = inputs[i]
 	}
 	for _, tn := range d.nodes {
+		if tn.op {
+			continue
+		}
 		in := make([]int, len(tn.in))
 		shapes := make([][]int, len(tn.in))
 		for i, l := range tn.in {
@@ -703,11 +1026,11 @@ func (g *graph) instantiate(d *modelDef, inputs []int) ([]int, error) {
 			}
 		} else {
 			e := tn.entry
-			oshapes, err := e.layer.outputShapes(shapes)
+			oshapes, err := tn.fn.outputShapes(shapes)
 			if err != nil {
 				return nil, fmt.Errorf("gokernel: %s: input shape %s: %v", tn.where, shapesStr(shapes), err)
 			}
-			ws := e.layer.weights(shapes)
+			ws := tn.fn.weights(shapes)
 			if e.calls == 0 {
 				e.inShapes, e.weights = shapes, ws
 			} else if !sameWeightShapes(e.weights, ws) {
@@ -723,7 +1046,7 @@ func (g *graph) instantiate(d *modelDef, inputs []int) ([]int, error) {
 				outs = append(outs, len(g.tensors))
 				g.tensors = append(g.tensors, tensorInfo{shape: s, node: nid})
 			}
-			g.nodes = append(g.nodes, node{layer: e, call: e.calls, in: in, out: outs})
+			g.nodes = append(g.nodes, node{layer: e, fn: tn.fn, call: e.calls, in: in, out: outs, explicit: tn.explicit})
 			e.calls++
 		}
 		if len(outs) != len(tn.out) {
@@ -799,6 +1122,9 @@ func buildGraph(raw json.RawMessage) (*graph, *modelDef, error) {
 	for _, e := range g.layers {
 		e.firstW = n
 		n += len(e.weights)
+	}
+	if err := g.planMasks(); err != nil {
+		return nil, nil, err
 	}
 	return g, d, nil
 }

@@ -35,6 +35,10 @@ type initSpec struct {
 	seed               int64
 	hasSeed            bool
 	kerasName          string
+	gain               float64 // orthogonal
+	// forgetBias, if not 0, is an LSTM's unit_forget_bias: values
+	// [forgetBias, 2·forgetBias) (the forget gate's biases) are ones.
+	forgetBias int
 }
 
 var initDefaults = map[string]initSpec{
@@ -51,6 +55,7 @@ var initDefaults = map[string]initSpec{
 	"zeros":            {kind: "constant"},
 	"ones":             {kind: "constant", value: 1},
 	"constant":         {kind: "constant"},
+	"orthogonal":       {kind: "orthogonal", gain: 1},
 }
 
 // snake turns a Keras class name like "GlorotUniform" into "glorot_uniform".
@@ -144,6 +149,8 @@ func parseInit(c *obj, key, def string) (initSpec, error) {
 		if name == "constant" {
 			num("value", &s.value)
 		}
+	case "orthogonal":
+		num("gain", &s.gain)
 	}
 	if err != nil {
 		return s, err
@@ -153,6 +160,15 @@ func parseInit(c *obj, key, def string) (initSpec, error) {
 
 // fill draws the initial values of a tensor with the given fans.
 func (s initSpec) fill(data []float32, fanIn, fanOut int, rng *rand.Rand) {
+	s.fillKind(data, fanIn, fanOut, rng)
+	if u := s.forgetBias; u > 0 {
+		for i := u; i < 2*u && i < len(data); i++ {
+			data[i] = 1
+		}
+	}
+}
+
+func (s initSpec) fillKind(data []float32, fanIn, fanOut int, rng *rand.Rand) {
 	truncated := func(mean, sd float64) float32 {
 		for {
 			v := rng.NormFloat64()
@@ -204,6 +220,8 @@ func (s initSpec) fill(data []float32, fanIn, fanOut int, rng *rand.Rand) {
 				data[i] = float32(sd * rng.NormFloat64())
 			}
 		}
+	case "orthogonal":
+		orthogonal(data, fanIn, s.gain, rng)
 	default:
 		panic("gokernel: unknown initializer kind " + s.kind)
 	}
@@ -293,5 +311,55 @@ func (r regSpec) addGrad(w, g []float32) {
 			d -= l1
 		}
 		g[i] += d
+	}
+}
+
+// orthogonal fills data, viewed as a rows×(len/rows) matrix (rows =
+// fan_in: the product of every axis but the last), with gain·Q as Keras'
+// Orthogonal does: Q from the QR decomposition of a standard normal
+// matrix of shape (max, min) of the two, its columns' signs those of R's
+// diagonal, transposed when rows < columns. The decomposition is modified
+// Gram-Schmidt in float64.
+func orthogonal(data []float32, rows int, gain float64, rng *rand.Rand) {
+	if rows < 1 || len(data)%rows != 0 {
+		rows = len(data)
+	}
+	cols := len(data) / rows
+	n, k := max(rows, cols), min(rows, cols) // a is n×k
+	a := make([]float64, n*k)
+	for i := range a {
+		a[i] = rng.NormFloat64()
+	}
+	for j := 0; j < k; j++ {
+		for p := 0; p < j; p++ {
+			var dot float64
+			for i := 0; i < n; i++ {
+				dot += a[i*k+p] * a[i*k+j]
+			}
+			for i := 0; i < n; i++ {
+				a[i*k+j] -= dot * a[i*k+p]
+			}
+		}
+		var norm float64
+		for i := 0; i < n; i++ {
+			norm += a[i*k+j] * a[i*k+j]
+		}
+		norm = math.Sqrt(norm)
+		if norm == 0 {
+			norm = 1
+		}
+		// R's diagonal is norm > 0: the sign correction keeps Q's column.
+		for i := 0; i < n; i++ {
+			a[i*k+j] /= norm
+		}
+	}
+	for i := 0; i < rows; i++ {
+		for j := 0; j < cols; j++ {
+			v := a[i*k+j] // rows ≥ cols: Q itself
+			if rows < cols {
+				v = a[j*k+i] // Qᵀ
+			}
+			data[i*cols+j] = float32(gain * v)
+		}
 	}
 }

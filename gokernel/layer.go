@@ -99,6 +99,11 @@ var layerKinds = map[string]layerParser{
 	"ZeroPadding1D":          zeroPaddingParser(1),
 	"ZeroPadding2D":          zeroPaddingParser(2),
 	"ZeroPadding3D":          zeroPaddingParser(3),
+	"Embedding":              parseEmbedding,
+	"GRU":                    parseGRU,
+	"LSTM":                   parseLSTM,
+	"Masking":                parseMasking,
+	"SimpleRNN":              parseSimpleRNN,
 }
 
 // supportedLayers lists the registered kinds for error messages.
@@ -159,6 +164,15 @@ type call struct {
 	// w are the layer's weights in weights() order; dw[j] their gradients
 	// to add to, nil for a non-trainable weight.
 	w, dw [][]float32
+
+	// ids[i] holds the rows×prod(in[i]) int32 ids of input i where the
+	// layer reads it as ids (see idTaker), else nil.
+	ids [][]int32
+	// mask[i] is the mask input i carries (rows×prod(in[i][:-1]) values,
+	// true where the position holds data), nil for none; maskOut[k] is the
+	// buffer of the mask the layer computes for output k (nil unless its
+	// masker said maskComputed). See mask.go.
+	mask, maskOut [][]bool
 
 	training bool // the forward pass runs in training mode
 	frozen   bool // the layer has trainable false

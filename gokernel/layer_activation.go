@@ -44,3 +44,6 @@ func layerActivation(c *obj) (activation, error) {
 	}
 	return parseActivation(c, a)
 }
+
+// outputMasks: Activation passes its input's mask on.
+func (l *activationLayer) outputMasks([]bool) []int { return passMask(1) }

@@ -91,3 +91,57 @@ func (l *concatenate) backward(c *call) {
 		off += wi
 	}
 }
+
+// outputMasks: when any input carries a mask, Concatenate computes one
+// (Keras' Concatenate.compute_mask): each input's mask, all true for an
+// unmasked input, broadcast over its last axis, joined along the axis and
+// reduced by OR over the last axis. Joined along the last axis, a
+// position is data if it is in any input (all of them, if one input is
+// unmasked); along another axis, each input's part keeps its own mask.
+func (l *concatenate) outputMasks(masked []bool) []int {
+	for _, m := range masked {
+		if m {
+			return []int{maskComputed}
+		}
+	}
+	return []int{maskNone}
+}
+
+// combineMasks sets the mask of the output.
+func (l *concatenate) combineMasks(c *call, in, outs [][]bool) {
+	out := outs[0]
+	r := len(c.in[0])
+	a, _ := l.sampleAxis(r)
+	if a == r-1 {
+		clear(out)
+		for _, m := range in {
+			if m == nil {
+				for i := range out {
+					out[i] = true
+				}
+				return
+			}
+			for i, v := range m[:len(out)] {
+				out[i] = out[i] || v
+			}
+		}
+		return
+	}
+	outer := c.rows * prod(c.in[0][:a])
+	w := prod(c.out[0][a : r-1])
+	off := 0
+	for i, m := range in {
+		wi := prod(c.in[i][a : r-1])
+		for o := 0; o < outer; o++ {
+			dst := out[o*w+off : o*w+off+wi]
+			if m == nil {
+				for j := range dst {
+					dst[j] = true
+				}
+			} else {
+				copy(dst, m[o*wi:(o+1)*wi])
+			}
+		}
+		off += wi
+	}
+}

@@ -126,3 +126,6 @@ func addColSum(dz, db []float32) {
 		}
 	}
 }
+
+// outputMasks: Dense passes its input's mask on (Keras' supports_masking).
+func (l *denseLayer) outputMasks([]bool) []int { return passMask(1) }

@@ -177,3 +177,6 @@ func drawMask(mask []float32, rate float64, rng *rand.Rand) {
 		}
 	}
 }
+
+// outputMasks: Dropout passes its input's mask on.
+func (l *dropout) outputMasks([]bool) []int { return passMask(1) }

@@ -183,3 +183,19 @@ func (l *merge) backwardExtreme(c *call) {
 		}
 	}
 }
+
+// outputMasks: a merge's output is masked where Keras' Merge.compute_mask
+// says: when every input carries a mask, by their OR (a position is data
+// if it is data in any input); otherwise not at all.
+func (l *merge) outputMasks(masked []bool) []int { return orMask(masked) }
+
+// combineMasks sets the OR of the inputs' masks.
+func (l *merge) combineMasks(c *call, in, out [][]bool) {
+	o := out[0]
+	copy(o, in[0])
+	for _, m := range in[1:] {
+		for i, v := range m[:len(o)] {
+			o[i] = o[i] || v
+		}
+	}
+}

@@ -69,6 +69,15 @@ type Model struct {
 	outGiven []bool      // per model output: this pass wrote outDst
 	temps    [][]float32 // buffers of the slots that add
 
+	// Integer inputs and masks (ids.go, mask.go).
+	bounds          []idBound // per model input: the ids it may hold
+	ids             [][]int32 // per tensor: this pass's ids (integer tensors)
+	idBuf           [][]int32 // per model input: ids truncated from floats
+	idFloat         []bool    // per tensor: an integer tensor some layer reads as floats
+	maskVal         [][]bool  // per mask: its buffer
+	nodeMasks       [][]int   // per node: the masks it computes
+	maskIn, maskOut [][]bool  // computeMasks' lists
+
 	capRows, capGradRows int
 	val                  [][]float32 // per tensor: this pass's values
 	act                  [][]float32 // per tensor: output buffers
@@ -107,6 +116,7 @@ type head struct {
 	msum      []float64
 	mstate    [][]float64 // per metric: the last step's state (metric_state.go), nil for a mean
 	stateKeys [][]string  // per metric: the Sums keys of its state, nil for a mean
+	mask      int         // the mask of the output (-1: none); see maskedLossSums
 }
 
 // yWidth is the number of targets per sample.
@@ -151,11 +161,25 @@ func NewModel(spec *Spec, opts ...Option) (*Model, error) {
 	for i, e := range g.layers {
 		ordinal[e] = i
 	}
+	m.bounds = g.idBounds()
+	m.nodeMasks = g.nodeMasks()
+	m.idFloat = make([]bool, len(g.tensors))
 	for _, n := range g.nodes {
 		e := n.layer
 		c := &call{entry: e, threads: cfg.threads, scratch: &m.scratch, frozen: !e.trainable,
 			x: make([][]float32, len(n.in)), dx: make([][]float32, len(n.in)),
-			y: make([][]float32, len(n.out)), dy: make([][]float32, len(n.out))}
+			y: make([][]float32, len(n.out)), dy: make([][]float32, len(n.out)),
+			ids: make([][]int32, len(n.in)), mask: make([][]bool, len(n.in)), maskOut: make([][]bool, len(n.out))}
+		for j, t := range n.in {
+			if !g.tensors[t].ids {
+				continue
+			}
+			if it, ok := n.fn.(idTaker); !ok {
+				m.idFloat[t] = true
+			} else if _, ok := it.takesIDs(j); !ok {
+				m.idFloat[t] = true
+			}
+		}
 		for _, t := range n.in {
 			c.in = append(c.in, g.tensors[t].shape)
 		}
@@ -192,7 +216,7 @@ func (m *Model) compile() error {
 		hs := &m.spec.heads[i]
 		t := m.g.outputs[i]
 		shape := m.g.tensors[t].shape
-		h := &head{spec: hs, tensor: t, shape: shape, width: 1, positions: 1}
+		h := &head{spec: hs, tensor: t, shape: shape, width: 1, positions: 1, mask: m.g.outMask[i]}
 		if len(shape) > 0 {
 			h.width = shape[len(shape)-1]
 			h.positions = prod(shape[:len(shape)-1])
@@ -269,7 +293,7 @@ func (m *Model) plan() {
 	m.runsBack = make([]bool, len(g.nodes))
 	if m.cfg.inputGrads {
 		for _, t := range g.inputs {
-			m.needGrad[t] = true
+			m.needGrad[t] = !g.tensors[t].ids
 		}
 	}
 	for i, n := range g.nodes {
@@ -388,11 +412,22 @@ func (m *Model) reserve(rows int) {
 	if m.val == nil {
 		m.val = make([][]float32, len(m.g.tensors))
 		m.act = make([][]float32, len(m.g.tensors))
+		m.ids = make([][]int32, len(m.g.tensors))
+		m.idBuf = make([][]int32, len(m.g.inputs))
+		m.maskVal = make([][]bool, len(m.g.masks))
 	}
 	for t, ti := range m.g.tensors {
-		if ti.node >= 0 {
+		if ti.node >= 0 || m.idFloat[t] {
 			m.act[t] = make([]float32, rows*prod(ti.shape))
 		}
+	}
+	for i, t := range m.g.inputs {
+		if m.g.tensors[t].ids {
+			m.idBuf[i] = make([]int32, rows*prod(m.g.tensors[t].shape))
+		}
+	}
+	for i, mi := range m.g.masks {
+		m.maskVal[i] = make([]bool, rows*prod(mi.shape))
 	}
 }
 
@@ -452,21 +487,57 @@ func (m *Model) addSlot(s dxSlot, rows int) {
 // run is the forward pass of the graph on rows rows of the model's inputs
 // (each rows×prod(input shape)); afterwards m.val holds every tensor.
 func (m *Model) run(inputs [][]float32, rows int, training bool) {
+	m.runIDs(inputs, nil, rows, training)
+}
+
+// runIDs is run with the ids of the integer inputs: ids[i] (rows×prod(
+// input shape) int32 values) for an integer input i, where xs[i] is not
+// used; where ids is nil or ids[i] is nil, xs[i] is truncated to ids.
+func (m *Model) runIDs(xs [][]float32, ids [][]int32, rows int, training bool) {
 	m.reserve(rows)
 	g := m.g
 	for i, t := range g.inputs {
-		m.val[t] = inputs[i][:rows*prod(g.tensors[t].shape)]
+		n := rows * prod(g.tensors[t].shape)
+		if !g.tensors[t].ids {
+			m.val[t] = xs[i][:n]
+			continue
+		}
+		if ids != nil && ids[i] != nil {
+			m.ids[t] = ids[i][:n]
+		} else {
+			m.ids[t] = m.idBuf[i][:n]
+			truncIDs(m.ids[t], xs[i])
+		}
+		m.val[t] = nil
+		if m.idFloat[t] {
+			m.val[t] = m.act[t][:n]
+			floatIDs(m.val[t], m.ids[t])
+		}
 	}
 	for i, n := range g.nodes {
 		c := m.calls[i]
 		c.rows, c.training, c.replay = rows, training, m.replay
 		for j, t := range n.in {
-			c.x[j] = m.val[t]
+			c.x[j], c.ids[j] = m.val[t], nil
+			if g.tensors[t].ids && !m.idFloat[t] {
+				c.ids[j] = m.ids[t]
+			} else if g.tensors[t].ids {
+				if it, ok := n.fn.(idTaker); ok {
+					if _, ok := it.takesIDs(j); ok {
+						c.ids[j] = m.ids[t]
+					}
+				}
+			}
+			c.mask[j] = nil
+			if id := n.inMask[j]; id >= 0 {
+				c.mask[j] = m.maskVal[id][:rows*prod(g.masks[id].shape)]
+			}
 		}
 		for k, t := range n.out {
 			c.y[k] = m.act[t][:rows*prod(c.out[k])]
 		}
-		n.layer.layer.forward(c)
+		m.computeMasks(i, c, rows)
+		n.fn.forward(c)
 		for k, t := range n.out {
 			m.val[t] = c.y[k]
 		}
@@ -511,7 +582,7 @@ func (m *Model) backprop(rows int) {
 		for j, s := range m.dxPlan[i] {
 			c.dx[j] = m.dst(s, rows)
 		}
-		n.layer.layer.backward(c)
+		n.fn.backward(c)
 		for _, s := range m.dxPlan[i] {
 			m.addSlot(s, rows)
 		}
@@ -582,6 +653,11 @@ func (m *Model) lossSums(ys [][]float32, rows int, grads bool) float64 {
 		if grads {
 			g = m.dst(m.outDst[i], rows)
 			m.outGiven[i] = g != nil
+		}
+		if h.mask >= 0 {
+			m.maskedLossSums(h, y, rows, g)
+			total += h.spec.weight * h.lsum
+			continue
 		}
 		h.lsum = h.spec.loss.lossSum(out, y, n, h.width, g, h.spec.weight/float64(n)) / float64(h.positions)
 		total += h.spec.weight * h.lsum

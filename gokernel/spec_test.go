@@ -126,7 +126,7 @@ func TestParseSpecErrors(t *testing.T) {
 		{"activity regularizer", seqJSON(3, "", "", dense("d", 2, "relu", `,"activity_regularizer":"l2"`)), []string{"activity_regularizer"}},
 		{"unknown key", seqJSON(3, "", "", dense("d", 2, "relu", `,"frobnicate":1`)), []string{"layer 1", "frobnicate"}},
 		{"trainable not a bool", seqJSON(3, "", "", dense("d", 2, "relu", `,"trainable":"no"`)), []string{"layer 1", "trainable"}},
-		{"initializer", seqJSON(3, "", "", dense("d", 2, "relu", `,"kernel_initializer":{"class_name":"Orthogonal","config":{}}`)), []string{"layer 1", "orthogonal"}},
+		{"initializer", seqJSON(3, "", "", dense("d", 2, "relu", `,"kernel_initializer":{"class_name":"Identity","config":{}}`)), []string{"layer 1", "identity"}},
 		{"regularizer", seqJSON(3, "", "", dense("d", 2, "relu", `,"kernel_regularizer":{"class_name":"OrthogonalRegularizer","config":{}}`)), []string{"OrthogonalRegularizer"}},
 		{"noise shape rank", seqJSON(3, "", "", `{"class_name":"Dropout","config":{"name":"dr","rate":0.5,"noise_shape":[null,1,1]}}`), []string{"dr", "noise_shape", "rank 3"}},
 		{"noise shape dims", seqJSON(3, "", "", `{"class_name":"Dropout","config":{"name":"dr","rate":0.5,"noise_shape":[null,2]}}`), []string{"dr", "noise_shape", "broadcast"}},

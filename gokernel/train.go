@@ -267,6 +267,9 @@ func (m *Model) inputs(x, y *tensor.Dense, op string) (*Batch, error) {
 	if rows == 0 {
 		return nil, fmt.Errorf("gokernel: %s: x has no rows", op)
 	}
+	if err := m.checkIDs(0, nil, xd, rows); err != nil {
+		return nil, fmt.Errorf("gokernel: %s: %w", op, unwrapPrefix(err))
+	}
 	if !needY {
 		return NewBatch(rows, xd, width, nil, 0), nil
 	}

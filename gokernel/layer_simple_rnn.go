@@ -1,0 +1,32 @@
+package gokernel
+
+// simpleRNNCell is the step of Keras' SimpleRNN (see rnn for the
+// sequence), with φ the activation (tanh):
+//
+//	h = φ(x·W + h'·U + b)
+//
+// and backward, from dh: da = φ'·dh, dh' = da·Uᵀ, dU += h'ᵀ·da (with
+// recurrent_dropout h' is h'⊙m).
+type simpleRNNCell struct{}
+
+func parseSimpleRNN(c *obj) (Layer, error) {
+	return parseRNN(c, "SimpleRNN", simpleRNNCell{}, false)
+}
+
+func (simpleRNNCell) name() string                    { return "simple_rnn_cell" }
+func (simpleRNNCell) gates() int                      { return 1 }
+func (simpleRNNCell) carry() bool                     { return false }
+func (simpleRNNCell) saves() int                      { return 0 }
+func (simpleRNNCell) biasShape(u int) []int           { return []int{u} }
+func (simpleRNNCell) inputBias(b []float32) []float32 { return b }
+
+func (simpleRNNCell) step(l *rnn, s *rnnStep) {
+	s.recProduct(l, s.z, s.u, 0, 1, s.hp, 1)
+	l.act.forward(s.z, s.h, s.u)
+}
+
+func (simpleRNNCell) back(l *rnn, s *rnnStep) {
+	l.act.backward(s.z, s.h, s.dh, s.dz, s.u)
+	clear(s.dhp)
+	s.recBack(l, s.dz, s.u, 0, 1, s.hp, s.dhp)
+}

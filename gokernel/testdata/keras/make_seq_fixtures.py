@@ -1,0 +1,293 @@
+#!/usr/bin/env python3
+"""Make the Keras parity fixtures of the sequence layers (Embedding, the
+recurrent layers, attention, masks) and of the sequence models that
+gokernel's keras_seq_test.go reads.
+
+CI never runs this script: its outputs are committed beside it, and the Go
+tests only read them. Re-run it by hand when a fixture must change (from the
+repository root, with the repository's .venv):
+
+    KERAS_BACKEND=jax .venv/bin/python \\
+        gokernel/testdata/keras/make_seq_fixtures.py [PART...]
+
+PART is layers or models (default: both); they write seq_layers.json and
+seq_models.json.
+
+Made with keras 3.15.1 on the jax 0.10.2 backend (CPU), float32 throughout.
+The cases have the form make_layer_fixtures.py describes (its helpers are
+imported), with these differences:
+
+    x            an integer input (keras.Input(..., dtype="int32")) holds
+                 ids, written as floats; padding ids are 0
+    dx           per input, null for an integer input (ids have no gradient)
+    masks        the Keras mask each model output carries in inference mode
+                 (null for none), as a 0/1 tensor
+    evaluate     model.evaluate on x, y at the initial weights: the loss and
+                 metrics (of a masked output, over its unmasked positions)
+
+Targets of a sparse loss are integer class indexes, written as floats.
+"""
+
+import json
+import os
+import sys
+
+os.environ.setdefault("KERAS_BACKEND", "jax")
+
+import jax  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+from keras import layers as L  # noqa: E402
+from keras.src import backend as kbackend  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from make_layer_fixtures import (  # noqa: E402
+    N, OPTIMIZERS, as_list, shapes, spec_of, tensor, weights_of, write)
+
+T = 5  # steps
+F = 3  # features
+V = 7  # vocabulary
+
+
+def is_int(model, i):
+    return "int" in str(model.inputs[i].dtype)
+
+
+def ids(rng, shape, pad):
+    """Ids in [1, V) with trailing zeros (padding) in some rows, and a
+    zero inside one row, when pad."""
+    a = rng.integers(1, V, (N,) + tuple(shape)).astype(np.int32)
+    if pad and len(shape) == 1:
+        a[0, -2:] = 0
+        a[1, -1:] = 0
+        a[2, 1] = 0
+        a[3, 0] = 0
+    return a
+
+
+def inputs_for(model, rng, pad=True, scale=1.0, zero_steps=False):
+    xs = []
+    for i, s in enumerate(shapes(model.input_shape)):
+        if is_int(model, i):
+            xs.append(ids(rng, s[1:], pad))
+            continue
+        x = (rng.standard_normal((N,) + tuple(s[1:])) * scale).astype(np.float32)
+        if zero_steps and len(s) == 3:
+            # Steps that are all zeros, for Masking.
+            x[0, -2:, :] = 0
+            x[1, 1, :] = 0
+            x[3, 0, :] = 0
+        xs.append(x)
+    return xs
+
+
+def regression_targets(model, rng):
+    return [rng.standard_normal((N,) + tuple(s[1:])).astype(np.float32) for s in shapes(model.output_shape)]
+
+
+def sparse_targets(model, rng):
+    return [rng.integers(0, s[-1], (N,) + tuple(s[1:-1])).astype(np.float32) for s in shapes(model.output_shape)]
+
+
+def grads_of(model, x, y):
+    """The training-mode loss and its gradients with respect to the
+    trainable variables and the float inputs."""
+    model.optimizer.build(model.trainable_variables)
+    tv = [v.value for v in model.trainable_variables]
+    ntv = [v.value for v in model.non_trainable_variables]
+    mv = [v.value for v in model.metrics_variables]
+    ov = [v.value for v in model.optimizer.variables]
+    floats = [i for i in range(len(x)) if not is_int(model, i)]
+    yin = y if len(y) > 1 else y[0]
+
+    def f(tv, fx):
+        xs = list(x)
+        for i, v in zip(floats, fx):
+            xs[i] = v
+        loss, _ = model.compute_loss_and_updates(
+            tv, ntv, mv, xs if len(xs) > 1 else xs[0], yin, None, training=True, optimizer_variables=ov)
+        return loss
+
+    loss, (g, gx) = jax.value_and_grad(f, argnums=(0, 1))(tv, [x[i] for i in floats])
+    dx = [None] * len(x)
+    for i, v in zip(floats, gx):
+        dx[i] = np.asarray(v)
+    return float(loss), [np.asarray(a) for a in g], dx
+
+
+def output_masks(model, xin):
+    outs = as_list(model(xin, training=False))
+    masks = []
+    for o in outs:
+        m = kbackend.get_keras_mask(o)
+        masks.append(None if m is None else tensor("mask", np.asarray(m).astype(np.float32)))
+    return masks
+
+
+def make_case(name, build, loss="mse", loss_weights=None, metrics=None, seed=0,
+              random_training=False, targets=regression_targets, pad=True, scale=1.0,
+              zero_steps=False, steps=10):
+    keras.utils.set_random_seed(2000 + seed)
+    rng = np.random.default_rng(2000 + seed)
+    keras.backend.clear_session()
+    model = build()
+    x = inputs_for(model, rng, pad, scale, zero_steps)
+    y = targets(model, rng)
+    init = model.get_weights()
+    model.compile(optimizer=OPTIMIZERS[0][1](), loss=loss, loss_weights=loss_weights, metrics=metrics)
+    xin = x if len(x) > 1 else x[0]
+    yin = y if len(y) > 1 else y[0]
+    case = {
+        "name": name,
+        "spec": spec_of(model),
+        "weights": weights_of(model),
+        "trainable": [any(v is t for t in model.trainable_variables) for v in model.weights],
+        "x": [tensor(f"x{i}", a) for i, a in enumerate(x)],
+        "y": [tensor(f"y{i}", a) for i, a in enumerate(y)],
+        "forward": [tensor(f"out{i}", a) for i, a in enumerate(as_list(model(xin, training=False)))],
+        "masks": output_masks(model, xin),
+    }
+    # Keras' evaluate at the initial weights: the loss and metrics of a
+    # masked output over its unmasked positions. (train_on_batch's metrics
+    # on the jax backend lose the mask: the trainer computes them outside
+    # the traced function that attaches it; the kernel's training metrics
+    # follow evaluate, and the tensorflow backend.)
+    case["evaluate"] = {k: float(v) for k, v in model.evaluate(xin, yin, verbose=0, return_dict=True).items()}
+    if not random_training:
+        case["forward_train"] = [tensor(f"out{i}", a) for i, a in enumerate(as_list(model(xin, training=True)))]
+        loss_v, g, dx = grads_of(model, x, y)
+        case["loss"] = loss_v
+        case["grads"] = [tensor(v.path, a) for v, a in zip(model.trainable_variables, g)]
+        case["dx"] = [None if a is None else tensor(f"dx{i}", a) for i, a in enumerate(dx)]
+        case["train"] = []
+        for oname, make_opt in OPTIMIZERS:
+            keras.backend.clear_session()
+            model = build()
+            model.set_weights(init)
+            model.compile(optimizer=make_opt(), loss=loss, loss_weights=loss_weights, metrics=metrics)
+            losses, after1 = [], None
+            for step in range(steps):
+                out = model.train_on_batch(xin, yin, return_dict=True)
+                losses.append(float(out["loss"]))
+                if step == 0:
+                    after1 = weights_of(model)
+            case["train"].append({"optimizer": oname, "config": keras.optimizers.serialize(model.optimizer),
+                                  "losses": losses, "after1": after1, "after10": weights_of(model)})
+    return case
+
+
+# ------------------------------------------------------------------ layers
+
+def seq_in(*layers, shape=(T, F)):
+    return lambda: keras.Sequential([keras.Input(shape)] + [l() for l in layers])
+
+
+def tokens(*layers, mask_zero=True, dim=4, name=None, **emb):
+    """An int32 token input of T ids, an Embedding, then the layers."""
+    def build():
+        x = keras.Input((T,), dtype="int32", name="tokens")
+        h = L.Embedding(V, dim, mask_zero=mask_zero, name="emb", **emb)(x)
+        for l in layers:
+            h = l()(h)
+        return keras.Model(x, h, name=name)
+    return build
+
+
+def encoder_decoder():
+    a = keras.Input((T, F), name="enc_in")
+    b = keras.Input((T - 1, F), name="dec_in")
+    _, h, c = L.LSTM(4, return_state=True, name="enc")(a)
+    d = L.LSTM(4, return_sequences=True, name="dec")(b, initial_state=[h, c])
+    return keras.Model([a, b], L.Dense(2, name="head")(d))
+
+
+def gru_state():
+    a = keras.Input((T, F), name="a")
+    y, h = L.GRU(3, return_state=True, name="g")(a)
+    return keras.Model(a, L.Concatenate(name="cat")([y, h]))
+
+
+def lstm_state_outputs():
+    a = keras.Input((T, F), name="a")
+    y, h, c = L.LSTM(3, return_sequences=True, return_state=True, go_backwards=True, name="l")(a)
+    return keras.Model(a, [L.Dense(2, name="hy")(y), L.Add(name="hc")([h, c])])
+
+
+def simple_state():
+    a = keras.Input((T, F), name="a")
+    s = keras.Input((3,), name="s")
+    y = L.SimpleRNN(3, name="r")(a, initial_state=s)
+    return keras.Model([a, s], y)
+
+
+R = lambda cls, **kw: (lambda: cls(**kw))  # noqa: E731
+
+LAYER_CASES = [
+    # SimpleRNN
+    dict(name="simple_rnn", build=seq_in(R(L.SimpleRNN, units=4), R(L.Dense, units=2))),
+    dict(name="simple_rnn_sequences_backwards", build=seq_in(R(L.SimpleRNN, units=4, return_sequences=True, go_backwards=True))),
+    dict(name="simple_rnn_relu_nobias_reg", build=seq_in(R(L.SimpleRNN, units=3, activation="relu", use_bias=False,
+                                                           kernel_regularizer="l2", recurrent_regularizer=keras.regularizers.L1(0.01)), R(L.Dense, units=2)), scale=0.5),
+    dict(name="simple_rnn_initial_state", build=simple_state),
+    # LSTM
+    dict(name="lstm", build=seq_in(R(L.LSTM, units=4), R(L.Dense, units=2))),
+    dict(name="lstm_sequences", build=seq_in(R(L.LSTM, units=3, return_sequences=True, bias_initializer="random_normal"))),
+    dict(name="lstm_backwards_no_forget_bias", build=seq_in(R(L.LSTM, units=3, go_backwards=True, unit_forget_bias=False, bias_initializer="random_normal"), R(L.Dense, units=2))),
+    dict(name="lstm_state_outputs", build=lstm_state_outputs),
+    dict(name="lstm_activations", build=seq_in(R(L.LSTM, units=3, activation="relu", recurrent_activation="tanh", return_sequences=True, bias_regularizer="l2")), scale=0.5),
+    dict(name="lstm_encoder_decoder", build=encoder_decoder),
+    # GRU
+    dict(name="gru", build=seq_in(R(L.GRU, units=4, bias_initializer="random_normal"), R(L.Dense, units=2))),
+    dict(name="gru_reset_before", build=seq_in(R(L.GRU, units=4, reset_after=False, return_sequences=True, bias_initializer="random_normal"))),
+    dict(name="gru_backwards_state", build=gru_state),
+    dict(name="gru_reset_before_backwards", build=seq_in(R(L.GRU, units=3, reset_after=False, go_backwards=True, bias_initializer="random_normal"), R(L.Dense, units=2))),
+    # Embedding
+    dict(name="embedding_flatten", build=tokens(lambda: L.Flatten(), lambda: L.Dense(2), mask_zero=False)),
+    dict(name="embedding_regularized", build=tokens(lambda: L.Flatten(), lambda: L.Dense(2), mask_zero=False,
+                                                      embeddings_regularizer="l2", embeddings_initializer="random_normal")),
+    # Masks through the recurrent layers
+    dict(name="mask_lstm", build=tokens(lambda: L.LSTM(3), lambda: L.Dense(2))),
+    dict(name="mask_lstm_sequences", build=tokens(lambda: L.LSTM(3, return_sequences=True), lambda: L.Dense(3, activation="softmax")),
+         loss="sparse_categorical_crossentropy", metrics=["accuracy"], targets=sparse_targets),
+    dict(name="mask_gru_backwards", build=tokens(lambda: L.GRU(3, go_backwards=True, return_sequences=True), lambda: L.Dense(2))),
+    dict(name="mask_gru_reset_before", build=tokens(lambda: L.GRU(3, reset_after=False), lambda: L.Dense(2))),
+    dict(name="mask_simple_rnn_zero_output", build=tokens(lambda: L.SimpleRNN(3, return_sequences=True, zero_output_for_mask=True))),
+    dict(name="mask_lstm_unroll", build=tokens(lambda: L.LSTM(3, return_sequences=True, unroll=True))),
+    dict(name="mask_lstm_unroll_last", build=tokens(lambda: L.LSTM(3, unroll=True, go_backwards=True))),
+    dict(name="masking_lstm", build=seq_in(R(L.Masking), R(L.LSTM, units=3, return_sequences=True), R(L.Dense, units=2)), zero_steps=True),
+    dict(name="masking_value", build=seq_in(R(L.Masking, mask_value=0.5), R(L.SimpleRNN, units=3)), zero_steps=True),
+    dict(name="mask_dense_passes", build=tokens(lambda: L.Dense(3), lambda: L.Dropout(0.0), lambda: L.Activation("tanh"),
+                                                lambda: L.GRU(2))),
+]
+
+RANDOM_LAYER_CASES = [
+    # Training draws dropout masks: inference only.
+    dict(name="lstm_dropout", build=seq_in(R(L.LSTM, units=3, dropout=0.3, recurrent_dropout=0.2, seed=1))),
+    dict(name="gru_dropout", build=seq_in(R(L.GRU, units=3, dropout=0.3, recurrent_dropout=0.2, seed=1))),
+    dict(name="simple_rnn_dropout", build=seq_in(R(L.SimpleRNN, units=3, dropout=0.3, recurrent_dropout=0.2, seed=1))),
+]
+
+
+def make_layers():
+    cases = []
+    for i, c in enumerate(LAYER_CASES):
+        c = dict(c)
+        cases.append(make_case(c.pop("name"), c.pop("build"), seed=i, **c))
+    for i, c in enumerate(RANDOM_LAYER_CASES):
+        c = dict(c)
+        cases.append(make_case(c.pop("name"), c.pop("build"), seed=100 + i, random_training=True, **c))
+    return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
+
+
+def make_models():
+    cases = []
+    return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
+
+
+if __name__ == "__main__":
+    parts = sys.argv[1:] or ["layers", "models"]
+    if "layers" in parts:
+        write(os.path.join(HERE, "seq_layers.json"), make_layers())
+    if "models" in parts:
+        write(os.path.join(HERE, "seq_models.json"), make_models())
