@@ -2,6 +2,7 @@ package gokernel
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 )
@@ -141,9 +142,9 @@ func (c *seqFixture) check(t *testing.T) {
 				}
 				switch step + 1 {
 				case 1:
-					compareTensors(t, "weights after 1 step", weightData(m), tr.After1, 1e-4)
+					compareTensors(t, "weights after 1 step", noisyWeights(m, weightData(m), tr.After1), tr.After1, 1e-4)
 				case len(tr.Losses):
-					compareTensors(t, "weights after 10 steps", weightData(m), tr.After10, 1e-4)
+					compareTensors(t, "weights after 10 steps", noisyWeights(m, weightData(m), tr.After10), tr.After10, 1e-4)
 				}
 				if t.Failed() {
 					return
@@ -181,9 +182,6 @@ func (c *seqFixture) checkEvaluate(t *testing.T, m *Model, xs, ys [][]float32, r
 // central differences too.
 func TestSeqFixtureGradients(t *testing.T) {
 	for i, c := range readSeqFixtures(t, "seq_layers.json") {
-		if c.ForwardTrain == nil {
-			continue
-		}
 		t.Run(c.Name, func(t *testing.T) {
 			opts := []Option{WithThreads(1), withInputGrads()}
 			if strings.Contains(string(c.Spec), `"Masking"`) {
@@ -195,4 +193,29 @@ func TestSeqFixtureGradients(t *testing.T) {
 			gradCheck(t, m, copyData(c.X), c.X[0].Shape[0], uint64(i), 1e-2, 2e-3, 2e-2)
 		})
 	}
+}
+
+// noisyWeights replaces, in got, the weights whose gradient is zero in
+// exact arithmetic by Keras' values (want), after checking that the
+// model's gradient of them is below 1e-6: MultiHeadAttention's key bias
+// adds q_i·b to every score of row i, which the softmax ignores. Both
+// Keras and the kernel compute float32 rounding noise there, which Adam
+// turns into steps of about its learning rate that no two
+// implementations share.
+func noisyWeights(m *Model, got [][]float32, want []kerasTensor) [][]float32 {
+	k := 0
+	for i, w := range m.wts {
+		if w.trainable && strings.HasSuffix(w.name, "/key/bias") {
+			for _, g := range m.grads[k] {
+				if math.Abs(float64(g)) > 1e-6 {
+					return got // not noise: compare it
+				}
+			}
+			got[i] = want[i].Data
+		}
+		if w.trainable {
+			k++
+		}
+	}
+	return got
 }

@@ -40,11 +40,15 @@ type Layer interface {
 type layerParser func(c *obj) (Layer, error)
 
 // layerKinds is the registry: Keras class name → parser. A new layer kind
-// is one file with its type and parser, and one line here.
+// is one file with its type and parser, and one line here. (The wrappers,
+// Bidirectional and TimeDistributed, add their line in an init of their
+// file: they parse the layer they wrap through this map.)
 var layerKinds = map[string]layerParser{
 	"Activation":             parseActivationLayer,
 	"ActivityRegularization": parseActivityReg,
 	"Add":                    mergeParser(mergeAdd),
+	"AdditiveAttention":      parseAdditiveAttention,
+	"Attention":              parseAttention,
 	"Average":                mergeParser(mergeAverage),
 	"AveragePooling1D":       poolParser(1, poolAvg),
 	"AveragePooling2D":       poolParser(2, poolAvg),
@@ -60,9 +64,12 @@ var layerKinds = map[string]layerParser{
 	"Dense":                  parseDense,
 	"DepthwiseConv1D":        depthwiseParser(1),
 	"DepthwiseConv2D":        depthwiseParser(2),
+	"Dot":                    parseDot,
 	"Dropout":                parseDropout,
 	"ELU":                    parseELULayer,
+	"Embedding":              parseEmbedding,
 	"Flatten":                parseFlatten,
+	"GRU":                    parseGRU,
 	"GaussianDropout":        parseGaussianDropout,
 	"GaussianNoise":          parseGaussianNoise,
 	"GlobalAveragePooling1D": globalPoolParser(1, poolAvg),
@@ -70,12 +77,15 @@ var layerKinds = map[string]layerParser{
 	"GlobalMaxPooling1D":     globalPoolParser(1, poolMax),
 	"GlobalMaxPooling2D":     globalPoolParser(2, poolMax),
 	"GroupNormalization":     parseGroupNorm,
+	"LSTM":                   parseLSTM,
 	"LayerNormalization":     parseLayerNorm,
 	"LeakyReLU":              parseLeakyReLU,
+	"Masking":                parseMasking,
 	"MaxPooling1D":           poolParser(1, poolMax),
 	"MaxPooling2D":           poolParser(2, poolMax),
 	"Maximum":                mergeParser(mergeMaximum),
 	"Minimum":                mergeParser(mergeMinimum),
+	"MultiHeadAttention":     parseMultiHeadAttention,
 	"Multiply":               mergeParser(mergeMultiply),
 	"Normalization":          parseNormalization,
 	"PReLU":                  parsePReLU,
@@ -87,6 +97,7 @@ var layerKinds = map[string]layerParser{
 	"Reshape":                parseReshape,
 	"SeparableConv1D":        separableParser(1),
 	"SeparableConv2D":        separableParser(2),
+	"SimpleRNN":              parseSimpleRNN,
 	"Softmax":                parseSoftmaxLayer,
 	"SpatialDropout1D":       spatialDropoutParser(1),
 	"SpatialDropout2D":       spatialDropoutParser(2),
@@ -99,11 +110,6 @@ var layerKinds = map[string]layerParser{
 	"ZeroPadding1D":          zeroPaddingParser(1),
 	"ZeroPadding2D":          zeroPaddingParser(2),
 	"ZeroPadding3D":          zeroPaddingParser(3),
-	"Embedding":              parseEmbedding,
-	"GRU":                    parseGRU,
-	"LSTM":                   parseLSTM,
-	"Masking":                parseMasking,
-	"SimpleRNN":              parseSimpleRNN,
 }
 
 // supportedLayers lists the registered kinds for error messages.
@@ -279,3 +285,59 @@ func refuse(c *obj, keys ...string) error {
 // errorf is fmt.Errorf for the shape errors of a layer; the graph adds
 // the package prefix and the layer.
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+// parseInner parses the layer a wrapper's config holds under key (a
+// serialized layer: {"class_name", "config", ...}), of a registered kind,
+// and returns it with its name and class.
+func parseInner(c *obj, key string) (Layer, string, string, error) {
+	o, err := newObj(c.where+": "+key, c.get(key))
+	if err != nil {
+		return nil, "", "", err
+	}
+	cls, err := o.str("class_name", "")
+	if err != nil {
+		return nil, "", "", err
+	}
+	o.ignore("module", "registered_name", "build_config", "compile_config")
+	cfg, err := newObj(c.where+": "+key+" "+cls, o.get("config"))
+	if err != nil {
+		return nil, "", "", err
+	}
+	if err := o.done(); err != nil {
+		return nil, "", "", err
+	}
+	name, err := cfg.str("name", "")
+	if err != nil {
+		return nil, "", "", err
+	}
+	parse, ok := layerKinds[cls]
+	if !ok {
+		return nil, "", "", cfg.errf("layer class %s is not supported (%s are)", cls, supportedLayers())
+	}
+	if tr, err := cfg.boolean("trainable", true); err != nil {
+		return nil, "", "", err
+	} else if !tr {
+		return nil, "", "", cfg.errf("a frozen layer (trainable false) inside %s is not supported: freeze the wrapper", c.where)
+	}
+	if err := cfg.dtype(); err != nil {
+		return nil, "", "", err
+	}
+	l, err := parse(cfg)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return l, name, cls, cfg.done()
+}
+
+// subCall returns a call of an inner layer of c's layer (a wrapper's),
+// kept in *p between batches: it shares c's settings, random stream and
+// scratch; the wrapper sets its shapes, views and weights.
+func subCall(p **call, c *call, nIn, nOut int) *call {
+	if *p == nil {
+		*p = &call{x: make([][]float32, nIn), dx: make([][]float32, nIn), y: make([][]float32, nOut), dy: make([][]float32, nOut),
+			ids: make([][]int32, nIn), mask: make([][]bool, nIn), maskOut: make([][]bool, nOut)}
+	}
+	s := *p
+	s.rows, s.training, s.frozen, s.replay, s.rng, s.threads, s.scratch = c.rows, c.training, c.frozen, c.replay, c.rng, c.threads, c.scratch
+	return s
+}

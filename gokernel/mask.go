@@ -50,10 +50,11 @@ type masker interface {
 	outputMasks(masked []bool) []int
 }
 
-// maskEraser is implemented by MultiHeadAttention: erasesMasks lists the
-// inputs whose tensors lose their mask when the call runs.
+// maskEraser is implemented by MultiHeadAttention: erasesMasks lists,
+// for a call on inputs tensors, those whose tensors lose their mask when
+// the call runs.
 type maskEraser interface {
-	erasesMasks() []int
+	erasesMasks(inputs int) []int
 }
 
 // maskCombiner is implemented by the layer kinds whose output masks
@@ -183,7 +184,7 @@ func (g *graph) planMasks() error {
 			built[t], run[t] = n.builtOut[k], n.outMask[k]
 		}
 		if er, ok := n.fn.(maskEraser); ok {
-			for _, j := range er.erasesMasks() {
+			for _, j := range er.erasesMasks(len(n.in)) {
 				run[n.in[j]] = -1
 			}
 		}

@@ -261,11 +261,191 @@ LAYER_CASES = [
                                                 lambda: L.GRU(2))),
 ]
 
+# Bidirectional and TimeDistributed
+
+
+def bidir(merge, **kw):
+    return seq_in(lambda: L.Bidirectional(L.LSTM(3, **kw), merge_mode=merge))
+
+
+def bidir_state():
+    a = keras.Input((T, F), name="a")
+    outs = L.Bidirectional(L.GRU(2, return_state=True, return_sequences=True), merge_mode=None, name="bi")(a)
+    return keras.Model(a, [L.Dense(2, name="d0")(outs[0]), L.Dense(2, name="d1")(outs[1]), L.Concatenate(name="st")(list(outs[2:]))])
+
+
+def bidir_initial_state():
+    a = keras.Input((T, F), name="a")
+    h = [keras.Input((2,), name=f"h{i}") for i in range(4)]
+    y = L.Bidirectional(L.LSTM(2), name="bi")(a, initial_state=h)
+    return keras.Model([a] + h, y)
+
+
+def time_distributed_dropout():
+    return keras.Sequential([keras.Input((T, F)), L.TimeDistributed(L.Dense(4, activation="relu")),
+                             L.TimeDistributed(L.Dropout(0.0)), L.SimpleRNN(2)])
+
+
+# Attention
+
+
+def attention(cls, three=False, causal=False, **kw):
+    def build():
+        q = keras.Input((4, F), name="q")
+        v = keras.Input((T, 2), name="v")
+        ins = [q, v]
+        args = [q, L.Dense(2, name="vp")(v)]
+        if three:
+            k = keras.Input((T, F), name="k")
+            ins.append(k)
+            args.append(k)
+        else:
+            args[1] = L.Dense(F, name="vp")(v)
+        return keras.Model(ins, cls(name="att", **kw)(args, use_causal_mask=causal) if causal else cls(name="att", **kw)(args))
+    return build
+
+
+def masked_attention(cls, causal=False, **kw):
+    def build():
+        x = keras.Input((T,), dtype="int32", name="tokens")
+        h = L.Embedding(V, 4, mask_zero=True, name="emb")(x)
+        q = L.Dense(4, name="qp")(h)
+        a = cls(name="att", **kw)([q, h], use_causal_mask=causal)
+        return keras.Model(x, L.Dense(2, name="head")(a))
+    return build
+
+
+def self_attention_q_masked(cls, **kw):
+    def build():
+        x = keras.Input((T,), dtype="int32", name="tokens")
+        h = L.Embedding(V, 4, mask_zero=True, name="emb")(x)
+        a = cls(name="att", **kw)([h, h, h])
+        return keras.Model(x, a)
+    return build
+
+
+# MultiHeadAttention
+
+
+def mha(cross=False, key=False, causal=False, **kw):
+    def build():
+        x = keras.Input((T, F), name="x")
+        ins = [x]
+        args = [x, x]
+        if cross:
+            y = keras.Input((4, 2), name="y")
+            ins.append(y)
+            args = [x, y]
+        if key:
+            k = keras.Input((4 if cross else T, 3), name="k")
+            ins.append(k)
+            args.append(k)
+        a = L.MultiHeadAttention(name="mha", **kw)(*args, use_causal_mask=causal)
+        return keras.Model(ins, a)
+    return build
+
+
+def mha_attention_mask():
+    x = keras.Input((T, F), name="x")
+    m = keras.Input((T, T), name="m")
+    a = L.MultiHeadAttention(2, 3, name="mha")(x, x, attention_mask=m)
+    return keras.Model([x, m], a)
+
+
+def mha_attention_mask_targets(model, rng):
+    return regression_targets(model, rng)
+
+
+def mha_masked(dropout=0.0, cross=False):
+    def build():
+        x = keras.Input((T,), dtype="int32", name="tokens")
+        h = L.Embedding(V, 4, mask_zero=True, name="emb")(x)
+        v = h
+        ins = [x]
+        if cross:
+            y = keras.Input((4,), dtype="int32", name="other")
+            ins.append(y)
+            v = L.Embedding(V, 4, mask_zero=True, name="emb2")(y)
+        a = L.MultiHeadAttention(2, 3, dropout=dropout, name="mha")(h, v)
+        return keras.Model(ins, L.Dense(2, name="head")(a))
+    return build
+
+
+def mha_residual_masks():
+    """The mask MultiHeadAttention removes from its input: the Add after it
+    sees no mask on x (Keras), so its output carries none, while the LSTM,
+    whose mask Keras recorded as the model was built, still gets it."""
+    x = keras.Input((T,), dtype="int32", name="tokens")
+    h = L.Embedding(V, 4, mask_zero=True, name="emb")(x)
+    a = L.MultiHeadAttention(2, 2, name="mha")(h, h)
+    s = L.Add(name="res")([h, a])
+    return keras.Model(x, [L.Dense(2, name="seq")(s), L.LSTM(2, name="lstm")(s), L.Dense(2, name="att_out")(a)])
+
+
+# Dot
+
+
+def dot(shape1, shape2, **kw):
+    def build():
+        a = keras.Input(shape1, name="a")
+        b = keras.Input(shape2, name="b")
+        return keras.Model([a, b], L.Dot(name="dot", **kw)([L.Dense(shape1[-1], name="pa")(a), b]))
+    return build
+
+
+LAYER_CASES += [
+    dict(name="bidirectional_concat", build=bidir("concat")),
+    dict(name="bidirectional_sum_sequences", build=bidir("sum", return_sequences=True)),
+    dict(name="bidirectional_mul", build=bidir("mul")),
+    dict(name="bidirectional_ave_sequences", build=bidir("ave", return_sequences=True)),
+    dict(name="bidirectional_none_state", build=bidir_state),
+    dict(name="bidirectional_initial_state", build=bidir_initial_state),
+    dict(name="bidirectional_masked_sequences", build=tokens(lambda: L.Bidirectional(L.GRU(2, return_sequences=True)), lambda: L.Dense(2))),
+    dict(name="bidirectional_masked_last", build=tokens(lambda: L.Bidirectional(L.SimpleRNN(2), merge_mode="sum"))),
+    dict(name="time_distributed_dense", build=seq_in(R(L.TimeDistributed, layer=L.Dense(4, activation="tanh")), R(L.LSTM, units=2))),
+    dict(name="time_distributed_masked", build=tokens(lambda: L.TimeDistributed(L.Dense(3, activation="softmax"))),
+         loss="sparse_categorical_crossentropy", metrics=["accuracy"], targets=sparse_targets),
+    dict(name="time_distributed_dropout0", build=time_distributed_dropout),
+    dict(name="attention_dot", build=attention(L.Attention)),
+    dict(name="attention_dot_scale_key", build=attention(L.Attention, three=True, use_scale=True)),
+    dict(name="attention_concat", build=attention(L.Attention, score_mode="concat")),
+    dict(name="attention_concat_scale_causal", build=attention(L.Attention, three=True, causal=True, score_mode="concat", use_scale=True)),
+    dict(name="attention_masked", build=masked_attention(L.Attention)),
+    dict(name="attention_masked_causal", build=masked_attention(L.Attention, causal=True, use_scale=True)),
+    dict(name="attention_query_masked", build=self_attention_q_masked(L.Attention)),
+    dict(name="additive_attention", build=attention(L.AdditiveAttention)),
+    dict(name="additive_attention_noscale_key", build=attention(L.AdditiveAttention, three=True, use_scale=False)),
+    dict(name="additive_attention_masked", build=masked_attention(L.AdditiveAttention, causal=True)),
+    dict(name="mha_self", build=mha(num_heads=2, key_dim=3)),
+    dict(name="mha_cross", build=mha(cross=True, num_heads=2, key_dim=3)),
+    dict(name="mha_key_output_shape", build=mha(cross=True, key=True, num_heads=3, key_dim=2, output_shape=5)),
+    dict(name="mha_causal_nobias", build=mha(causal=True, num_heads=2, key_dim=2, use_bias=False, bias_initializer="random_normal")),
+    dict(name="mha_regularized", build=mha(num_heads=1, key_dim=4, kernel_regularizer="l2", bias_regularizer="l1", bias_initializer="random_normal")),
+    dict(name="mha_attention_mask", build=mha_attention_mask),
+    dict(name="mha_masked", build=mha_masked()),
+    dict(name="mha_masked_cross", build=mha_masked(cross=True)),
+    dict(name="mha_residual_masks", build=mha_residual_masks),
+    dict(name="dot_vectors", build=dot((4,), (4,), axes=1)),
+    dict(name="dot_vectors_normalize", build=dot((4,), (4,), axes=-1, normalize=True)),
+    dict(name="dot_sequences_last", build=dot((3, 4), (T, 4), axes=2)),
+    dict(name="dot_sequences_first", build=dot((3, 4), (3, 2), axes=1)),
+    dict(name="dot_mixed", build=dot((3, 4), (4, 2), axes=[2, 1])),
+    dict(name="dot_matrix_vector_normalize", build=dot((3, 4), (4,), axes=[2, 1], normalize=True)),
+]
+
 RANDOM_LAYER_CASES = [
     # Training draws dropout masks: inference only.
     dict(name="lstm_dropout", build=seq_in(R(L.LSTM, units=3, dropout=0.3, recurrent_dropout=0.2, seed=1))),
     dict(name="gru_dropout", build=seq_in(R(L.GRU, units=3, dropout=0.3, recurrent_dropout=0.2, seed=1))),
     dict(name="simple_rnn_dropout", build=seq_in(R(L.SimpleRNN, units=3, dropout=0.3, recurrent_dropout=0.2, seed=1))),
+    dict(name="lstm_input_dropout", build=seq_in(R(L.LSTM, units=3, dropout=0.3, return_sequences=True))),
+    dict(name="bidirectional_dropout", build=seq_in(R(L.Bidirectional, layer=L.GRU(2, dropout=0.5)))),
+    dict(name="attention_dropout", build=masked_attention(L.Attention, dropout=0.4)),
+    dict(name="mha_dropout_masked", build=mha_masked(dropout=0.3)),
+    # Keras' jax dot_product_attention fails on value_dim != key_dim: with
+    # dropout it takes its einsum path, which does not.
+    dict(name="mha_value_dim_dropout", build=mha(cross=True, num_heads=2, key_dim=3, value_dim=4, dropout=0.2)),
+    dict(name="time_distributed_dropout", build=seq_in(R(L.TimeDistributed, layer=L.Dropout(0.5)), R(L.SimpleRNN, units=2))),
 ]
 
 
