@@ -63,3 +63,6 @@ func (l *activityReg) backward(c *call) {
 		dx[i] = d
 	}
 }
+
+// outputMasks: ActivityRegularization passes its input's mask on (Keras' supports_masking).
+func (l *activityReg) outputMasks([]bool) []int { return passMask(1) }

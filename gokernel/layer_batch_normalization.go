@@ -352,3 +352,16 @@ func zeroBuf(c *call, i, n int) []float32 {
 	clear(z)
 	return z
 }
+
+// outputMasks: BatchNormalization passes its input's mask on (Keras' supports_masking).
+func (l *batchNorm) outputMasks([]bool) []int { return passMask(1) }
+
+// checkMasks refuses a masked input: Keras' BatchNormalization computes
+// its batch statistics over the unmasked positions only, which this layer
+// does not.
+func (l *batchNorm) checkMasks(masked []bool) error {
+	if masked[0] {
+		return errorf("a masked input (from Embedding(mask_zero=True) or Masking) to BatchNormalization is not supported (its statistics would have to skip the masked steps)")
+	}
+	return nil
+}

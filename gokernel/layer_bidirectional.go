@@ -210,6 +210,7 @@ func (l *bidirectional) outputMasks([]bool) []int {
 // biState is what a Bidirectional call keeps: its directions' calls and
 // their outputs' buffers.
 type biState struct {
+	ready  bool // the calls' shapes and weights are set
 	f, b   *call
 	fy, by [][]float32
 	ybt    []float32 // the backward direction's sequence in time order
@@ -223,19 +224,30 @@ func (l *bidirectional) state(c *call) *biState {
 		st = &biState{}
 		c.state = st
 	}
-	nf := len(l.fwd.weights(l.subIn(c.in, l.fwd)))
+	if !st.ready {
+		// The shapes and weights of the directions' calls, once.
+		nf := len(l.fwd.weights(l.subIn(c.in, l.fwd)))
+		for _, d := range []struct {
+			p  **call
+			r  *rnn
+			w0 int
+		}{{&st.f, l.fwd, 0}, {&st.b, l.bwd, nf}} {
+			in := l.subIn(c.in, d.r)
+			out, _ := d.r.outputShapes(in)
+			s := subCall(d.p, c, len(in), len(out))
+			s.in, s.out = in, out
+			nw := len(d.r.weights(in))
+			s.w, s.dw = c.w[d.w0:d.w0+nw], c.dw[d.w0:d.w0+nw]
+		}
+		st.ready = true
+	}
 	for _, d := range []struct {
 		p  **call
 		r  *rnn
 		ys *[][]float32
-		w0 int
-	}{{&st.f, l.fwd, &st.fy, 0}, {&st.b, l.bwd, &st.by, nf}} {
-		in := l.subIn(c.in, d.r)
-		out, _ := d.r.outputShapes(in)
-		s := subCall(d.p, c, len(in), len(out))
-		s.in, s.out = in, out
-		nw := len(d.r.weights(in))
-		s.w, s.dw = c.w[d.w0:d.w0+nw], c.dw[d.w0:d.w0+nw]
+	}{{&st.f, l.fwd, &st.fy}, {&st.b, l.bwd, &st.by}} {
+		s := subCall(d.p, c, 0, 0)
+		out := s.out
 		s.x[0] = c.x[0]
 		for i, j := range l.initOf(d.r) {
 			s.x[1+i] = c.x[j]

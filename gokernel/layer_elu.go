@@ -46,3 +46,6 @@ func (l *eluLayer) backward(c *call) {
 		}
 	}
 }
+
+// outputMasks: ELU passes its input's mask on (Keras' supports_masking).
+func (l *eluLayer) outputMasks([]bool) []int { return passMask(1) }

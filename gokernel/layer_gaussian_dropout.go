@@ -73,3 +73,6 @@ func (l *gaussianDropout) backward(c *call) {
 		dx[i] = v * m[i]
 	}
 }
+
+// outputMasks: GaussianDropout passes its input's mask on (Keras' supports_masking).
+func (l *gaussianDropout) outputMasks([]bool) []int { return passMask(1) }

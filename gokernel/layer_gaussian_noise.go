@@ -59,3 +59,6 @@ func (l *gaussianNoise) backward(c *call) {
 		copy(c.dx[0], c.dy[0])
 	}
 }
+
+// outputMasks: GaussianNoise passes its input's mask on (Keras' supports_masking).
+func (l *gaussianNoise) outputMasks([]bool) []int { return passMask(1) }

@@ -8,6 +8,14 @@ package gokernel
 //
 // (JAX's gradient of a maximum shares it among the tied positions). With
 // keepdims the output keeps the pooled axes with size 1.
+//
+// GlobalAveragePooling1D given a mask m (one per step, see mask.go)
+// averages the unmasked steps only, as Keras does:
+//
+//	y[c] = Σ_t m_t x[t,c] / Σ_t m_t,   dx[t,c] = m_t dy[c] / Σ_t m_t
+//
+// (NaN for a sample whose steps are all masked, as Keras gives 0/0). Its
+// output carries no mask; the other poolings ignore and drop masks.
 type globalPool struct {
 	rank     int
 	kind     poolKind
@@ -42,7 +50,16 @@ func (l *globalPool) outputShapes(in [][]int) ([][]int, error) {
 
 func (l *globalPool) weights([][]int) []weightSpec { return nil }
 
+// masked reports whether the call averages the unmasked steps.
+func (l *globalPool) masked(c *call) bool {
+	return l.kind == poolAvg && l.rank == 1 && c.mask[0] != nil
+}
+
 func (l *globalPool) forward(c *call) {
+	if l.masked(c) {
+		l.maskedMean(c, false)
+		return
+	}
 	ch := lastDim(c.in[0])
 	p := prod(c.in[0]) / ch
 	x, y := c.x[0], c.y[0]
@@ -75,6 +92,10 @@ func (l *globalPool) forward(c *call) {
 func (l *globalPool) backward(c *call) {
 	dx := c.dx[0]
 	if dx == nil {
+		return
+	}
+	if l.masked(c) {
+		l.maskedMean(c, true)
 		return
 	}
 	ch := lastDim(c.in[0])
@@ -111,6 +132,43 @@ func (l *globalPool) backward(c *call) {
 					dr[c] = 0
 				}
 			}
+		}
+	}
+}
+
+// maskedMean is GlobalAveragePooling1D's forward (or backward) pass over
+// the unmasked steps.
+func (l *globalPool) maskedMean(c *call, back bool) {
+	T, ch := c.in[0][0], lastDim(c.in[0])
+	m := c.mask[0]
+	for n := 0; n < c.rows; n++ {
+		count := float32(maskCount(m[n*T : (n+1)*T]))
+		if back {
+			gr := c.dy[0][n*ch : (n+1)*ch]
+			for t := 0; t < T; t++ {
+				dr := c.dx[0][(n*T+t)*ch : (n*T+t+1)*ch]
+				if !m[n*T+t] {
+					clear(dr)
+					continue
+				}
+				for k, g := range gr {
+					dr[k] = g / count
+				}
+			}
+			continue
+		}
+		yr := c.y[0][n*ch : (n+1)*ch]
+		clear(yr)
+		for t := 0; t < T; t++ {
+			if !m[n*T+t] {
+				continue
+			}
+			for k, v := range c.x[0][(n*T+t)*ch : (n*T+t+1)*ch] {
+				yr[k] += v
+			}
+		}
+		for k := range yr {
+			yr[k] /= count
 		}
 	}
 }

@@ -312,3 +312,6 @@ func groupAffine2(dy, x, dx []float32, g *gnState, gr, k int, a, b []float32, d,
 		}
 	}
 }
+
+// outputMasks: GroupNormalization passes its input's mask on (Keras' supports_masking).
+func (l *groupNorm) outputMasks([]bool) []int { return passMask(1) }

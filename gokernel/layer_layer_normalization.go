@@ -260,3 +260,6 @@ func (l *layerNorm) backward(c *call) {
 		}
 	}
 }
+
+// outputMasks: LayerNormalization passes its input's mask on (Keras' supports_masking).
+func (l *layerNorm) outputMasks([]bool) []int { return passMask(1) }

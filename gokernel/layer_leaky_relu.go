@@ -49,3 +49,6 @@ func (l *leakyReLU) backward(c *call) {
 		}
 	}
 }
+
+// outputMasks: LeakyReLU passes its input's mask on (Keras' supports_masking).
+func (l *leakyReLU) outputMasks([]bool) []int { return passMask(1) }

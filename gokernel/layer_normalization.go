@@ -185,3 +185,6 @@ func (l *normalization) backward(c *call) {
 		}
 	}
 }
+
+// outputMasks: Normalization passes its input's mask on (Keras' supports_masking).
+func (l *normalization) outputMasks([]bool) []int { return passMask(1) }

@@ -127,3 +127,6 @@ func (l *preluLayer) backward(c *call) {
 		}
 	}
 }
+
+// outputMasks: PReLU passes its input's mask on (Keras' supports_masking).
+func (l *preluLayer) outputMasks([]bool) []int { return passMask(1) }

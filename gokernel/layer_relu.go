@@ -89,3 +89,6 @@ func (l *reluLayer) backward(c *call) {
 		}
 	}
 }
+
+// outputMasks: ReLU passes its input's mask on (Keras' supports_masking).
+func (l *reluLayer) outputMasks([]bool) []int { return passMask(1) }

@@ -102,3 +102,6 @@ func (l *rescaling) backward(c *call) {
 		}
 	}
 }
+
+// outputMasks: Rescaling passes its input's mask on (Keras' supports_masking).
+func (l *rescaling) outputMasks([]bool) []int { return passMask(1) }

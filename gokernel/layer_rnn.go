@@ -327,10 +327,12 @@ func (l *rnn) outputMasks([]bool) []int {
 
 // rnnBuffers are what an RNN call keeps between its passes and batches.
 type rnnBuffers struct {
-	xT, z, h, cs, save, o []float32 // time-major: xT (T·B·F), z (T·B·G·u), h and cs ((T+1)·B·u), save, o (T·B·u)
-	mT                    []bool    // the mask, time-major (nil: none)
-	dmask, rmask          [][]float32
-	xd                    []float32 // x⊙dropout mask
+	xT, z, h, cs, save, o []float32   // time-major: xT (T·B·F), z (T·B·G·u), h and cs ((T+1)·B·u), save, o (T·B·u)
+	mT, mbuf              []bool      // the mask, time-major (nil: none), and its memory
+	dmask, rmask          [][]float32 // this pass's dropout masks (nil: none)
+	dbuf, rbuf            [][]float32 // their memory
+	step                  rnnStep     // the step being run
+	xd                    []float32   // x⊙dropout mask
 	dz, do, dxT           []float32
 	dh, dc, dhp, dcp      []float32
 	ph, pc                []float32 // the masked rows' state gradients, passed to the previous step
@@ -408,10 +410,10 @@ func (l *rnn) forward(c *call) {
 	}
 	b.mT = nil
 	if m := c.mask[0]; m != nil && len(l.initState) == 0 {
-		if cap(b.mT) < T*B {
-			b.mT = make([]bool, T*B)
+		if cap(b.mbuf) < T*B {
+			b.mbuf = make([]bool, T*B)
 		}
-		b.mT = b.mT[:T*B]
+		b.mT = b.mbuf[:T*B]
 		for s := 0; s < T; s++ {
 			for r := 0; r < B; r++ {
 				b.mT[s*B+r] = m[r*T+src(s)]
@@ -434,11 +436,11 @@ func (l *rnn) forward(c *call) {
 			copy(c0, c.x[l.initState[1]][:B*u])
 		}
 	}
-	var s rnnStep
+	s := &b.step
 	zero := l.zeroOutput()
 	for t := 0; t < T; t++ {
-		l.stepArgs(c, b, &s, t)
-		l.cell.step(l, &s)
+		l.stepArgs(c, b, s, t)
+		l.cell.step(l, s)
 		o := b.o[t*B*u : (t+1)*B*u]
 		copy(o, s.h)
 		if b.mT == nil {
@@ -492,23 +494,23 @@ func (l *rnn) drawMasks(c *call, b *rnnBuffers, F int) {
 	if l.recDropout > 0 && l.cell.gates() > 1 {
 		count = l.cell.gates() // Keras' implementation 1
 	}
-	draw := func(ms [][]float32, rate float64, n int) [][]float32 {
+	draw := func(ms *[][]float32, rate float64, n int) [][]float32 {
 		if !c.training || rate == 0 {
 			return nil
 		}
-		if len(ms) != count {
-			ms = make([][]float32, count)
+		if len(*ms) != count {
+			*ms = make([][]float32, count)
 		}
-		for i := range ms {
-			ms[i] = grow32(ms[i], n)
+		for i := range *ms {
+			(*ms)[i] = grow32((*ms)[i], n)
 			if !c.replay {
-				drawMask(ms[i], rate, c.rng)
+				drawMask((*ms)[i], rate, c.rng)
 			}
 		}
-		return ms
+		return *ms
 	}
-	b.dmask = draw(b.dmask, l.dropout, B*F)
-	b.rmask = draw(b.rmask, l.recDropout, B*u)
+	b.dmask = draw(&b.dbuf, l.dropout, B*F)
+	b.rmask = draw(&b.rbuf, l.recDropout, B*u)
 }
 
 // project sets b.z = x·W + b_in for every step (rows = T·B rows), with
@@ -576,7 +578,7 @@ func (l *rnn) backward(c *call) {
 			copy(b.dc, c.dy[2][:B*u])
 		}
 	}
-	var s rnnStep
+	s := &b.step
 	var dU, dRecBias []float32
 	if c.dw[1] != nil {
 		dU = c.dw[1]
@@ -589,7 +591,7 @@ func (l *rnn) backward(c *call) {
 	}
 	outToPrev := !l.zeroOutput() && !l.unroll
 	for t := T - 1; t >= 0; t-- {
-		l.stepArgs(c, b, &s, t)
+		l.stepArgs(c, b, s, t)
 		s.dU, s.dRecBias = dU, dRecBias
 		s.dz = b.dz[t*B*G*u : (t+1)*B*G*u]
 		s.dh, s.dc, s.dhp, s.dcp = b.dh, b.dc, b.dhp, b.dcp
@@ -627,7 +629,7 @@ func (l *rnn) backward(c *call) {
 		for i, v := range do {
 			b.dh[i] += v
 		}
-		l.cell.back(l, &s)
+		l.cell.back(l, s)
 		for r, ok := range masked {
 			if !ok {
 				copy(b.dhp[r*u:(r+1)*u], b.ph[r*u:(r+1)*u])

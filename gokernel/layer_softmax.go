@@ -79,3 +79,17 @@ func (l *softmaxLayer) backward(c *call) {
 		}
 	}
 }
+
+// outputMasks: Softmax passes its input's mask on (Keras' supports_masking).
+func (l *softmaxLayer) outputMasks([]bool) []int { return passMask(1) }
+
+// checkMasks refuses a masked input: Keras' Softmax broadcasts the mask it
+// gets (one value per position, the input's shape without its last axis)
+// against the whole input from the last axis, which fails, or with equal
+// sizes masks the wrong values.
+func (l *softmaxLayer) checkMasks(masked []bool) error {
+	if masked[0] {
+		return errorf("a masked input (from Embedding(mask_zero=True) or Masking) to Softmax is not supported: Keras cannot broadcast the mask either")
+	}
+	return nil
+}

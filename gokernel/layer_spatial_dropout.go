@@ -110,3 +110,6 @@ func (l *spatialDropout) backward(c *call) {
 	ch, _ := l.geometry(c)
 	l.apply(c, c.dy[0], c.dx[0], c.buf(0, c.rows*ch))
 }
+
+// outputMasks: SpatialDropout passes its input's mask on (Keras' supports_masking).
+func (l *spatialDropout) outputMasks([]bool) []int { return passMask(1) }

@@ -78,7 +78,9 @@ func (l *timeDistributed) sub(c *call) *call {
 	c.state = s
 	T := c.in[0][0]
 	s.rows = c.rows * T
-	s.in, s.out = [][]int{c.in[0][1:]}, [][]int{c.out[0][1:]}
+	if s.in == nil {
+		s.in, s.out = [][]int{c.in[0][1:]}, [][]int{c.out[0][1:]}
+	}
 	s.w, s.dw = c.w, c.dw
 	s.x[0], s.y[0] = c.x[0], c.y[0]
 	s.mask[0] = c.mask[0] // per step: per inner sample

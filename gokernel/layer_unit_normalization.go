@@ -83,3 +83,6 @@ func (l *unitNorm) backward(c *call) {
 		}
 	}
 }
+
+// outputMasks: UnitNormalization passes its input's mask on (Keras' supports_masking).
+func (l *unitNorm) outputMasks([]bool) []int { return passMask(1) }

@@ -57,6 +57,13 @@ type maskEraser interface {
 	erasesMasks(inputs int) []int
 }
 
+// maskChecker is implemented by the layer kinds that cannot take a masked
+// input: checkMasks returns the error planMasks reports, given which of a
+// call's inputs carry a mask when it runs.
+type maskChecker interface {
+	checkMasks(masked []bool) error
+}
+
 // maskCombiner is implemented by the layer kinds whose output masks
 // depend on their inputs' masks (the merges, Concatenate): combineMasks
 // sets out[k] (nil where the output's mask is not computed) from the
@@ -123,6 +130,15 @@ func (g *graph) planMasks() error {
 				case maskExplicitNone:
 					n.inMask[j] = -1
 				}
+			}
+		}
+		if mc, ok := n.fn.(maskChecker); ok {
+			masked := make([]bool, len(n.inMask))
+			for j, m := range n.inMask {
+				masked[j] = m >= 0
+			}
+			if err := mc.checkMasks(masked); err != nil {
+				return fmt.Errorf("gokernel: %s: %v", n.layer.where(), err)
 			}
 		}
 		var err error

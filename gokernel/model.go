@@ -70,13 +70,14 @@ type Model struct {
 	temps    [][]float32 // buffers of the slots that add
 
 	// Integer inputs and masks (ids.go, mask.go).
-	bounds          []idBound // per model input: the ids it may hold
-	ids             [][]int32 // per tensor: this pass's ids (integer tensors)
-	idBuf           [][]int32 // per model input: ids truncated from floats
-	idFloat         []bool    // per tensor: an integer tensor some layer reads as floats
-	maskVal         [][]bool  // per mask: its buffer
-	nodeMasks       [][]int   // per node: the masks it computes
-	maskIn, maskOut [][]bool  // computeMasks' lists
+	bounds          []idBound   // per model input: the ids it may hold
+	ids             [][]int32   // per tensor: this pass's ids (integer tensors)
+	idBuf           [][]int32   // per model input: ids truncated from floats
+	idFloat         []bool      // per tensor: an integer tensor some layer reads as floats
+	maskVal         [][]bool    // per mask: its buffer
+	sparseGrads     sparseState // SparseGradients' memory
+	nodeMasks       [][]int     // per node: the masks it computes
+	maskIn, maskOut [][]bool    // computeMasks' lists
 
 	capRows, capGradRows int
 	val                  [][]float32 // per tensor: this pass's values
@@ -611,7 +612,7 @@ func (m *Model) regularize(addGrad bool) float64 {
 func (m *Model) addedLoss() float64 {
 	var s float64
 	for i, n := range m.g.nodes {
-		if a, ok := n.layer.layer.(lossAdder); ok {
+		if a, ok := n.fn.(lossAdder); ok {
 			s += a.addedLoss(m.calls[i])
 		}
 	}

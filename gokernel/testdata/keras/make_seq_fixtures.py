@@ -125,14 +125,27 @@ def output_masks(model, xin):
     return masks
 
 
+def run_order(model):
+    """The names of the layers Keras' Functional calls, in the order it
+    calls them (Function._run_through_graph), operations left out."""
+    names = []
+    for depth in sorted(model._nodes_by_depth, reverse=True):
+        for node in model._nodes_by_depth[depth]:
+            op = node.operation
+            if node.is_input or op is None or type(op).__module__.startswith("keras.src.ops"):
+                continue
+            names.append(op.name)
+    return names
+
+
 def make_case(name, build, loss="mse", loss_weights=None, metrics=None, seed=0,
               random_training=False, targets=regression_targets, pad=True, scale=1.0,
-              zero_steps=False, steps=10):
+              zero_steps=False, steps=10, inputs=None):
     keras.utils.set_random_seed(2000 + seed)
     rng = np.random.default_rng(2000 + seed)
     keras.backend.clear_session()
     model = build()
-    x = inputs_for(model, rng, pad, scale, zero_steps)
+    x = inputs(model, rng) if inputs else inputs_for(model, rng, pad, scale, zero_steps)
     y = targets(model, rng)
     init = model.get_weights()
     model.compile(optimizer=OPTIMIZERS[0][1](), loss=loss, loss_weights=loss_weights, metrics=metrics)
@@ -147,6 +160,7 @@ def make_case(name, build, loss="mse", loss_weights=None, metrics=None, seed=0,
         "y": [tensor(f"y{i}", a) for i, a in enumerate(y)],
         "forward": [tensor(f"out{i}", a) for i, a in enumerate(as_list(model(xin, training=False)))],
         "masks": output_masks(model, xin),
+        "order": run_order(model) if hasattr(model, "_nodes_by_depth") else None,
     }
     # Keras' evaluate at the initial weights: the loss and metrics of a
     # masked output over its unmasked positions. (train_on_batch's metrics
@@ -382,6 +396,18 @@ def mha_residual_masks():
     return keras.Model(x, [L.Dense(2, name="seq")(s), L.LSTM(2, name="lstm")(s), L.Dense(2, name="att_out")(a)])
 
 
+def concat_masks():
+    """Concatenate's masks: along the steps each part keeps its own, along
+    the features an unmasked part makes every step data."""
+    x = keras.Input((T,), dtype="int32", name="tokens")
+    f = keras.Input((T, F), name="feats")
+    h = L.Embedding(V, 4, mask_zero=True, name="emb")(x)
+    steps = L.Concatenate(axis=1, name="steps")([h, L.Dense(4, name="fp")(f)])
+    feats = L.Concatenate(name="feats_cat")([h, f])
+    both = L.Concatenate(axis=1, name="both")([h, h])
+    return keras.Model([x, f], [L.LSTM(2, name="l1")(steps), L.Dense(2, name="d2")(feats), L.GRU(2, name="l3")(both)])
+
+
 # Dot
 
 
@@ -433,6 +459,30 @@ LAYER_CASES += [
     dict(name="dot_matrix_vector_normalize", build=dot((3, 4), (4,), axes=[2, 1], normalize=True)),
 ]
 
+def mha_block_masked():
+    """A masked self-attention block: the residual Adds lose the mask
+    (MultiHeadAttention removed it from x), the LayerNormalizations pass
+    none, and GlobalAveragePooling1D still averages the unmasked steps: its
+    mask was recorded as the model was built."""
+    x = keras.Input((T,), dtype="int32", name="tokens")
+    h = L.Embedding(V, 4, mask_zero=True, name="emb")(x)
+    a = L.MultiHeadAttention(2, 2, name="mha")(h, h)
+    h = L.LayerNormalization(name="ln1")(L.Add(name="res1")([h, a]))
+    f = L.Dense(4, name="ff2")(L.Dense(6, activation="relu", name="ff1")(h))
+    h = L.LayerNormalization(name="ln2")(L.Add(name="res2")([h, f]))
+    return keras.Model(x, L.Dense(2, name="head")(L.GlobalAveragePooling1D(name="gap")(h)))
+
+
+LAYER_CASES += [
+    dict(name="gap1d_masked", build=tokens(lambda: L.GlobalAveragePooling1D(), lambda: L.Dense(2))),
+    dict(name="gap1d_masked_keepdims", build=tokens(lambda: L.Dense(3), lambda: L.GlobalAveragePooling1D(keepdims=True))),
+    dict(name="gmp1d_masked_ignored", build=tokens(lambda: L.GlobalMaxPooling1D(), lambda: L.Dense(2))),
+    dict(name="layer_norm_passes_mask", build=tokens(lambda: L.LayerNormalization(), lambda: L.Dropout(0.0), lambda: L.GlobalAveragePooling1D())),
+    dict(name="masking_gap1d", build=seq_in(R(L.Masking), R(L.Dense, units=3), R(L.GlobalAveragePooling1D)), zero_steps=True),
+    dict(name="mha_block_masked", build=mha_block_masked),
+    dict(name="concatenate_masks", build=lambda: concat_masks()),
+]
+
 RANDOM_LAYER_CASES = [
     # Training draws dropout masks: inference only.
     dict(name="lstm_dropout", build=seq_in(R(L.LSTM, units=3, dropout=0.3, recurrent_dropout=0.2, seed=1))),
@@ -460,8 +510,101 @@ def make_layers():
     return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
 
 
+# ------------------------------------------------------------------ models
+
+MT = 8   # steps of the model fixtures
+MV = 20  # their vocabulary
+
+
+def model_tokens(model, rng):
+    a = rng.integers(1, MV, (N, MT)).astype(np.int32)
+    for r, n in enumerate([3, 0, 5, 1]):  # trailing padding
+        if n:
+            a[r, -n:] = 0
+    return [a]
+
+
+def lstm_classifier():
+    x = keras.Input((MT,), dtype="int32", name="tokens")
+    h = L.Embedding(MV, 8, mask_zero=True, name="emb")(x)
+    h = L.LSTM(8, name="lstm")(h)
+    return keras.Model(x, L.Dense(3, activation="softmax", name="head")(h), name="lstm_classifier")
+
+
+def classes3(model, rng):
+    return [rng.integers(0, 3, (N,)).astype(np.float32)]
+
+
+def transformer_block(x, d, name):
+    a = L.MultiHeadAttention(2, d // 2, name=name + "_mha")(x, x)
+    x = L.LayerNormalization(epsilon=1e-6, name=name + "_ln1")(L.Add(name=name + "_res1")([x, a]))
+    f = L.Dense(2 * d, activation="relu", name=name + "_ff1")(x)
+    f = L.Dense(d, name=name + "_ff2")(f)
+    return L.LayerNormalization(epsilon=1e-6, name=name + "_ln2")(L.Add(name=name + "_res2")([x, f]))
+
+
+def transformer(blocks=1):
+    def build():
+        rows = keras.Input((MT, F), name="rows")
+        pos = keras.Input((MT,), dtype="int32", name="positions")
+        d = 8
+        h = L.Dense(d, name="project")(rows)
+        h = L.Add(name="add_positions")([h, L.Embedding(MT, d, name="position_embedding")(pos)])
+        for b in range(blocks):
+            h = transformer_block(h, d, f"block{b}")
+        h = L.GlobalAveragePooling1D(name="pool")(h)
+        return keras.Model([rows, pos], L.Dense(3, activation="softmax", name="head")(h), name="transformer")
+    return build
+
+
+def rows_and_positions(model, rng):
+    return [rng.standard_normal((N, MT, F)).astype(np.float32), np.tile(np.arange(MT, dtype=np.int32), (N, 1))]
+
+
+def masked_transformer():
+    x = keras.Input((MT,), dtype="int32", name="tokens")
+    h = L.Embedding(MV, 8, mask_zero=True, name="emb")(x)
+    h = transformer_block(h, 8, "block0")
+    h = L.GlobalAveragePooling1D(name="pool")(h)
+    return keras.Model(x, L.Dense(3, activation="softmax", name="head")(h), name="masked_transformer")
+
+
+def dot_recommender():
+    u = keras.Input((1,), dtype="int32", name="user")
+    i = keras.Input((1,), dtype="int32", name="item")
+    eu = L.Flatten(name="uf")(L.Embedding(MV, 4, name="user_embedding")(u))
+    ei = L.Flatten(name="if")(L.Embedding(MV + 5, 4, name="item_embedding")(i))
+    s = L.Dot(axes=1, name="score")([eu, ei])
+    return keras.Model([u, i], L.Activation("sigmoid", name="prob")(s), name="dot_recommender")
+
+
+def users_items(model, rng):
+    return [rng.integers(0, MV, (N, 1)).astype(np.int32), rng.integers(0, MV + 5, (N, 1)).astype(np.int32)]
+
+
+def binary(model, rng):
+    return [rng.integers(0, 2, (N, 1)).astype(np.float32)]
+
+
+MODEL_CASES = [
+    dict(name="embedding_lstm_classifier", build=lstm_classifier, loss="sparse_categorical_crossentropy",
+         metrics=["accuracy"], inputs=model_tokens, targets=classes3),
+    dict(name="transformer_encoder", build=transformer(1), loss="sparse_categorical_crossentropy",
+         metrics=["accuracy"], inputs=rows_and_positions, targets=classes3),
+    dict(name="transformer_two_blocks", build=transformer(2), loss="sparse_categorical_crossentropy",
+         metrics=["accuracy"], inputs=rows_and_positions, targets=classes3),
+    dict(name="masked_transformer", build=masked_transformer, loss="sparse_categorical_crossentropy",
+         metrics=["accuracy"], inputs=model_tokens, targets=classes3),
+    dict(name="dot_recommender", build=dot_recommender, loss="binary_crossentropy",
+         metrics=["accuracy"], inputs=users_items, targets=binary),
+]
+
+
 def make_models():
     cases = []
+    for i, c in enumerate(MODEL_CASES):
+        c = dict(c)
+        cases.append(make_case(c.pop("name"), c.pop("build"), seed=300 + i, **c))
     return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
 
 
