@@ -40,6 +40,27 @@
 //   - pooling: MaxPooling1D/2D, AveragePooling1D/2D (pool_size, strides,
 //     padding valid/same), GlobalAveragePooling1D/2D,
 //     GlobalMaxPooling1D/2D (keepdims);
+//   - sequences: Embedding (input_dim, output_dim, mask_zero, initializer,
+//     regularizer; ids from an integer or a float input), Masking
+//     (mask_value); SimpleRNN, LSTM and GRU (reset_after true or false;
+//     activation, recurrent_activation, use_bias, unit_forget_bias,
+//     initializers, regularizers, return_sequences, return_state,
+//     go_backwards, dropout, recurrent_dropout, unroll,
+//     zero_output_for_mask, a call's initial_state; stateful is refused),
+//     Bidirectional (merge_mode concat, sum, mul, ave or None, a
+//     backward_layer of its own), TimeDistributed (of a layer that treats
+//     samples independently); the input projection of every step is one
+//     matrix product, each step adds its recurrent one;
+//   - attention: MultiHeadAttention (self and cross attention, a key,
+//     value_dim, output_shape, use_bias, dropout, the call's
+//     attention_mask and use_causal_mask; attention over the steps of
+//     (batch, steps, dim) tensors, the default attention_axes),
+//     Attention (use_scale, score_mode dot or concat, dropout,
+//     use_causal_mask), AdditiveAttention; Dot (axes, normalize) for
+//     dot-product models; one matrix product per projection, one per
+//     sample and head for the scores and sums;
+//   - masks (see Masks below) through every layer as Keras 3 propagates
+//     them, and into the losses and metrics;
 //   - every layer's trainable flag: a frozen layer's weights are
 //     non-trainable (no gradient, no optimizer update, no regularization),
 //     as are the statistics a layer keeps (a normalization's moving mean);
@@ -60,9 +81,10 @@
 //     mae, mse; with several outputs named "<output>_<metric>";
 //   - initializers: glorot_uniform, glorot_normal, he_normal, he_uniform,
 //     lecun_normal, lecun_uniform, variance_scaling, random_normal,
-//     random_uniform, truncated_normal, zeros, ones, constant.
+//     random_uniform, truncated_normal, zeros, ones, constant, orthogonal.
 //
-// Everything is float32. Anything else Keras can write (another layer, a
+// Everything is float32 but integer inputs (see Integer inputs below).
+// Anything else Keras can write (another layer, a
 // dtype other than float32, a constraint, an activity regularizer, an
 // unknown activation, an unknown key) is an error naming it and the layer's
 // index and name, listing what is supported: nothing is silently ignored.
@@ -112,9 +134,51 @@
 // make_family_fixtures.py (forward outputs, gradients, weights after 1 and
 // 10 steps, per argument combination; its Go test reads the fixture with
 // no new code), and its backward pass is checked against central
-// differences by TestFixtureGradients and TestFamilyFixtureGradients. A fast path (a convolution
-// as a matrix product) keeps its plain reference loop beside it, tested
-// against it.
+// differences by TestFixtureGradients and TestFamilyFixtureGradients
+// (the sequence layers: make_seq_fixtures.py and keras_seq_test.go). A
+// fast path (a convolution as a matrix product, an RNN run time-major)
+// keeps its plain reference loop beside it, tested against it.
+//
+// A layer whose call takes keyword arguments (an RNN's initial_state,
+// MultiHeadAttention's attention_mask) implements kwargsTaker: it reads
+// them and returns the layer as that call uses it, whose tensors become
+// inputs of the call; one with several outputs implements multiOutput;
+// one that reads integer ids, idTaker.
+//
+// # Masks
+//
+// A mask marks the positions of a sequence that hold data:
+// Embedding(mask_zero=True) masks the zero ids, Masking the steps whose
+// features all equal mask_value. It follows Keras 3's rules (mask.go): a
+// layer that supports masking passes its input's mask on (Dense, the
+// normalizations, dropout, TimeDistributed, an RNN's sequence output,
+// attention's query), the merges and Concatenate combine masks, any other
+// layer drops it. The layers that read a mask use it: an RNN keeps its
+// state over masked steps, attention leaves masked keys out,
+// GlobalAveragePooling1D averages the unmasked steps, and the loss and
+// metrics of a masked output average over its unmasked positions. Keras'
+// quirks come with them, checked against Keras: MultiHeadAttention removes
+// its inputs' masks as it runs, which the calls after it (in Keras' order
+// of the calls, see sortKeras) do not see unless Keras recorded the mask
+// in the call when the model was built (the mask keyword argument of a
+// call, computed by Keras operations the kernel parses but need not run).
+// A layer kind supports masking by implementing masker (and maskCombiner
+// to combine masks); it reads c.mask and fills c.maskOut.
+//
+// # Integer inputs and several inputs
+//
+// A model input whose Keras dtype is int32 or int64
+// (keras.Input((T,), dtype="int32")) holds ids: Spec.Inputs marks it
+// (IO.IDs), and the kernel carries its values as int32 from the batch to
+// the Embeddings that read them, without a round trip through float32.
+// Ids outside [0, input_dim) of an Embedding that reads the input are an
+// error naming the input, the row, the position and the value. A float
+// batch for an integer input is truncated as Keras' cast does (the tensor
+// methods take ids that way). A model has any number of inputs and
+// outputs, in Keras' order (Spec.Inputs, Spec.Outputs); the tensor
+// methods take models with one of each. After a training step,
+// SparseGradients lists the rows of each Embedding table the step
+// touched, for sparse pushes to the parameter server.
 //
 // # Training
 //

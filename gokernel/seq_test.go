@@ -700,3 +700,15 @@ func TestSeqStepAllocs(t *testing.T) {
 		t.Errorf("allocations per step: got %v; want 0", n)
 	}
 }
+
+// TestSpecInputsIDs: Spec.Inputs marks the integer inputs.
+func TestSpecInputsIDs(t *testing.T) {
+	s, err := ParseSpec(kjson([]kin{{name: "tok", shape: []int{5}, dtype: "int64"}, {name: "x", shape: []int{3}}},
+		[]kl{{class: "Dense", name: "d", config: `,"units":1`, in: []string{"x"}}}, []string{"d"}, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in := s.Inputs(); !in[0].IDs || in[1].IDs {
+		t.Errorf("Inputs: got %+v; want tok marked as ids, x not", in)
+	}
+}

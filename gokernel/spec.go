@@ -38,6 +38,9 @@ type Spec struct {
 type IO struct {
 	Name  string
 	Shape []int
+	// IDs marks an integer input (Keras dtype int32 or int64): token ids,
+	// which the kernel carries as int32 (see the package documentation).
+	IDs bool
 }
 
 // ParseSpec parses a Keras 3 model description. data is either the text of
@@ -164,7 +167,7 @@ func (s *Spec) OutputDim() int { return prod(s.graph.tensors[s.graph.outputs[0]]
 func (s *Spec) Inputs() []IO {
 	out := make([]IO, len(s.graph.inputs))
 	for i, t := range s.graph.inputs {
-		out[i] = IO{Name: s.graph.inputNames[i], Shape: append([]int(nil), s.graph.tensors[t].shape...)}
+		out[i] = IO{Name: s.graph.inputNames[i], Shape: append([]int(nil), s.graph.tensors[t].shape...), IDs: s.graph.tensors[t].ids}
 	}
 	return out
 }
