@@ -253,3 +253,57 @@ func noisyWeights(m *Model, got [][]float32, want []kerasTensor) [][]float32 {
 	}
 	return got
 }
+
+// TestSeqBackwardSetsEveryGradient is TestBackwardSetsEveryGradient for
+// the sequence fixtures: a second backward pass over NaN-filled gradient
+// buffers gives the same gradients as the first.
+func TestSeqBackwardSetsEveryGradient(t *testing.T) {
+	cases := append(readSeqFixtures(t, "seq_layers.json"), readSeqFixtures(t, "seq_models.json")...)
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) {
+			m := kerasModel(t, c.Spec, c.Weights, WithThreads(1), withInputGrads())
+			rows := c.X[0].Shape[0]
+			var dys [][]float32
+			for _, o := range m.g.outputs {
+				d := make([]float32, rows*prod(m.g.tensors[o].shape))
+				for i := range d {
+					d[i] = float32(i%7) - 3
+				}
+				dys = append(dys, d)
+			}
+			var first [][]float32
+			for pass := 0; pass < 2; pass++ {
+				m.replay = pass == 1
+				m.run(copyData(c.X), rows, true)
+				if pass == 1 {
+					for _, g := range append(append([][]float32{}, m.grad...), m.temps...) {
+						for i := range g {
+							g[i] = float32(math.NaN())
+						}
+					}
+				}
+				m.backpropFrom(dys, rows)
+				var got [][]float32
+				for _, in := range m.g.inputs {
+					if !m.g.tensors[in].ids {
+						got = append(got, append([]float32(nil), m.grad[in][:rows*prod(m.g.tensors[in].shape)]...))
+					}
+				}
+				for _, g := range m.grads {
+					got = append(got, append([]float32(nil), g...))
+				}
+				if pass == 0 {
+					first = got
+					continue
+				}
+				for i := range got {
+					for j, v := range got[i] {
+						if v != first[i][j] && !(v != v && first[i][j] != first[i][j]) {
+							t.Fatalf("gradient %d value %d: got %v over NaN-filled buffers; want %v as over clean ones", i, j, v, first[i][j])
+						}
+					}
+				}
+			}
+		})
+	}
+}
