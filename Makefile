@@ -142,7 +142,7 @@ demo-pipe: $(JAR)
 
 # ---- benchmarks -----------------------------------------------------------
 
-bench: bench-gemm bench-kernel bench-convnet bench-ps bench-worker bench-pipe bench-e2e
+bench: bench-gemm bench-kernel bench-convnet bench-seq bench-ps bench-worker bench-pipe bench-e2e
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -379,6 +379,14 @@ func (a activation) forward(z, out []float32, cols int) {
 		softmaxRows(z, out, cols)
 	case actLogSoftmax:
 		logSoftmaxRows(z, out, cols)
+	case actSigmoid:
+		for i, v := range z {
+			out[i] = sigmoid32(v) // fastmath.go
+		}
+	case actTanh:
+		for i, v := range z {
+			out[i] = tanh32(v)
+		}
 	default:
 		for i, v := range z {
 			out[i] = float32(a.scalar(float64(v)))
@@ -411,6 +419,14 @@ func (a activation) backward(z, out, g, dz []float32, cols int) {
 			for j, v := range ar {
 				dr[j] = float32(float64(v) * (float64(gr[j]) - dot))
 			}
+		}
+	case actSigmoid:
+		for i, v := range out[:len(g)] {
+			dz[i] = g[i] * v * (1 - v)
+		}
+	case actTanh:
+		for i, v := range out[:len(g)] {
+			dz[i] = g[i] * (1 - v*v)
 		}
 	case actLogSoftmax:
 		// ∂L/∂z_j = g_j - softmax_j Σ_k g_k, softmax_j = e^(out_j).

@@ -66,28 +66,7 @@ func (g gruCell) step(l *rnn, s *rnnStep) {
 	} else {
 		s.recProduct(l, m, G*u, 0, 2, s.hp, 0)
 	}
-	for r := 0; r < s.rows; r++ {
-		z := s.z[r*G*u : (r+1)*G*u]
-		mr := m[r*G*u : (r+1)*G*u]
-		a := s.save[r*4*u : (r+1)*4*u]
-		for j := 0; j < 2*u; j++ {
-			z[j] += mr[j]
-		}
-		l.recAct.forward(z[:2*u], a[:2*u], u)
-		if g.resetAfter {
-			rg, mh := a[u:2*u], a[3*u:]
-			copy(mh, mr[2*u:])
-			for j := 0; j < u; j++ {
-				z[2*u+j] += rg[j] * mh[j]
-			}
-		} else {
-			rh, hp := a[3*u:], s.hp[r*u:(r+1)*u]
-			rg := a[u : 2*u]
-			for j := range rh {
-				rh[j] = rg[j] * hp[j]
-			}
-		}
-	}
+	s.each(l, 0)
 	if !g.resetAfter {
 		// ĥ's pre-activation: x_h + (r⊙h')·U_h, rows at once.
 		rh := s.tmp2[:s.rows*u]
@@ -96,16 +75,7 @@ func (g gruCell) step(l *rnn, s *rnnStep) {
 		}
 		g.hProduct(l, s, rh)
 	}
-	for r := 0; r < s.rows; r++ {
-		z := s.z[r*G*u : (r+1)*G*u]
-		a := s.save[r*4*u : (r+1)*4*u]
-		l.act.forward(z[2*u:], a[2*u:3*u], u)
-		zg, hh := a[:u], a[2*u:3*u]
-		hp, h := s.hp[r*u:(r+1)*u], s.h[r*u:(r+1)*u]
-		for j := range h {
-			h[j] = zg[j]*hp[j] + (1-zg[j])*hh[j]
-		}
-	}
+	s.each(l, 1)
 }
 
 // hProduct adds (r⊙h')·U_h into the ĥ columns of s.z (reset_after
@@ -124,45 +94,11 @@ func (g gruCell) hProduct(l *rnn, s *rnnStep, rh []float32) {
 
 func (g gruCell) back(l *rnn, s *rnnStep) {
 	u, G := s.u, 3
-	for r := 0; r < s.rows; r++ {
-		z := s.z[r*G*u : (r+1)*G*u]
-		a := s.save[r*4*u : (r+1)*4*u]
-		zg, hh := a[:u], a[2*u:3*u]
-		hp := s.hp[r*u : (r+1)*u]
-		dh := s.dh[r*u : (r+1)*u]
-		dz := s.dz[r*G*u : (r+1)*G*u]
-		dhp := s.dhp[r*u : (r+1)*u]
-		for j := 0; j < u; j++ {
-			dz[j] = dh[j] * (hp[j] - hh[j]) // ∂L/∂z
-			dz[2*u+j] = dh[j] * (1 - zg[j]) // ∂L/∂ĥ
-			dhp[j] = dh[j] * zg[j]
-		}
-		l.act.backward(z[2*u:], hh, dz[2*u:], dz[2*u:], u)
-		if g.resetAfter {
-			mh := a[3*u:]
-			for j := 0; j < u; j++ {
-				dz[u+j] = dz[2*u+j] * mh[j] // ∂L/∂r
-			}
-		}
-		l.recAct.backward(z[:u], zg, dz[:u], dz[:u], u)
-	}
+	s.each(l, 2)
 	if g.resetAfter {
 		// dm = (da_z, da_r, da_h⊙r), after da_r is known.
-		for r := 0; r < s.rows; r++ {
-			z := s.z[r*G*u : (r+1)*G*u]
-			a := s.save[r*4*u : (r+1)*4*u]
-			dz := s.dz[r*G*u : (r+1)*G*u]
-			l.recAct.backward(z[u:2*u], a[u:2*u], dz[u:2*u], dz[u:2*u], u)
-		}
+		s.each(l, 3)
 		dm := s.tmp[:s.rows*G*u]
-		copy(dm, s.dz)
-		for r := 0; r < s.rows; r++ {
-			rg := s.save[r*4*u+u : r*4*u+2*u]
-			d := dm[r*G*u+2*u : (r+1)*G*u]
-			for j := range d {
-				d[j] *= rg[j]
-			}
-		}
 		s.recBack(l, dm, G*u, 0, G, s.hp, s.dhp)
 		if s.dRecBias != nil {
 			addColSum(dm, s.dRecBias[G*u:])
@@ -178,20 +114,7 @@ func (g gruCell) back(l *rnn, s *rnnStep) {
 			drh[i] *= m[i]
 		}
 	}
-	for r := 0; r < s.rows; r++ {
-		z := s.z[r*G*u : (r+1)*G*u]
-		a := s.save[r*4*u : (r+1)*4*u]
-		rg := a[u : 2*u]
-		hp := s.hp[r*u : (r+1)*u]
-		d := drh[r*u : (r+1)*u]
-		dz := s.dz[r*G*u : (r+1)*G*u]
-		dhp := s.dhp[r*u : (r+1)*u]
-		for j := 0; j < u; j++ {
-			dz[u+j] = d[j] * hp[j]
-			dhp[j] += d[j] * rg[j]
-		}
-		l.recAct.backward(z[u:2*u], rg, dz[u:2*u], dz[u:2*u], u)
-	}
+	s.each(l, 4)
 	if s.dU != nil {
 		// dU_h += (r⊙h'⊙m)ᵀ·da_h, with r⊙h' as step kept it.
 		rh := s.tmp2[:s.rows*u]
@@ -207,4 +130,77 @@ func (g gruCell) back(l *rnn, s *rnnStep) {
 		gemmTNAdd(s.threads, u, u, s.rows, rh, u, s.dz[2*u:], G*u, s.dU[2*u:], G*u)
 	}
 	s.recBack(l, s.dz, G*u, 0, 2, s.hp, s.dhp)
+}
+
+// rows: phases 0 and 1 are step's (the gates z and r, with r⊙h' or r⊙m_h;
+// ĥ and h), 2 to 4 back's (the gradients of z and ĥ; of r and dm with
+// reset_after; of r and h' through r⊙h' without).
+func (g gruCell) rows(l *rnn, s *rnnStep, phase, lo, hi int) {
+	u, G := s.u, 3
+	for r := lo; r < hi; r++ {
+		z := s.z[r*G*u : (r+1)*G*u]
+		a := s.save[r*4*u : (r+1)*4*u]
+		zg, rg, hh := a[:u], a[u:2*u], a[2*u:3*u]
+		hp := s.hp[r*u : (r+1)*u]
+		switch phase {
+		case 0:
+			mr := s.tmp[r*G*u : (r+1)*G*u]
+			for j := 0; j < 2*u; j++ {
+				z[j] += mr[j]
+			}
+			l.recAct.forward(z[:2*u], a[:2*u], u)
+			if g.resetAfter {
+				mh := a[3*u:]
+				copy(mh, mr[2*u:])
+				for j := 0; j < u; j++ {
+					z[2*u+j] += rg[j] * mh[j]
+				}
+			} else {
+				rh := a[3*u:]
+				for j := range rh {
+					rh[j] = rg[j] * hp[j]
+				}
+			}
+		case 1:
+			l.act.forward(z[2*u:], hh, u)
+			h := s.h[r*u : (r+1)*u]
+			for j := range h {
+				h[j] = zg[j]*hp[j] + (1-zg[j])*hh[j]
+			}
+		case 2:
+			dh := s.dh[r*u : (r+1)*u]
+			dz := s.dz[r*G*u : (r+1)*G*u]
+			dhp := s.dhp[r*u : (r+1)*u]
+			for j := 0; j < u; j++ {
+				dz[j] = dh[j] * (hp[j] - hh[j]) // ∂L/∂z
+				dz[2*u+j] = dh[j] * (1 - zg[j]) // ∂L/∂ĥ
+				dhp[j] = dh[j] * zg[j]
+			}
+			l.act.backward(z[2*u:], hh, dz[2*u:], dz[2*u:], u)
+			if g.resetAfter {
+				mh := a[3*u:]
+				for j := 0; j < u; j++ {
+					dz[u+j] = dz[2*u+j] * mh[j] // ∂L/∂r
+				}
+			}
+			l.recAct.backward(z[:u], zg, dz[:u], dz[:u], u)
+		case 3:
+			dz := s.dz[r*G*u : (r+1)*G*u]
+			l.recAct.backward(z[u:2*u], rg, dz[u:2*u], dz[u:2*u], u)
+			dm := s.tmp[r*G*u : (r+1)*G*u]
+			copy(dm, dz)
+			for j := 0; j < u; j++ {
+				dm[2*u+j] *= rg[j]
+			}
+		case 4:
+			d := s.tmp[r*u : (r+1)*u]
+			dz := s.dz[r*G*u : (r+1)*G*u]
+			dhp := s.dhp[r*u : (r+1)*u]
+			for j := 0; j < u; j++ {
+				dz[u+j] = d[j] * hp[j]
+				dhp[j] += d[j] * rg[j]
+			}
+			l.recAct.backward(z[u:2*u], rg, dz[u:2*u], dz[u:2*u], u)
+		}
+	}
 }

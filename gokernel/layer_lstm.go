@@ -39,33 +39,39 @@ func (lstmCell) biasShape(u int) []int           { return []int{4 * u} }
 func (lstmCell) inputBias(b []float32) []float32 { return b }
 
 func (lstmCell) step(l *rnn, s *rnnStep) {
-	u, G := s.u, 4
-	s.recProduct(l, s.z, G*u, 0, G, s.hp, 1)
-	for r := 0; r < s.rows; r++ {
-		z := s.z[r*G*u : (r+1)*G*u]
-		a := s.save[r*5*u : (r+1)*5*u]
-		l.recAct.forward(z[:2*u], a[:2*u], u)
-		l.act.forward(z[2*u:3*u], a[2*u:3*u], u)
-		l.recAct.forward(z[3*u:], a[3*u:4*u], u)
-		i, f, g, o, pc := a[:u], a[u:2*u], a[2*u:3*u], a[3*u:4*u], a[4*u:]
-		cp, c, h := s.cp[r*u:(r+1)*u], s.c[r*u:(r+1)*u], s.h[r*u:(r+1)*u]
-		for j := range c {
-			c[j] = f[j]*cp[j] + i[j]*g[j]
-		}
-		l.act.forward(c, pc, u)
-		for j := range h {
-			h[j] = o[j] * pc[j]
-		}
-	}
+	s.recProduct(l, s.z, 4*s.u, 0, 4, s.hp, 1)
+	s.each(l, 0)
 }
 
 func (lstmCell) back(l *rnn, s *rnnStep) {
+	s.each(l, 1)
+	clear(s.dhp)
+	s.recBack(l, s.dz, 4*s.u, 0, 4, s.hp, s.dhp)
+}
+
+// rows: phase 0 is step's gates and states, phase 1 back's gradients of
+// the pre-activations and of c'.
+func (lstmCell) rows(l *rnn, s *rnnStep, phase, lo, hi int) {
 	u, G := s.u, 4
-	for r := 0; r < s.rows; r++ {
+	for r := lo; r < hi; r++ {
 		z := s.z[r*G*u : (r+1)*G*u]
 		a := s.save[r*5*u : (r+1)*5*u]
 		i, f, g, o, pc := a[:u], a[u:2*u], a[2*u:3*u], a[3*u:4*u], a[4*u:]
 		cp, c := s.cp[r*u:(r+1)*u], s.c[r*u:(r+1)*u]
+		if phase == 0 {
+			l.recAct.forward(z[:2*u], a[:2*u], u)
+			l.act.forward(z[2*u:3*u], g, u)
+			l.recAct.forward(z[3*u:], o, u)
+			h := s.h[r*u : (r+1)*u]
+			for j := range c {
+				c[j] = f[j]*cp[j] + i[j]*g[j]
+			}
+			l.act.forward(c, pc, u)
+			for j := range h {
+				h[j] = o[j] * pc[j]
+			}
+			continue
+		}
 		dh, dc := s.dh[r*u:(r+1)*u], s.dc[r*u:(r+1)*u]
 		dz := s.dz[r*G*u : (r+1)*G*u]
 		dcp := s.dcp[r*u : (r+1)*u]
@@ -89,6 +95,4 @@ func (lstmCell) back(l *rnn, s *rnnStep) {
 		l.act.backward(z[2*u:3*u], g, dz[2*u:3*u], dz[2*u:3*u], u)
 		l.recAct.backward(z[3*u:], o, dz[3*u:], dz[3*u:], u)
 	}
-	clear(s.dhp)
-	s.recBack(l, s.dz, G*u, 0, G, s.hp, s.dhp)
 }

@@ -2,6 +2,7 @@ package gokernel
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/gophas/gophas/gokernel/internal/gemm"
 )
@@ -79,6 +80,29 @@ type rnnCell interface {
 	// from s.dh (and s.dc), and adds the recurrent kernel's (and
 	// recurrent bias's) gradients into s.dU (s.dRecBias) when not nil.
 	back(l *rnn, s *rnnStep)
+	// rows runs phase phase of step or back on rows [lo, hi): the
+	// elementwise work between the matrix products, which s.each splits
+	// over the call's threads.
+	rows(l *rnn, s *rnnStep, phase, lo, hi int)
+}
+
+// rowJob runs a phase of a cell's elementwise work over ranges of rows
+// (see parallelFor).
+type rowJob struct {
+	l     *rnn
+	s     *rnnStep
+	phase int
+	wg    sync.WaitGroup
+}
+
+func (j *rowJob) runRange(lo, hi int) { j.l.cell.rows(j.l, j.s, j.phase, lo, hi) }
+
+// each runs phase of the cell's elementwise work on every row, split over
+// the call's threads.
+func (s *rnnStep) each(l *rnn, phase int) {
+	j := s.job
+	j.l, j.s, j.phase = l, s, phase
+	parallelFor(s.threads, s.rows, s.rows*s.u*l.cell.gates()*4, j, &j.wg)
 }
 
 // rnnStep is one step of a cell on rows rows (all contiguous, rows×units
@@ -92,6 +116,7 @@ type rnnStep struct {
 	rmask            [][]float32 // recurrent dropout masks (one, or one per gate), nil without
 	tmp, tmp2        []float32   // the cell's scratch, rows×G·u each
 	scr, scr2        []float32   // recProduct's and recBack's scratch, rows×u each
+	job              *rowJob
 
 	dh, dc, dz, dhp, dcp []float32 // backward: dz is rows×G·u
 	dU, dRecBias         []float32 // gradients to add to; nil when not trained
@@ -337,6 +362,7 @@ type rnnBuffers struct {
 	dh, dc, dhp, dcp      []float32
 	ph, pc                []float32 // the masked rows' state gradients, passed to the previous step
 	tmp, tmp2, scr, scr2  []float32
+	job                   rowJob
 }
 
 func grow32(s []float32, n int) []float32 {
@@ -366,7 +392,7 @@ func (l *rnn) buffers(c *call) *rnnBuffers {
 // stepArgs fills s for step t (processing order) of the forward pass.
 func (l *rnn) stepArgs(c *call, b *rnnBuffers, s *rnnStep, t int) {
 	B, u, G := c.rows, l.units, l.cell.gates()
-	*s = rnnStep{rows: B, u: u, threads: c.threads, U: c.w[1], tmp: b.tmp, tmp2: b.tmp2, scr: b.scr, scr2: b.scr2, rmask: b.rmask}
+	*s = rnnStep{rows: B, u: u, threads: c.threads, U: c.w[1], tmp: b.tmp, tmp2: b.tmp2, scr: b.scr, scr2: b.scr2, rmask: b.rmask, job: &b.job}
 	if l.useBias {
 		s.bias = c.w[2]
 	}

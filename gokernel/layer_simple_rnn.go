@@ -22,11 +22,21 @@ func (simpleRNNCell) inputBias(b []float32) []float32 { return b }
 
 func (simpleRNNCell) step(l *rnn, s *rnnStep) {
 	s.recProduct(l, s.z, s.u, 0, 1, s.hp, 1)
-	l.act.forward(s.z, s.h, s.u)
+	s.each(l, 0)
 }
 
 func (simpleRNNCell) back(l *rnn, s *rnnStep) {
-	l.act.backward(s.z, s.h, s.dh, s.dz, s.u)
+	s.each(l, 1)
 	clear(s.dhp)
 	s.recBack(l, s.dz, s.u, 0, 1, s.hp, s.dhp)
+}
+
+// rows: phase 0 is the activation, phase 1 its derivative.
+func (simpleRNNCell) rows(l *rnn, s *rnnStep, phase, lo, hi int) {
+	a, b := lo*s.u, hi*s.u
+	if phase == 0 {
+		l.act.forward(s.z[a:b], s.h[a:b], s.u)
+		return
+	}
+	l.act.backward(s.z[a:b], s.h[a:b], s.dh[a:b], s.dz[a:b], s.u)
 }

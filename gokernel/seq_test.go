@@ -517,7 +517,13 @@ func rnnRef(kind string, resetAfter, back bool, x []float32, mask []bool, B, T, 
 // TestRNNAgainstLoops checks the recurrent layers (threads 2, sizes the
 // fixtures do not reach) against rnnRef, with and without a mask.
 func TestRNNAgainstLoops(t *testing.T) {
-	const B, T, F, u = 7, 6, 5, 9
+	// The second size splits the cells' elementwise work over the threads.
+	for _, size := range [][4]int{{7, 6, 5, 9}, {48, 5, 6, 40}} {
+		testRNNAgainstLoops(t, size[0], size[1], size[2], size[3])
+	}
+}
+
+func testRNNAgainstLoops(t *testing.T, B, T, F, u int) {
 	for _, tt := range []struct {
 		class, kind, extra string
 		resetAfter         bool
@@ -529,7 +535,7 @@ func TestRNNAgainstLoops(t *testing.T) {
 	} {
 		for _, back := range []bool{false, true} {
 			for _, masked := range []bool{false, true} {
-				name := fmt.Sprintf("%s%s back=%v mask=%v", tt.class, tt.extra, back, masked)
+				name := fmt.Sprintf("%s%s B=%d back=%v mask=%v", tt.class, tt.extra, B, back, masked)
 				t.Run(name, func(t *testing.T) {
 					layers := []kl{{class: "Masking", name: "mk", in: []string{"x"}},
 						{class: tt.class, name: "r", config: fmt.Sprintf(`,"units":%d,"return_sequences":true,"go_backwards":%v,"bias_initializer":"random_normal"%s`, u, back, tt.extra), in: []string{"mk"}}}

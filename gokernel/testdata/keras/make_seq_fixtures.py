@@ -10,8 +10,9 @@ repository root, with the repository's .venv):
     KERAS_BACKEND=jax .venv/bin/python \\
         gokernel/testdata/keras/make_seq_fixtures.py [PART...]
 
-PART is layers or models (default: both); they write seq_layers.json and
-seq_models.json.
+PART is layers, models or specs (default: all); they write seq_layers.json,
+seq_models.json, and the benchmark models testdata/spec/mnist_lstm.json and
+mnist_transformer.json.
 
 Made with keras 3.15.1 on the jax 0.10.2 backend (CPU), float32 throughout.
 The cases have the form make_layer_fixtures.py describes (its helpers are
@@ -608,8 +609,55 @@ def make_models():
     return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
 
 
+# ------------------------------------------------------------------ specs
+
+def mnist_lstm():
+    """MNIST read row by row: 28 steps of 28 pixels, LSTM(128), Dense(10)."""
+    x = keras.Input((28, 28), name="rows")
+    h = L.LSTM(128, name="lstm")(x)
+    return keras.Model(x, L.Dense(10, activation="softmax", name="digit")(h), name="mnist_lstm")
+
+
+def mnist_transformer():
+    """MNIST rows through a two-block transformer encoder: each row
+    projected to 64 values plus a learned embedding of its position, two
+    blocks of MultiHeadAttention (4 heads of 16), residual Adds,
+    LayerNormalization and a feed-forward Dense(128, relu)-Dense(64), then
+    the mean over the rows and Dense(10)."""
+    rows = keras.Input((28, 28), name="rows")
+    pos = keras.Input((28,), dtype="int32", name="positions")
+    d = 64
+    h = L.Dense(d, name="project")(rows)
+    h = L.Add(name="add_positions")([h, L.Embedding(28, d, name="position_embedding")(pos)])
+    for b in range(2):
+        a = L.MultiHeadAttention(4, 16, name=f"block{b}_mha")(h, h)
+        h = L.LayerNormalization(epsilon=1e-6, name=f"block{b}_ln1")(L.Add(name=f"block{b}_res1")([h, a]))
+        f = L.Dense(2 * d, activation="relu", name=f"block{b}_ff1")(h)
+        f = L.Dense(d, name=f"block{b}_ff2")(f)
+        h = L.LayerNormalization(epsilon=1e-6, name=f"block{b}_ln2")(L.Add(name=f"block{b}_res2")([h, f]))
+    h = L.GlobalAveragePooling1D(name="pool")(h)
+    return keras.Model([rows, pos], L.Dense(10, activation="softmax", name="digit")(h), name="mnist_transformer")
+
+
+def write_specs():
+    """The benchmark models (testdata/spec/mnist_lstm.json and
+    mnist_transformer.json): model.to_json() with Adam, the sparse
+    cross-entropy and accuracy."""
+    spec_dir = os.path.join(HERE, "..", "spec")
+    for name, build in [("mnist_lstm", mnist_lstm), ("mnist_transformer", mnist_transformer)]:
+        keras.backend.clear_session()
+        model = build()
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        with open(os.path.join(spec_dir, name + ".json"), "w") as f:
+            json.dump(spec_of(model), f, indent=1)
+            f.write("\n")
+        print("wrote", os.path.join("gokernel/testdata/spec", name + ".json"))
+
+
 if __name__ == "__main__":
-    parts = sys.argv[1:] or ["layers", "models"]
+    parts = sys.argv[1:] or ["layers", "models", "specs"]
+    if "specs" in parts:
+        write_specs()
     if "layers" in parts:
         write(os.path.join(HERE, "seq_layers.json"), make_layers())
     if "models" in parts:

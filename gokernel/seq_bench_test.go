@@ -1,0 +1,148 @@
+package gokernel
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+
+	"github.com/gophas/gophas/internal/mnist"
+)
+
+// seqMNIST is MNIST as the sequence models read it: each image 28 steps
+// (rows) of 28 pixels, its label a class index, and the positions 0…27
+// the transformer's second input takes.
+type seqMNIST struct {
+	n        int
+	x, y     []float32
+	xb, yb   []float32 // a gathered batch
+	pos      []int32   // batch × 28 positions
+	perm     []int
+	transfmr bool
+}
+
+func loadSeqMNIST(b *testing.B) *seqMNIST {
+	dir, err := mnist.DefaultDir()
+	if err != nil {
+		b.Skip(err)
+	}
+	train, _, err := mnist.Load(dir)
+	if err != nil {
+		b.Skip(err)
+	}
+	d := &seqMNIST{n: train.N, x: train.Images, y: make([]float32, train.N)}
+	for i, l := range train.Labels {
+		d.y[i] = float32(l)
+	}
+	return d
+}
+
+// seqSpec reads testdata/spec/<name>.json.
+func seqSpec(b testing.TB, name string) *Spec {
+	data, err := os.ReadFile(filepath.Join("testdata", "spec", name+".json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	s, err := ParseSpec(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// epoch trains m one epoch over the data, shuffled with rng, in steps of
+// batch rows: gather, forward and backward, optimizer step, the work of
+// the training loop.
+func (d *seqMNIST) epoch(b testing.TB, m *Model, batch int, rng *rand.Rand) {
+	const w = 28 * 28
+	if d.perm == nil {
+		d.perm = make([]int, d.n)
+		for i := range d.perm {
+			d.perm[i] = i
+		}
+		d.xb, d.yb = make([]float32, batch*w), make([]float32, batch)
+		d.pos = make([]int32, batch*28)
+		for i := range d.pos {
+			d.pos[i] = int32(i % 28)
+		}
+	}
+	rng.Shuffle(d.n, func(i, j int) { d.perm[i], d.perm[j] = d.perm[j], d.perm[i] })
+	xs, ids := [][]float32{d.xb}, [][]int32{nil}
+	if d.transfmr {
+		xs, ids = [][]float32{d.xb, nil}, [][]int32{nil, d.pos}
+	}
+	ys := [][]float32{d.yb}
+	for s := 0; s < d.n; s += batch {
+		n := min(batch, d.n-s)
+		for r, i := range d.perm[s : s+n] {
+			copy(d.xb[r*w:(r+1)*w], d.x[i*w:(i+1)*w])
+			d.yb[r] = d.y[i]
+		}
+		m.stepIDs(xs, ids, ys, n)
+		if err := m.opt.Apply(m.params, m.grads); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSeqMNISTEpoch trains the MNIST sequence models of
+// testdata/spec for one epoch over the 60,000 training images per
+// iteration, batch 128 (GOPHAS_BENCH_BATCH), shuffled: mnist_lstm (28
+// steps of 28 pixels, LSTM(128), Dense(10)) and mnist_transformer (the
+// rows projected to 64 plus learned position embeddings, two blocks of
+// MultiHeadAttention, LayerNormalization and a feed-forward pair, the mean
+// over the rows, Dense(10)), with Adam. `make bench-seq` times it beside
+// Keras on TensorFlow; the threads are GOMAXPROCS.
+func BenchmarkSeqMNISTEpoch(b *testing.B) {
+	batch := 128
+	if v, err := strconv.Atoi(os.Getenv("GOPHAS_BENCH_BATCH")); err == nil && v > 0 {
+		batch = v
+	}
+	d := loadSeqMNIST(b)
+	for _, name := range []string{"lstm", "transformer"} {
+		b.Run(fmt.Sprintf("model=%s/batch=%d", name, batch), func(b *testing.B) {
+			m, err := NewModel(seqSpec(b, "mnist_"+name), WithSeed(1))
+			if err != nil {
+				b.Fatal(err)
+			}
+			d.transfmr = name == "transformer"
+			rng := rand.New(rand.NewPCG(1, 2))
+			for b.Loop() {
+				d.epoch(b, m, batch, rng)
+			}
+		})
+	}
+}
+
+// BenchmarkSeqStep is one training step (batch 128) of the MNIST sequence
+// models on random rows, with 2 threads: a quick way to profile them.
+func BenchmarkSeqStep(b *testing.B) {
+	const batch = 128
+	rng := rand.New(rand.NewPCG(3, 4))
+	x, y := randFloats(rng, batch*28*28, 0, 1), make([]float32, batch)
+	pos := make([]int32, batch*28)
+	for i := range pos {
+		pos[i] = int32(i % 28)
+		y[i%batch] = float32(i % 10)
+	}
+	for _, name := range []string{"lstm", "transformer"} {
+		b.Run("model="+name, func(b *testing.B) {
+			m, err := NewModel(seqSpec(b, "mnist_"+name), WithSeed(1), WithThreads(2))
+			if err != nil {
+				b.Fatal(err)
+			}
+			xs, ids := [][]float32{x}, [][]int32{nil}
+			if name == "transformer" {
+				xs, ids = [][]float32{x, nil}, [][]int32{nil, pos}
+			}
+			for b.Loop() {
+				m.stepIDs(xs, ids, [][]float32{y}, batch)
+				if err := m.opt.Apply(m.params, m.grads); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
