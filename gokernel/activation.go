@@ -460,13 +460,13 @@ func softmaxRows(z, out []float32, cols int) {
 		}
 		var sum float64
 		for j, v := range zr {
-			e := math.Exp(float64(v - m))
-			or[j] = float32(e)
-			sum += e
+			e := exp32(v - m) // fastmath.go
+			or[j] = e
+			sum += float64(e)
 		}
-		inv := 1 / sum
+		inv := float32(1 / sum)
 		for j := range or {
-			or[j] = float32(float64(or[j]) * inv)
+			or[j] *= inv
 		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"sync"
 
 	"github.com/gophas/gophas/gokernel/internal/gemm"
 )
@@ -290,6 +291,9 @@ type mhaState struct {
 	mask              []bool // (B,T,S): the pair takes part; nil: all do
 	dq, dk, dv, do    []float32
 	dp                []float32
+	dropped           bool // this pass drops weights (pd, drop)
+	job               mhaJob
+	wg                sync.WaitGroup
 }
 
 // mhaDims are the sizes of a call.
@@ -350,32 +354,56 @@ func (l *multiHeadAttention) forward(c *call) {
 	project(c.threads, B*S, d.dk, H*kd, key, c.w[d.w.k], bias(d.w.bk), st.k)
 	project(c.threads, B*S, d.dv, H*vd, c.x[d.vi], c.w[d.w.v], bias(d.w.bv), st.v)
 	l.pairMask(c, st, d)
-	st.p = grow32(st.p, B*H*T*S)
-	scale := float32(1 / math.Sqrt(float64(kd)))
-	for b := 0; b < B; b++ {
-		for h := 0; h < H; h++ {
-			gemm.Sgemm(c.threads, false, true, T, S, kd, scale, st.q[b*T*H*kd+h*kd:], H*kd, st.k[b*S*H*kd+h*kd:], H*kd, 0, st.p[(b*H+h)*T*S:], S)
-		}
-	}
-	l.softmax(st, d)
-	pd := st.p
-	if c.training && l.dropout > 0 {
+	st.p, st.o = grow32(st.p, B*H*T*S), grow32(st.o, B*T*H*vd)
+	st.dropped = c.training && l.dropout > 0
+	if st.dropped {
 		st.drop, st.pd = grow32(st.drop, len(st.p)), grow32(st.pd, len(st.p))
 		if !c.replay {
 			drawMask(st.drop, l.dropout, c.rng)
 		}
-		for i, v := range st.p {
-			st.pd[i] = v * st.drop[i]
-		}
-		pd = st.pd
 	}
-	st.o = grow32(st.o, B*T*H*vd)
-	for b := 0; b < B; b++ {
-		for h := 0; h < H; h++ {
-			gemm.Sgemm(c.threads, false, false, T, vd, S, 1, pd[(b*H+h)*T*S:], S, st.v[b*S*H*vd+h*vd:], H*vd, 0, st.o[b*T*H*vd+h*vd:], H*vd)
-		}
-	}
+	st.job = mhaJob{l: l, st: st, d: d}
+	parallelFor(c.threads, B*H, B*H*T*S*(kd+vd), &st.job, &st.wg)
 	project(c.threads, B*T, H*vd, d.od, st.o, c.w[d.w.o], bias(d.w.bo), c.y[0])
+}
+
+// mhaJob runs the attention of (sample, head) pairs [lo, hi), b·H + h: in
+// forward the scores, the weights and the weighted sums, in backward
+// their gradients; each pair's products are small and single-threaded,
+// the pairs split over the call's threads.
+type mhaJob struct {
+	l    *multiHeadAttention
+	st   *mhaState
+	d    mhaDims
+	back bool
+}
+
+func (j *mhaJob) runRange(lo, hi int) {
+	for p := lo; p < hi; p++ {
+		if j.back {
+			j.l.pairBackward(j.st, j.d, p/j.d.H, p%j.d.H)
+		} else {
+			j.l.pairForward(j.st, j.d, p/j.d.H, p%j.d.H)
+		}
+	}
+}
+
+// pairForward computes head h of sample b: its scores, weights (with
+// dropout: st.pd) and weighted sum.
+func (l *multiHeadAttention) pairForward(st *mhaState, d mhaDims, b, h int) {
+	T, S, H, kd, vd := d.T, d.S, d.H, d.kd, d.vd
+	scale := float32(1 / math.Sqrt(float64(kd)))
+	p := st.p[(b*H+h)*T*S : (b*H+h+1)*T*S]
+	gemm.Sgemm(1, false, true, T, S, kd, scale, st.q[b*T*H*kd+h*kd:], H*kd, st.k[b*S*H*kd+h*kd:], H*kd, 0, p, S)
+	l.softmax(st, d, b, p)
+	pd := p
+	if st.dropped {
+		pd = st.pd[(b*H+h)*T*S : (b*H+h+1)*T*S]
+		for i, v := range p {
+			pd[i] = v * st.drop[(b*H+h)*T*S+i]
+		}
+	}
+	gemm.Sgemm(1, false, false, T, vd, S, 1, pd, S, st.v[b*S*H*vd+h*vd:], H*vd, 0, st.o[b*T*H*vd+h*vd:], H*vd)
 }
 
 // pairMask sets st.mask: which pairs (i, j) take part, or nil for all.
@@ -409,40 +437,30 @@ func (l *multiHeadAttention) pairMask(c *call, st *mhaState, d mhaDims) {
 	}
 }
 
-// softmax turns the scores in st.p into weights, row by row, leaving out
-// the masked pairs: Keras' dot_product_attention (dropout 0) sets their
-// scores to -0.7·MaxFloat32, its Softmax layer (dropout > 0) to -1e9 and
-// zeroes their weights after.
-func (l *multiHeadAttention) softmax(st *mhaState, d mhaDims) {
-	B, H, T, S := d.B, d.H, d.T, d.S
+// softmax turns the scores p (T, S) of one head of sample b into
+// weights, row by row, leaving out the masked pairs: Keras'
+// dot_product_attention (dropout 0) sets their scores to -0.7·MaxFloat32,
+// its Softmax layer (dropout > 0) to -1e9 and zeroes their weights after.
+func (l *multiHeadAttention) softmax(st *mhaState, d mhaDims, b int, p []float32) {
+	T, S := d.T, d.S
+	var m []bool
 	if st.mask != nil {
+		m = st.mask[b*T*S : (b+1)*T*S]
 		low := float32(-0.7 * math.MaxFloat32)
 		if l.dropout > 0 {
 			low = -1e9
 		}
-		for b := 0; b < B; b++ {
-			m := st.mask[b*T*S : (b+1)*T*S]
-			for h := 0; h < H; h++ {
-				p := st.p[(b*H+h)*T*S : (b*H+h+1)*T*S]
-				for i, ok := range m {
-					if !ok {
-						p[i] = low
-					}
-				}
+		for i, ok := range m {
+			if !ok {
+				p[i] = low
 			}
 		}
 	}
-	softmaxRows(st.p, st.p, S)
-	if st.mask != nil && l.dropout > 0 {
-		for b := 0; b < B; b++ {
-			m := st.mask[b*T*S : (b+1)*T*S]
-			for h := 0; h < H; h++ {
-				p := st.p[(b*H+h)*T*S : (b*H+h+1)*T*S]
-				for i, ok := range m {
-					if !ok {
-						p[i] = 0
-					}
-				}
+	softmaxRows(p, p, S)
+	if m != nil && l.dropout > 0 {
+		for i, ok := range m {
+			if !ok {
+				p[i] = 0
 			}
 		}
 	}
@@ -468,59 +486,11 @@ func (l *multiHeadAttention) backward(c *call) {
 	dbAdd(d.w.bo, dy)
 	st.do = grow32(st.do, B*T*H*vd)
 	gemm.Sgemm(c.threads, false, true, B*T, H*vd, d.od, 1, dy, d.od, c.w[d.w.o], d.od, 0, st.do, H*vd)
-	// The weighted sums and the softmax.
-	pd := st.p
-	drop := c.training && l.dropout > 0
-	if drop {
-		pd = st.pd
-	}
+	// The weighted sums, the softmax and the scores, per (sample, head).
 	st.dv, st.dp = grow32(st.dv, B*S*H*vd), grow32(st.dp, B*H*T*S)
-	for b := 0; b < B; b++ {
-		for h := 0; h < H; h++ {
-			o := (b*H + h) * T * S
-			gemm.Sgemm(c.threads, true, false, S, vd, T, 1, pd[o:], S, st.do[b*T*H*vd+h*vd:], H*vd, 0, st.dv[b*S*H*vd+h*vd:], H*vd)
-			gemm.Sgemm(c.threads, false, true, T, S, vd, 1, st.do[b*T*H*vd+h*vd:], H*vd, st.v[b*S*H*vd+h*vd:], H*vd, 0, st.dp[o:], S)
-		}
-	}
-	if drop {
-		for i := range st.dp {
-			st.dp[i] *= st.drop[i]
-		}
-	}
-	for r := 0; r < B*H*T; r++ {
-		pr, dr := st.p[r*S:(r+1)*S], st.dp[r*S:(r+1)*S]
-		var dot float64
-		for j, v := range pr {
-			dot += float64(v) * float64(dr[j])
-		}
-		for j, v := range pr {
-			dr[j] = float32(float64(v) * (float64(dr[j]) - dot))
-		}
-	}
-	if st.mask != nil {
-		// A masked pair's score is a constant: no gradient.
-		for b := 0; b < B; b++ {
-			m := st.mask[b*T*S : (b+1)*T*S]
-			for h := 0; h < H; h++ {
-				ds := st.dp[(b*H+h)*T*S : (b*H+h+1)*T*S]
-				for i, ok := range m {
-					if !ok {
-						ds[i] = 0
-					}
-				}
-			}
-		}
-	}
-	// The scores.
-	scale := float32(1 / math.Sqrt(float64(kd)))
 	st.dq, st.dk = grow32(st.dq, B*T*H*kd), grow32(st.dk, B*S*H*kd)
-	for b := 0; b < B; b++ {
-		for h := 0; h < H; h++ {
-			ds := st.dp[(b*H+h)*T*S:]
-			gemm.Sgemm(c.threads, false, false, T, kd, S, scale, ds, S, st.k[b*S*H*kd+h*kd:], H*kd, 0, st.dq[b*T*H*kd+h*kd:], H*kd)
-			gemm.Sgemm(c.threads, true, false, S, kd, T, scale, ds, S, st.q[b*T*H*kd+h*kd:], H*kd, 0, st.dk[b*S*H*kd+h*kd:], H*kd)
-		}
-	}
+	st.job = mhaJob{l: l, st: st, d: d, back: true}
+	parallelFor(c.threads, B*H, B*H*T*S*(kd+vd), &st.job, &st.wg)
 	// The input projections.
 	key := c.x[d.vi]
 	if d.ki >= 0 {
@@ -549,4 +519,45 @@ func (l *multiHeadAttention) backward(c *call) {
 	if d.ami >= 0 && c.dx[d.ami] != nil {
 		clear(c.dx[d.ami])
 	}
+}
+
+// pairBackward is pairForward's backward pass for head h of sample b: it
+// sets the head's part of st.dv, st.dq and st.dk from st.do.
+func (l *multiHeadAttention) pairBackward(st *mhaState, d mhaDims, b, h int) {
+	T, S, H, kd, vd := d.T, d.S, d.H, d.kd, d.vd
+	o := (b*H + h) * T * S
+	p, dp := st.p[o:o+T*S], st.dp[o:o+T*S]
+	pd := p
+	if st.dropped {
+		pd = st.pd[o : o+T*S]
+	}
+	do := st.do[b*T*H*vd+h*vd:]
+	gemm.Sgemm(1, true, false, S, vd, T, 1, pd, S, do, H*vd, 0, st.dv[b*S*H*vd+h*vd:], H*vd)
+	gemm.Sgemm(1, false, true, T, S, vd, 1, do, H*vd, st.v[b*S*H*vd+h*vd:], H*vd, 0, dp, S)
+	if st.dropped {
+		for i := range dp {
+			dp[i] *= st.drop[o+i]
+		}
+	}
+	for r := 0; r < T; r++ {
+		pr, dr := p[r*S:(r+1)*S], dp[r*S:(r+1)*S]
+		var dot float64
+		for j, v := range pr {
+			dot += float64(v) * float64(dr[j])
+		}
+		for j, v := range pr {
+			dr[j] = float32(float64(v) * (float64(dr[j]) - dot))
+		}
+	}
+	if st.mask != nil {
+		// A masked pair's score is a constant: no gradient.
+		for i, ok := range st.mask[b*T*S : (b+1)*T*S] {
+			if !ok {
+				dp[i] = 0
+			}
+		}
+	}
+	scale := float32(1 / math.Sqrt(float64(kd)))
+	gemm.Sgemm(1, false, false, T, kd, S, scale, dp, S, st.k[b*S*H*kd+h*kd:], H*kd, 0, st.dq[b*T*H*kd+h*kd:], H*kd)
+	gemm.Sgemm(1, true, false, S, kd, T, scale, dp, S, st.q[b*T*H*kd+h*kd:], H*kd, 0, st.dk[b*S*H*kd+h*kd:], H*kd)
 }
