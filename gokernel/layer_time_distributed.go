@@ -10,9 +10,10 @@ import "fmt"
 // The rows × T steps of the batch go through the layer as one batch of
 // rows·T samples (row-major, they are the same memory), so the layer must
 // treat its samples independently (Dense, a convolution, Dropout, ...;
-// not BatchNormalization, which TimeDistributed refuses). Its mask, if
-// the input carries one (one per step), reaches the layer as a mask per
-// sample; the output carries the input's mask, as in Keras.
+// not BatchNormalization, which TimeDistributed refuses). The output
+// carries the input's mask, as in Keras; the layer inside gets none (Keras
+// would hand it the mask of one step, which none of the layers that read
+// masks takes).
 type timeDistributed struct {
 	inner Layer
 	name  string
@@ -83,7 +84,6 @@ func (l *timeDistributed) sub(c *call) *call {
 	}
 	s.w, s.dw = c.w, c.dw
 	s.x[0], s.y[0] = c.x[0], c.y[0]
-	s.mask[0] = c.mask[0] // per step: per inner sample
 	return s
 }
 
