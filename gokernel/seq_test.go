@@ -718,3 +718,43 @@ func TestSpecInputsIDs(t *testing.T) {
 		t.Errorf("Inputs: got %+v; want tok marked as ids, x not", in)
 	}
 }
+
+// TestSeqSpecErrors: what the sequence layers cannot do is refused by
+// name when the spec is parsed.
+func TestSeqSpecErrors(t *testing.T) {
+	seq := []kin{{name: "x", shape: []int{4, 3}}}
+	tests := []struct {
+		name   string
+		inputs []kin
+		layers []kl
+		want   []string
+	}{
+		{"stateful", seq, []kl{{class: "LSTM", name: "l", config: `,"units":2,"stateful":true`, in: []string{"x"}}}, []string{`"l"`, "stateful true is not supported"}},
+		{"initial_state count", seq, []kl{{class: "Dense", name: "h", config: `,"units":2`, in: []string{"x"}},
+			{class: "LSTM", name: "l", config: `,"units":2`, in: []string{"x"}, kwargs: `"initial_state":[@h]`}}, []string{`"l"`, "initial_state", "2 state tensors, got 1"}},
+		{"return_attention_scores", seq, []kl{{class: "MultiHeadAttention", name: "m", config: `,"num_heads":1,"key_dim":2`, in: []string{"x", "x"}, kwargs: `"return_attention_scores":true`}},
+			[]string{`"m"`, "return_attention_scores true is not supported"}},
+		{"unknown call argument", seq, []kl{{class: "GRU", name: "g", config: `,"units":2`, in: []string{"x"}, kwargs: `"constants":1`}}, []string{`"g"`, "constants"}},
+		{"operation as data", seq, []kl{{class: "Add", name: "plus", in: []string{"x", "x"}, module: "keras.src.ops.numpy"},
+			{class: "Dense", name: "d", config: `,"units":2`, in: []string{"plus"}}}, []string{`"d"`, "Keras operation Add", "mask computations"}},
+		{"Bidirectional of a Dense", seq, []kl{{class: "Bidirectional", name: "b", config: `,"layer":{"class_name":"Dense","config":{"name":"d","units":2}}`, in: []string{"x"}}},
+			[]string{`"b"`, "recurrent layer", "Dense"}},
+		{"TimeDistributed BatchNormalization", seq, []kl{{class: "TimeDistributed", name: "td", config: `,"layer":{"class_name":"BatchNormalization","config":{"name":"bn"}}`, in: []string{"x"}}},
+			[]string{`"td"`, "BatchNormalization inside TimeDistributed"}},
+		{"sliding_window", seq, []kl{{class: "MultiHeadAttention", name: "m", config: `,"num_heads":1,"key_dim":2,"sliding_window":3`, in: []string{"x", "x"}}}, []string{`"m"`, "sliding_window"}},
+		{"attention_axes", []kin{{name: "x", shape: []int{2, 4, 3}}}, []kl{{class: "MultiHeadAttention", name: "m", config: `,"num_heads":1,"key_dim":2,"attention_axes":[1,2]`, in: []string{"x", "x"}}}, []string{`"m"`, "attention_axes"}},
+		{"Embedding constraint", tokens5, []kl{{class: "Embedding", name: "e", config: `,"input_dim":3,"output_dim":2,"embeddings_constraint":"non_neg"`, in: []string{"tok"}}}, []string{`"e"`, "embeddings_constraint"}},
+		{"merge_mode", seq, []kl{{class: "Bidirectional", name: "b", config: `,"merge_mode":"max","layer":{"class_name":"GRU","config":{"name":"g","units":2}}`, in: []string{"x"}}}, []string{`"b"`, `merge_mode "max"`}},
+		{"int64 ids in a float dtype layer", []kin{{name: "x", shape: []int{3}, dtype: "uint8"}}, []kl{{class: "Dense", name: "d", config: `,"units":1`, in: []string{"x"}}}, []string{"uint8", "int32 or int64"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ParseSpec(kjson(tt.inputs, tt.layers, []string{tt.layers[len(tt.layers)-1].name}, ""))
+			for _, w := range tt.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("got %v; want an error mentioning %q", err, w)
+				}
+			}
+		})
+	}
+}
