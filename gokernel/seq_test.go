@@ -758,3 +758,17 @@ func TestSeqSpecErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSparseGradientsAllocs: once its buffers exist, SparseGradients
+// allocates nothing.
+func TestSparseGradientsAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are not meaningful under the race detector")
+	}
+	m := mustModel(t, kjson(tokens5, []kl{emb(false), {class: "Flatten", name: "f", in: []string{"emb"}}}, []string{"f"}, `{"optimizer":"sgd","loss":"mse"}`))
+	m.stepIDs([][]float32{nil}, [][]int32{tokenIDs}, [][]float32{make([]float32, 30)}, 2)
+	m.SparseGradients()
+	if n := testing.AllocsPerRun(10, func() { m.SparseGradients() }); n != 0 {
+		t.Errorf("allocations per call: got %v; want 0", n)
+	}
+}

@@ -22,9 +22,47 @@ type rowSparse interface {
 
 // sparseState is SparseGradients' memory, kept between steps.
 type sparseState struct {
-	out  []SparseGradient
-	seen map[int][]uint32 // per weight: the step that last listed each row
-	step uint32
+	ready bool
+	calls []sparseCall // the (call, weight) pairs that may be sparse
+	at    []int        // per weight: its entry in out this step, or -1
+	grad  [][]float32  // per weight: its dense gradient (nil: not trainable)
+	out   []SparseGradient
+	seen  [][]uint32 // per weight: the step that last listed each row
+	step  uint32
+}
+
+// sparseCall is a call of a rowSparse layer and one of its weights.
+type sparseCall struct {
+	node, j, weight int
+}
+
+func (st *sparseState) init(m *Model) {
+	st.ready = true
+	st.at = make([]int, len(m.wts))
+	st.grad = make([][]float32, len(m.wts))
+	st.seen = make([][]uint32, len(m.wts))
+	k := 0
+	for i, w := range m.wts {
+		if w.trainable {
+			st.grad[i] = m.grads[k]
+			k++
+		}
+	}
+	for i, n := range m.g.nodes {
+		if _, ok := n.fn.(rowSparse); !ok {
+			continue
+		}
+		for j, ws := range n.layer.weights {
+			wi := n.layer.firstW + j
+			if st.grad[wi] == nil || !ws.reg.zero() {
+				continue // frozen, or dense (a regularizer)
+			}
+			st.calls = append(st.calls, sparseCall{node: i, j: j, weight: wi})
+			if st.seen[wi] == nil {
+				st.seen[wi] = make([]uint32, ws.shape[0])
+			}
+		}
+	}
 }
 
 // SparseGradients returns, after a training step, the gradients among the
@@ -34,75 +72,56 @@ type sparseState struct {
 // parameter server as sparse updates (element index row·Width + j) instead
 // of the whole table. The dense gradients, which the optimizer applies,
 // are the same numbers with zeros elsewhere. Rows and Values are the
-// model's memory, valid until its next step.
+// model's memory, valid until its next call; after the first, a call
+// allocates only when a step touches more rows than before.
 func (m *Model) SparseGradients() []SparseGradient {
 	st := &m.sparseGrads
-	if st.seen == nil {
-		st.seen = map[int][]uint32{}
+	if !st.ready {
+		st.init(m)
 	}
 	st.step++
 	if st.step == 0 { // wrapped: forget every mark
-		clear(st.seen)
+		for _, s := range st.seen {
+			clear(s)
+		}
 		st.step = 1
 	}
-	st.out = st.out[:0]
-	index := map[int]int{} // weight → its entry in out
-	grads := map[int][]float32{}
-	k := 0
-	for i, w := range m.wts {
-		if w.trainable {
-			grads[i] = m.grads[k]
-			k++
-		}
+	for i := range st.at {
+		st.at[i] = -1
 	}
-	for i, n := range m.g.nodes {
-		rs, ok := n.fn.(rowSparse)
+	st.out = st.out[:0]
+	for _, sc := range st.calls {
+		rows, ok := m.g.nodes[sc.node].fn.(rowSparse).gradRows(m.calls[sc.node], sc.j)
 		if !ok {
 			continue
 		}
-		e := n.layer
-		for j, ws := range e.weights {
-			wi := e.firstW + j
-			w := m.wts[wi]
-			if !w.trainable || !ws.reg.zero() {
-				continue
+		at := st.at[sc.weight]
+		if at < 0 {
+			at = len(st.out)
+			st.at[sc.weight] = at
+			shape := m.wts[sc.weight].spec.shape
+			width := 1
+			if len(shape) > 1 {
+				width = prod(shape[1:])
 			}
-			rows, ok := rs.gradRows(m.calls[i], j)
-			if !ok {
-				continue
+			var prev SparseGradient
+			if at < cap(st.out) {
+				prev = st.out[:at+1][at]
 			}
-			at, listed := index[wi]
-			if !listed {
-				at = len(st.out)
-				index[wi] = at
-				width := 1
-				if len(ws.shape) > 1 {
-					width = prod(ws.shape[1:])
-				}
-				var prev SparseGradient
-				if at < cap(st.out) {
-					prev = st.out[:at+1][at]
-				}
-				st.out = append(st.out, SparseGradient{Weight: wi, Rows: prev.Rows[:0], Width: width, Values: prev.Values[:0]})
-			}
-			seen := st.seen[wi]
-			if len(seen) != ws.shape[0] {
-				seen = make([]uint32, ws.shape[0])
-				st.seen[wi] = seen
-			}
-			g := &st.out[at]
-			for _, r := range rows {
-				if seen[r] != st.step {
-					seen[r] = st.step
-					g.Rows = append(g.Rows, r)
-				}
+			st.out = append(st.out, SparseGradient{Weight: sc.weight, Rows: prev.Rows[:0], Width: width, Values: prev.Values[:0]})
+		}
+		seen, g := st.seen[sc.weight], &st.out[at]
+		for _, r := range rows {
+			if seen[r] != st.step {
+				seen[r] = st.step
+				g.Rows = append(g.Rows, r)
 			}
 		}
 	}
 	for i := range st.out {
 		g := &st.out[i]
 		slices.Sort(g.Rows)
-		dense := grads[g.Weight]
+		dense := st.grad[g.Weight]
 		for _, r := range g.Rows {
 			g.Values = append(g.Values, dense[int(r)*g.Width:(int(r)+1)*g.Width]...)
 		}
