@@ -2,6 +2,8 @@ package gokernel
 
 import (
 	"math"
+
+	"github.com/gophas/gophas/gokernel/internal/vec"
 )
 
 // activation is an elementwise (or, for softmax, row-wise) function applied
@@ -380,13 +382,9 @@ func (a activation) forward(z, out []float32, cols int) {
 	case actLogSoftmax:
 		logSoftmaxRows(z, out, cols)
 	case actSigmoid:
-		for i, v := range z {
-			out[i] = sigmoid32(v) // fastmath.go
-		}
+		vec.Sigmoid(out, z)
 	case actTanh:
-		for i, v := range z {
-			out[i] = tanh32(v)
-		}
+		vec.Tanh(out, z)
 	default:
 		for i, v := range z {
 			out[i] = float32(a.scalar(float64(v)))
@@ -460,7 +458,7 @@ func softmaxRows(z, out []float32, cols int) {
 		}
 		var sum float64
 		for j, v := range zr {
-			e := exp32(v - m) // fastmath.go
+			e := vec.Exp32(v - m)
 			or[j] = e
 			sum += float64(e)
 		}
