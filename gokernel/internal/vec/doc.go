@@ -1,5 +1,6 @@
-// Package vec holds the element-wise float32 loops of the optimizers, each
-// with a plain Go reference beside an AVX2 fast path chosen at run time
+// Package vec holds the element-wise float32 loops of the optimizers and
+// of the sigmoid and tanh activations (act.go), each with a plain Go
+// reference beside an AVX2 fast path chosen at run time
 // (golang.org/x/sys/cpu) and tested against it.
 //
 // Adam is the update of keras.optimizers.Adam over one parameter slice:
