@@ -456,10 +456,12 @@ func softmaxRows(z, out []float32, cols int) {
 				m = v
 			}
 		}
-		var sum float64
 		for j, v := range zr {
-			e := vec.Exp32(v - m)
-			or[j] = e
+			or[j] = v - m
+		}
+		vec.Exp(or, or)
+		var sum float64
+		for _, e := range or {
 			sum += float64(e)
 		}
 		inv := float32(1 / sum)

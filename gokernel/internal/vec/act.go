@@ -89,6 +89,21 @@ func Tanh32(x float32) float32 {
 	return p*s*x + x
 }
 
+// Exp sets dst[i] = Exp32(src[i]) (within a few ulps; results below
+// 2^-125 are 0) for the values of src; dst may be src.
+func Exp(dst, src []float32) {
+	n := len(src)
+	dst = dst[:n]
+	done := 0
+	if hasAVX2FMA && n >= 8 {
+		done = n &^ 7
+		expAVX2(&dst[0], &src[0], done, &actConsts)
+	}
+	for i := done; i < n; i++ {
+		dst[i] = Exp32(src[i])
+	}
+}
+
 // Sigmoid sets dst[i] = Sigmoid32(src[i]) (within a few ulps) for the
 // values of src; dst may be src.
 func Sigmoid(dst, src []float32) {
@@ -131,8 +146,8 @@ var actConsts = func() (c [actConstCount][8]float32) {
 		1.6666665459e-1, 5.0000001201e-1, // 7, 8
 		0.5,                                 // 9
 		1,                                   // 10
-		88.3762626647949,                    // 11: exp's argument, at most
-		-88.3762626647949,                   // 12: and at least
+		exp32Hi,                             // 11: exp's argument, at most
+		-87.33654,                           // 12: and at least (e^x = 2^-126)
 		-5.70498872745e-3, 2.06390887954e-2, // 13, 14: tanh's polynomial
 		-5.37397155531e-2, 1.33314422036e-1, // 15, 16
 		-3.33332819422e-1,                // 17
@@ -140,7 +155,7 @@ var actConsts = func() (c [actConstCount][8]float32) {
 		2,                                // 19
 		math.Float32frombits(0x7fffffff), // 20: |x| mask
 		math.Float32frombits(0x80000000), // 21: sign mask
-		math.Float32frombits(127),        // 22: the exponent bias, as an int32
+		math.Float32frombits(126),        // 22: the exponent bias less 1, as an int32
 	}
 	for i, x := range v {
 		for j := range c[i] {

@@ -14,3 +14,6 @@ func sigmoidAVX2(dst, src *float32, n int, c *[actConstCount][8]float32)
 
 //go:noescape
 func tanhAVX2(dst, src *float32, n int, c *[actConstCount][8]float32)
+
+//go:noescape
+func expAVX2(dst, src *float32, n int, c *[actConstCount][8]float32)

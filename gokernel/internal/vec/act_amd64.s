@@ -5,11 +5,12 @@
 // The constants (AX) are actConsts: 32 bytes each, at k*32:
 //   0 log2e  1 ln2 high  2 ln2 low  3..8 exp's polynomial  9 0.5  10 1
 //   11 exp's largest argument  12 its smallest  13..17 tanh's polynomial
-//   18 0.625  19 2  20 |x| mask  21 sign mask  22 127 (int32)
+//   18 0.625  19 2  20 |x| mask  21 sign mask  22 126 (int32)
 
 // EXP computes e^X (X a YMM register, clamped first) into R, as Exp32:
-// n = floor(x·log2 e + 1/2), r = x - n·ln 2, e^x = 2^n·p(r). It uses Y12,
-// Y13, Y14; Y10 and Y11 hold the largest and smallest arguments (kept in
+// n = floor(x·log2 e + 1/2), r = x - n·ln 2, e^x = 2·2^(n-1)·p(r) (so that
+// n = 128 stays finite; below 2^-125 the result is 0). It uses Y12, Y13,
+// Y14; Y10 and Y11 hold the largest and smallest arguments (kept in
 // registers so that a NaN argument, the second source of MIN and MAX,
 // passes through).
 #define EXP(X, R) \
@@ -32,7 +33,8 @@
 	VCVTTPS2DQ Y12, Y14; \
 	VPADDD  704(AX), Y14, Y14; \
 	VPSLLD  $23, Y14, Y14; \
-	VMULPS  Y14, R, R
+	VMULPS  Y14, R, R; \
+	VADDPS  R, R, R
 
 // func sigmoidAVX2(dst, src *float32, n int, c *[23][8]float32)
 // 1/(1+e^-x), eight values per iteration.
@@ -100,5 +102,26 @@ tanhloop:
 	ADDQ $8, BX
 	CMPQ BX, CX
 	JB   tanhloop
+	VZEROUPPER
+	RET
+
+// func expAVX2(dst, src *float32, n int, c *[23][8]float32)
+// e^x, eight values per iteration.
+TEXT ·expAVX2(SB), NOSPLIT, $0-32
+	MOVQ dst+0(FP), DI
+	MOVQ src+8(FP), SI
+	MOVQ n+16(FP), CX
+	MOVQ c+24(FP), AX
+	VMOVUPS 352(AX), Y10
+	VMOVUPS 384(AX), Y11
+	XORQ BX, BX
+
+exploop:
+	VMOVUPS (SI)(BX*4), Y0
+	EXP(Y0, Y1)
+	VMOVUPS Y1, (DI)(BX*4)
+	ADDQ $8, BX
+	CMPQ BX, CX
+	JB   exploop
 	VZEROUPPER
 	RET

@@ -11,3 +11,7 @@ func sigmoidAVX2(dst, src *float32, n int, c *[actConstCount][8]float32) {
 func tanhAVX2(dst, src *float32, n int, c *[actConstCount][8]float32) {
 	panic("vec: no assembly on this architecture")
 }
+
+func expAVX2(dst, src *float32, n int, c *[actConstCount][8]float32) {
+	panic("vec: no assembly on this architecture")
+}
