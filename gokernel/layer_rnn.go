@@ -544,21 +544,26 @@ func (l *rnn) drawMasks(c *call, b *rnnBuffers, F int) {
 func (l *rnn) project(c *call, b *rnnBuffers, rows, F int) {
 	u, G := l.units, l.cell.gates()
 	W := c.w[0]
-	if b.dmask == nil {
-		gemm.Sgemm(c.threads, false, false, rows, G*u, F, 1, b.xT, F, W, G*u, 0, b.z, G*u)
-	} else {
-		b.xd = grow32(b.xd, rows*F)
-		for gi, m := range b.dmask {
-			l.maskRows(b.xd, b.xT, m, rows, F, c.rows)
-			g0, g1 := gi, gi+1
-			if len(b.dmask) == 1 {
-				g0, g1 = 0, G
-			}
-			gemm.Sgemm(c.threads, false, false, rows, (g1-g0)*u, F, 1, b.xd, F, W[g0*u:], G*u, 0, b.z[g0*u:], G*u)
-		}
-	}
+	var bias []float32
 	if l.useBias {
-		addBias(b.z, l.cell.inputBias(c.w[2]))
+		bias = l.cell.inputBias(c.w[2])
+	}
+	if b.dmask == nil {
+		gemm.SgemmFused(c.threads, false, false, rows, G*u, F, 1, b.xT, F, W, G*u, 0, b.z, G*u, gemm.Epilogue{Bias: bias})
+		return
+	}
+	b.xd = grow32(b.xd, rows*F)
+	for gi, m := range b.dmask {
+		l.maskRows(b.xd, b.xT, m, rows, F, c.rows)
+		g0, g1 := gi, gi+1
+		if len(b.dmask) == 1 {
+			g0, g1 = 0, G
+		}
+		var ep gemm.Epilogue
+		if bias != nil {
+			ep.Bias = bias[g0*u : g1*u]
+		}
+		gemm.SgemmFused(c.threads, false, false, rows, (g1-g0)*u, F, 1, b.xd, F, W[g0*u:], G*u, 0, b.z[g0*u:], G*u, ep)
 	}
 }
 
