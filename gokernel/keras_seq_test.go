@@ -92,6 +92,11 @@ func (c *seqFixture) check(t *testing.T) {
 	xs, ys := copyData(c.X), copyData(c.Y)
 	rows := c.X[0].Shape[0]
 	m := kerasModel(t, c.Spec, c.Weights, withInputGrads())
+	for i, w := range m.Weights() {
+		if k := c.Weights[i].Name; k != w.Name && !strings.HasSuffix(k, "/"+w.Name) {
+			t.Errorf("weight %d: got name %q; want the end of Keras' variable path %q", i, w.Name, k)
+		}
+	}
 	if got := m.Trainable(); len(got) != len(c.Trainable) {
 		t.Fatalf("Trainable: got %v; want %v (Keras)", got, c.Trainable)
 	} else {
