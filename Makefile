@@ -84,7 +84,7 @@ $(JAR): target/native/.stamp $(SCALA_SOURCES) $(VENV_STAMP) $(SBT_LAUNCH)
 
 # ---- tests ----------------------------------------------------------------
 
-test: tools vet mod-check proto-check test-go test-scala test-integration test-python
+test: tools vet mod-check proto-check test-go fuzz-short test-scala test-integration test-python
 
 # go.mod and go.sum are what `go mod tidy` makes of the code.
 mod-check:
