@@ -47,7 +47,7 @@ type Config struct {
 	// workers may push gradients; the control channel's save and load write
 	// and read its state as optimizer.safetensors. Default none.
 	Optimizer []byte
-	// DieWithParent makes the process end when its parent does (Linux).
+	// DieWithParent makes the process end when its parent process does.
 	DieWithParent bool
 }
 
@@ -73,9 +73,7 @@ func Run(ctx context.Context, cfg Config, stdin io.Reader, stdout, stderr io.Wri
 		cfg.DrainTimeout = 10 * time.Second
 	}
 	if cfg.DieWithParent {
-		if err := parent.DieWith("driver"); err != nil {
-			return err
-		}
+		parent.DieWith("driver")
 	}
 	mode, err := ps.ParseMode(cfg.Mode)
 	if err != nil {

@@ -9,13 +9,11 @@ import (
 )
 
 // Worker is the `gophas worker` subcommand: it makes the worker die with its
-// parent (the parent-death signal on Linux), makes stdin and stdout pollable
+// parent process (package parent), makes stdin and stdout pollable
 // when they are pipes or sockets so that every wait on them has a deadline,
 // and runs one task with Work.
 func Worker(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, opts ...Option) error {
-	if err := parent.DieWith("worker"); err != nil {
-		return err
-	}
+	parent.DieWith("worker")
 	if f, ok := stdin.(*os.File); ok {
 		if p, restore := pollable(f); p != nil {
 			defer restore()

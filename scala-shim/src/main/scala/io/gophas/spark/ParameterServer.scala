@@ -42,8 +42,8 @@ object ServerStats {
  * (address, token, TLS fingerprint), talks to it over its stdin/stdout
  * control channel (load, save, epoch, stats, forget; one JSON line each way, every
  * wait bounded), and stops it by closing its stdin, killing it if it does not
- * exit in time. The process also dies with this JVM (Linux parent-death
- * signal), so it can never outlive the application.
+ * exit in time. The process also exits with this JVM (it polls its parent's
+ * pid), so it can never outlive the application.
  */
 private[spark] final class ParameterServer private (
     proc: Process,
