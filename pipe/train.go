@@ -106,6 +106,9 @@ func runTrain(t *Task) (err error) {
 	if err := rows.check(m.Spec(), h.Model); err != nil {
 		return err
 	}
+	if err := checkBuffers(h, rows, t.MemLimit); err != nil {
+		return err
+	}
 
 	c, err := dialDriver(h)
 	if err != nil {
@@ -186,6 +189,22 @@ func runTrain(t *Task) (err error) {
 	}
 	tr.log()
 	return tr.write(state)
+}
+
+// checkBuffers refuses a header whose numbers size training buffers past
+// the memory limit: the shuffle buffer, and the rows of one step (the
+// features and targets, 4 bytes each, gathered; the loop holds at least a
+// step's rows at once).
+func checkBuffers(h *protocol.Header, r *rows, limit int64) error {
+	rowBytes := int64(4 * (r.xWidth() + r.yWidth()))
+	switch {
+	case !h.NoShuffle && h.ShuffleBufferBytes > limit:
+		return fmt.Errorf("shuffleBufferBytes %d exceeds the worker's memory limit of %d bytes", h.ShuffleBufferBytes, limit)
+	case int64(h.BatchSize) > limit/max(rowBytes, 1):
+		return fmt.Errorf("batchSize %d: a step of rows of %d bytes (%d features, %d targets as float32) needs %d bytes, past the worker's memory limit of %d bytes",
+			h.BatchSize, rowBytes, r.xWidth(), r.yWidth(), int64(h.BatchSize)*rowBytes, limit)
+	}
+	return nil
 }
 
 // loadOptimizer installs the optimizer state stored under hash.

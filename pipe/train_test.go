@@ -555,6 +555,12 @@ func TestTrainWorkerErrors(t *testing.T) {
 			`protocol: header: epoch 0, want >= 1 for mode train`},
 		{"no token", taskBytes(t, h(func(h *protocol.Header) { h.Token = "" }), good.Schema(), good),
 			`protocol: header: field "token" is required with driver`},
+		{"shuffle buffer past the memory limit", taskBytes(t, h(func(h *protocol.Header) { h.ShuffleBufferBytes = DefaultMemoryLimit + 1 }), good.Schema(), good),
+			`pipe: partition 3, train: shuffleBufferBytes 4294967297 exceeds the worker's memory limit of 4294967296 bytes`},
+		{"batch size past the header bound", taskBytes(t, h(func(h *protocol.Header) { h.BatchSize = 100_000_000 }), good.Schema(), good),
+			`protocol: header: batchSize 100000000, want 0..16777216`},
+		{"threads past the header bound", taskBytes(t, h(func(h *protocol.Header) { h.Threads = 100_000 }), good.Schema(), good),
+			`protocol: header: threads 100000, want 0..1024`},
 		{"unknown optimizer state", taskBytes(t, h(func(h *protocol.Header) { h.OptimizerState = strings.Repeat("ab", 32) }), good.Schema(), good),
 			`pipe: partition 3, train: optimizer state ` + strings.Repeat("ab", 32) + `: ps: get model to driver ` + addr},
 	}
@@ -572,6 +578,30 @@ func TestTrainWorkerErrors(t *testing.T) {
 				t.Errorf("took %v; want the error within the call deadlines", d)
 			}
 		})
+	}
+}
+
+// TestTrainBatchPastMemoryLimit: a batch size whose step of rows does not
+// fit the worker's memory limit is refused, naming the sizes, before any
+// call to the driver (none listens at the header's address).
+func TestTrainBatchPastMemoryLimit(t *testing.T) {
+	mem := memory.NewGoAllocator()
+	dir, _ := saveTestModel(t, fixture.ClassifierSpec, "")
+	good := labeledRecord(mem, 10, false, 1, -1)
+	defer good.Release()
+	h := protocol.Header{Mode: protocol.ModeTrain, Model: dir, Driver: "127.0.0.1:1", Token: trainToken, Worker: "partition-3",
+		Partition: 3, Epoch: 1, BatchSize: 1 << 16, ShuffleBufferBytes: 1 << 19}
+	err := Work(context.Background(), bytes.NewReader(taskBytes(t, h, good.Schema(), good)), io.Discard, io.Discard,
+		WithMemoryLimit(1<<20))
+	want := "pipe: partition 3, train: batchSize 65536: a step of rows of 28 bytes (4 features, 3 targets as float32) needs 1835008 bytes, past the worker's memory limit of 1048576 bytes"
+	if err == nil || err.Error() != want {
+		t.Errorf("got  %v\nwant %s", err, want)
+	}
+	h.BatchSize = 1 << 10 // fits: the error is the driver's
+	err = Work(context.Background(), bytes.NewReader(taskBytes(t, h, good.Schema(), good)), io.Discard, io.Discard,
+		WithMemoryLimit(1<<20))
+	if err == nil || !strings.Contains(err.Error(), "ps: register to driver 127.0.0.1:1") {
+		t.Errorf("with a batch that fits: got %v; want the unreachable driver", err)
 	}
 }
 

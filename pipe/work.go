@@ -69,6 +69,9 @@ type Task struct {
 	Log io.Writer
 	// Mem allocates the Arrow data of the task.
 	Mem memory.Allocator
+	// MemLimit is the task's memory limit (WithMemoryLimit): the bytes Mem
+	// holds at most, and the bound of the buffers a header's numbers size.
+	MemLimit int64
 
 	out *bufio.Writer
 }
@@ -149,7 +152,7 @@ func Work(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, opts .
 		return fmt.Errorf("pipe: partition %d, %s: %w", h.Partition, h.Mode, err)
 	}
 
-	stream := arrowio.CheckedStream(br, maxMetadataBytes, cfg.maxMessage)
+	stream := arrowio.CheckedStream(br, maxMetadataBytes, cfg.maxMessage, arrowio.WithEndMarker())
 	rd, err := ipc.NewReader(stream, ipc.WithAllocator(mem), ipc.WithBodySizeLimit(cfg.maxMessage),
 		ipc.WithMetadataSizeLimit(maxMetadataBytes))
 	if err != nil {
@@ -158,7 +161,7 @@ func Work(ctx context.Context, stdin io.Reader, stdout, stderr io.Writer, opts .
 	defer rd.Release()
 
 	out = newTimedWriter(ctx, stdout, h.IOTimeout())
-	t := &Task{Header: h, Ctx: ctx, Input: rd, Log: stderr, Mem: mem,
+	t := &Task{Header: h, Ctx: ctx, Input: rd, Log: stderr, Mem: mem, MemLimit: cfg.memLimit,
 		out: bufio.NewWriterSize(out, cfg.bufSize)}
 	if err := modes[h.Mode](t); err != nil {
 		return wrap(err)

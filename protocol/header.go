@@ -63,6 +63,9 @@ func ParseHeader(b []byte) (Header, error) {
 	if err := json.Unmarshal(b, &fields); err != nil {
 		return Header{}, fmt.Errorf("protocol: header: want a JSON object: %w", err)
 	}
+	if k, ok := duplicateKey(b); ok {
+		return Header{}, fmt.Errorf("protocol: header: field %q appears twice", k)
+	}
 	keys := make([]string, 0, len(fields))
 	for k := range fields {
 		keys = append(keys, k)
@@ -85,6 +88,32 @@ func ParseHeader(b []byte) (Header, error) {
 	return h, nil
 }
 
+// duplicateKey returns a key that appears twice in the JSON object b (which
+// parses): encoding/json would silently keep the last value.
+func duplicateKey(b []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if _, err := dec.Token(); err != nil { // {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		k, _ := tok.(string)
+		if seen[k] {
+			return k, true
+		}
+		seen[k] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
+}
+
 // check validates the fields and fills in defaults.
 func (h *Header) check() error {
 	switch {
@@ -94,14 +123,14 @@ func (h *Header) check() error {
 		return fmt.Errorf("protocol: header: unknown mode %q (modes: %s)", h.Mode, strings.Join(Modes, ", "))
 	case h.Protocol != ProtocolVersion:
 		return fmt.Errorf("protocol: header: protocol %d, this worker speaks protocol %d", h.Protocol, ProtocolVersion)
-	case h.BatchRows < 0:
-		return fmt.Errorf("protocol: header: batchRows %d, want >= 0", h.BatchRows)
+	case h.BatchRows < 0 || h.BatchRows > MaxBatchRows:
+		return fmt.Errorf("protocol: header: batchRows %d, want 0..%d", h.BatchRows, MaxBatchRows)
 	case h.IOTimeoutMs < 0:
 		return fmt.Errorf("protocol: header: ioTimeoutMs %d, want >= 0", h.IOTimeoutMs)
 	case h.IOTimeoutMs > int64(24*time.Hour/time.Millisecond):
 		return fmt.Errorf("protocol: header: ioTimeoutMs %d, want at most a day", h.IOTimeoutMs)
-	case h.Threads < 0:
-		return fmt.Errorf("protocol: header: threads %d, want >= 0", h.Threads)
+	case h.Threads < 0 || h.Threads > MaxThreads:
+		return fmt.Errorf("protocol: header: threads %d, want 0..%d", h.Threads, MaxThreads)
 	case h.Model == "" && (h.Mode == ModePredict || h.Mode == ModeEvaluate || h.Mode == ModeTrain):
 		return fmt.Errorf("protocol: header: field \"model\" is required for mode %s (a model directory)", h.Mode)
 	case h.Driver == "" && h.Mode == ModeTrain:
@@ -114,10 +143,10 @@ func (h *Header) check() error {
 		return fmt.Errorf("protocol: header: partition %d, want >= 0 for mode train (the worker index of the epoch's random streams)", h.Partition)
 	case h.Epoch < 1 && h.Mode == ModeTrain:
 		return fmt.Errorf("protocol: header: epoch %d, want >= 1 for mode train (epochs count from 1)", h.Epoch)
-	case h.Epoch < 0 || h.Epochs < 0:
-		return fmt.Errorf("protocol: header: epoch %d of %d, want >= 0", h.Epoch, h.Epochs)
-	case h.BatchSize < 0:
-		return fmt.Errorf("protocol: header: batchSize %d, want >= 0", h.BatchSize)
+	case h.Epoch < 0 || h.Epochs < 0 || h.Epoch > MaxEpochs || h.Epochs > MaxEpochs:
+		return fmt.Errorf("protocol: header: epoch %d of %d, want 0..%d", h.Epoch, h.Epochs, MaxEpochs)
+	case h.BatchSize < 0 || h.BatchSize > MaxBatchSize:
+		return fmt.Errorf("protocol: header: batchSize %d, want 0..%d", h.BatchSize, MaxBatchSize)
 	case h.ShuffleBufferBytes < 0:
 		return fmt.Errorf("protocol: header: shuffleBufferBytes %d, want >= 0", h.ShuffleBufferBytes)
 	}

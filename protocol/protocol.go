@@ -139,6 +139,19 @@ var Version = "0.1.0"
 // make the worker allocate without bound.
 const MaxHeaderBytes = 1 << 20
 
+// Bounds of the header's numbers. A header is another process' data, and
+// its numbers size threads and buffers: GOMAXPROCS of 100000 exhausted the
+// OS threads and a batch size of 1e8 ran the worker out of memory, both Go
+// fatal errors no recover sees. The worker also checks the buffers a
+// number sizes from the data (a step's rows, the shuffle buffer) against
+// its memory limit.
+const (
+	MaxThreads   = 1024    // threads: GOMAXPROCS of one task
+	MaxBatchRows = 1 << 24 // batchRows: rows of one output batch
+	MaxBatchSize = 1 << 24 // batchSize: rows of one training step
+	MaxEpochs    = 1 << 30 // epoch and epochs
+)
+
 // HeaderLengthBytes is the size of the big-endian length before the header.
 const HeaderLengthBytes = 4
 
@@ -207,13 +220,14 @@ type Header struct {
 	// PredictionCol is the column predict appends; default
 	// DefaultPredictionCol.
 	PredictionCol string `json:"predictionCol,omitempty"`
-	// BatchRows caps the rows of an output batch; 0 means DefaultBatchRows.
+	// BatchRows caps the rows of an output batch; 0 means DefaultBatchRows;
+	// at most MaxBatchRows.
 	BatchRows int `json:"batchRows,omitempty"`
 	// IOTimeoutMs bounds every single read or write wait on stdin and
 	// stdout, in milliseconds; 0 means DefaultIOTimeout.
 	IOTimeoutMs int64 `json:"ioTimeoutMs,omitempty"`
 	// Threads is the number of OS threads running Go code for the task
-	// (GOMAXPROCS); 0 keeps GOMAXPROCS.
+	// (GOMAXPROCS); 0 keeps GOMAXPROCS; at most MaxThreads.
 	Threads int `json:"threads,omitempty"`
 	// Partition is the Spark partition id: in messages, and for train the
 	// worker index of the epoch's random streams (required, >= 0); default
@@ -239,7 +253,9 @@ type Header struct {
 	Epoch int `json:"epoch,omitempty"`
 	// Epochs is the number of epochs of the fit, used only in messages.
 	Epochs int `json:"epochs,omitempty"`
-	// BatchSize is the rows per training step; 0 means DefaultBatchSize.
+	// BatchSize is the rows per training step; 0 means DefaultBatchSize;
+	// at most MaxBatchSize, and a step's rows must fit the worker's memory
+	// limit.
 	BatchSize int `json:"batchSize,omitempty"`
 	// Round is, in synchronous mode, the round the driver opened this
 	// epoch at (the answer to the control command epoch): batch b of the
@@ -257,7 +273,8 @@ type Header struct {
 	// sees the same order and masks. Default 0.
 	Seed int64 `json:"seed,omitempty"`
 	// ShuffleBufferBytes bounds the rows (features and targets as float32)
-	// train holds and shuffles at once; 0 means DefaultShuffleBufferBytes.
+	// train holds and shuffles at once; 0 means DefaultShuffleBufferBytes;
+	// at most the worker's memory limit.
 	ShuffleBufferBytes int64 `json:"shuffleBufferBytes,omitempty"`
 	// NoShuffle trains on the rows in arrival order. Default false:
 	// shuffle.
