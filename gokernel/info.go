@@ -93,6 +93,11 @@ type Info struct {
 	InputDim    int   `json:"inputDim"`
 	OutputShape []int `json:"outputShape"`
 	OutputDim   int   `json:"outputDim"`
+	// InputIDs says whether the first input holds integer ids (IO.IDs);
+	// IDLimit is its IO.IDLimit: ids must lie in [0, IDLimit) (0: no
+	// Embedding reads the input directly).
+	InputIDs bool `json:"inputIds"`
+	IDLimit  int  `json:"idLimit"`
 	// Loss is the compiled loss as Keras names its function; "" without a
 	// compile config or loss.
 	Loss    string   `json:"loss"`
@@ -126,7 +131,9 @@ func (s *Spec) Info() Info {
 	if in == nil {
 		in = []int{}
 	}
+	first := s.Inputs()[0]
 	return Info{Name: s.Name(), InputShape: in, InputDim: s.InputDim(), OutputShape: s.OutputShape(), OutputDim: s.OutputDim(),
+		InputIDs: first.IDs, IDLimit: first.IDLimit,
 		Loss: s.Loss(), Metrics: append([]string{}, s.Metrics()...), EvaluateKeys: s.EvaluateKeys(),
 		LabelKind: s.LabelKind(), LabelWidths: s.LabelWidths(), Classifier: s.Classifier(),
 		Optimizer: s.OptimizerName(), DefaultOptimizer: DefaultOptimizer, StateKeys: s.stateKeys()}

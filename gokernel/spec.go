@@ -41,6 +41,10 @@ type IO struct {
 	// IDs marks an integer input (Keras dtype int32 or int64): token ids,
 	// which the kernel carries as int32 (see the package documentation).
 	IDs bool
+	// IDLimit is, for an input that Embeddings read directly, the number
+	// of ids they take (the smallest input_dim): every id must lie in
+	// [0, IDLimit); 0 for an input no Embedding reads directly.
+	IDLimit int
 }
 
 // ParseSpec parses a Keras 3 model description. data is either the text of
@@ -166,8 +170,10 @@ func (s *Spec) OutputDim() int { return prod(s.graph.tensors[s.graph.outputs[0]]
 // InputLayers.
 func (s *Spec) Inputs() []IO {
 	out := make([]IO, len(s.graph.inputs))
+	bounds := s.graph.idBounds()
 	for i, t := range s.graph.inputs {
-		out[i] = IO{Name: s.graph.inputNames[i], Shape: append([]int(nil), s.graph.tensors[t].shape...), IDs: s.graph.tensors[t].ids}
+		out[i] = IO{Name: s.graph.inputNames[i], Shape: append([]int(nil), s.graph.tensors[t].shape...), IDs: s.graph.tensors[t].ids,
+			IDLimit: bounds[i].n}
 	}
 	return out
 }

@@ -23,6 +23,7 @@ type rows struct {
 	x, y     *arrowio.Converter
 	spec     *gokernel.Spec
 	shape    *gokernel.Labels // once the label width is known
+	input    gokernel.IO      // the model's input (its IDLimit)
 	xbuf     []float32
 	raw      []float32
 	ybuf     []float32
@@ -43,6 +44,7 @@ func newRows(h *protocol.Header, in *arrow.Schema) (*rows, error) {
 // model at path.
 func (r *rows) check(spec *gokernel.Spec, path string) error {
 	r.spec = spec
+	r.input = spec.Inputs()[0]
 	if spec.Loss() == "" {
 		return fmt.Errorf("model %q has no compile config with a loss", path)
 	}
@@ -80,6 +82,9 @@ func (r *rows) load(rec arrow.RecordBatch) (*gokernel.Batch, error) {
 	if r.xbuf, err = r.x.Append(r.xbuf[:0], rec); err != nil {
 		return nil, err
 	}
+	if err := r.checkIDs(r.xbuf, first); err != nil {
+		return nil, err
+	}
 	if r.raw, err = r.y.Append(r.raw[:0], rec); err != nil {
 		return nil, err
 	}
@@ -94,6 +99,24 @@ func (r *rows) load(rec arrow.RecordBatch) (*gokernel.Batch, error) {
 		return nil, fmt.Errorf("label column %q %w", r.label, unprefixed(err))
 	}
 	return gokernel.NewBatch(n, r.xbuf, r.x.Width(), r.ybuf, r.shape.Width()), nil
+}
+
+// checkIDs refuses, for an input that Embeddings read, an id outside
+// [0, IDLimit) (the value truncated toward zero, as Keras casts it to an
+// id), naming the row of the partition (first is the rows before x), the
+// position and the value.
+func (r *rows) checkIDs(x []float32, first int64) error {
+	limit, w := r.input.IDLimit, r.spec.InputDim()
+	if limit <= 0 || w == 0 {
+		return nil
+	}
+	for k, v := range x {
+		if !(v > -1 && float64(v) < float64(limit)) {
+			return fmt.Errorf("features %s row %d position %d: id %v is outside [0, %d), the input_dim of the Embedding that reads input %q",
+				quoteCols(r.featCols), first+int64(k/w), k%w, v, limit, r.input.Name)
+		}
+	}
+	return nil
 }
 
 // unprefixed drops the package prefix of a kernel error wrapped into a

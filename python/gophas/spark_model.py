@@ -227,10 +227,12 @@ class SparkModel:
             return out.rdd.map(_prediction_array)
         import numpy as np
 
-        x = np.asarray(data, dtype=np.float32)
+        from gophas.utils.rdd_utils import _features_dtype, _local_frame
+
+        x = np.asarray(data)
+        x = x.astype(_features_dtype(x), copy=False)  # token ids stay integers
         if x.ndim == 1:
             x = x.reshape(1, -1)
-        from gophas.utils.rdd_utils import _local_frame
 
         out = self._predict_frame(_local_frame(x), "features", "prediction")
         with jvm_errors():

@@ -46,6 +46,9 @@ def to_data_frame(sc: "SparkContext", features: "np.ndarray", labels: "np.ndarra
     ----------
     sc : pyspark.SparkContext
     features : numpy.ndarray
+        One row per sample, of any shape (flattened row-major). Integer
+        features (token ids) give an ``array<int>`` or ``array<long>``
+        column instead of a vector, which reaches the workers as integers.
     labels : numpy.ndarray
     categorical : bool, default False
         When True the labels are one-hot rows and ``label`` is their class
@@ -65,6 +68,8 @@ def to_data_frame(sc: "SparkContext", features: "np.ndarray", labels: "np.ndarra
     if categorical and y.ndim > 1:
         y = y.reshape(len(y), -1).argmax(axis=1).astype(np.float64)
     df = _local_frame(features, y, spark=_spark_of(sc))
+    if _features_dtype(features) != np.float32:
+        return df  # token ids stay an array of integers
     return df.select(array_to_vector("features").alias("features"), "label")
 
 
@@ -104,17 +109,18 @@ def _pair_row(label_array: bool):
         import numpy as np
 
         x, y = pair
-        xs = np.asarray(x, dtype=np.float32).ravel().tolist()
+        xs = np.asarray(x, dtype=_features_dtype(x)).ravel().tolist()
         ys = np.asarray(y, dtype=np.float64).ravel()
         return (xs, ys.tolist() if label_array else float(ys[0]))
     return row
 
 
-def _pairs_schema(label_array: bool):
-    from pyspark.sql.types import ArrayType, DoubleType, FloatType, StructField, StructType
+def _pairs_schema(label_array: bool, xdt: Any = None):
+    import numpy as np
+    from pyspark.sql.types import ArrayType, DoubleType, StructField, StructType
 
     label_type = ArrayType(DoubleType(), False) if label_array else DoubleType()
-    return StructType([StructField("features", ArrayType(FloatType(), False), False),
+    return StructType([StructField("features", ArrayType(_spark_type(xdt or np.float32), False), False),
                        StructField("label", label_type, False)])
 
 
@@ -133,7 +139,8 @@ def _rdd_frame(rdd: "RDD") -> "DataFrame":
     except (TypeError, ValueError):
         raise ValueError(f"the RDD must hold (x, y) pairs; its first element is a {type(first[0]).__name__}") from None
     label_array = np.asarray(y).size > 1
-    return _session().createDataFrame(rdd.map(_pair_row(label_array)), _pairs_schema(label_array), verifySchema=False)
+    xdt = _features_dtype(first[0][0])
+    return _session().createDataFrame(rdd.map(_pair_row(label_array)), _pairs_schema(label_array, xdt), verifySchema=False)
 
 
 def _pairs_frame(x: "np.ndarray", y: "np.ndarray") -> "DataFrame":
@@ -154,21 +161,40 @@ def _spark_of(sc: "SparkContext | None"):
     return SparkSession(sc)
 
 
+def _features_dtype(x: Any):
+    """The numpy type features travel as: integers (token ids) as int32 or
+    int64, to the workers as integers, anything else as float32."""
+    import numpy as np
+
+    a = x if hasattr(x, "dtype") else np.asarray(x)
+    if np.issubdtype(a.dtype, np.integer) or np.issubdtype(a.dtype, np.bool_):
+        return np.int32 if a.dtype.itemsize < 4 or a.dtype == np.int32 else np.int64
+    return np.float32
+
+
+def _spark_type(dtype: Any):
+    import numpy as np
+    from pyspark.sql.types import FloatType, IntegerType, LongType
+
+    return {np.int32: IntegerType(), np.int64: LongType()}.get(dtype, FloatType())
+
+
 def _local_frame(x: "np.ndarray", y: "np.ndarray | None" = None, ids: bool = False, spark=None) -> "DataFrame":
     """Numpy rows as a DataFrame, in order: ``id`` (with ids), ``features``
     (array<float>) and, with y, ``label`` (a double, or array<double> when
     each label has several values). Through Arrow when pyarrow is installed,
     else as pickled rows."""
     import numpy as np
-    from pyspark.sql.types import ArrayType, DoubleType, FloatType, LongType, StructField, StructType
+    from pyspark.sql.types import ArrayType, DoubleType, LongType, StructField, StructType
 
     spark = spark or _spark_of(None)
-    xs = np.ascontiguousarray(np.asarray(x, dtype=np.float32).reshape(len(x), -1))
+    xdt = _features_dtype(x)
+    xs = np.ascontiguousarray(np.asarray(x, dtype=xdt).reshape(len(x), -1))
     n, width = xs.shape
     ys = None if y is None else np.asarray(y, dtype=np.float64).reshape(n, -1)
     label_array = ys is not None and ys.shape[1] > 1
     fields = ([StructField("id", LongType(), False)] if ids else []) + \
-        [StructField("features", ArrayType(FloatType(), False), False)]
+        [StructField("features", ArrayType(_spark_type(xdt), False), False)]
     if ys is not None:
         fields.append(StructField("label", ArrayType(DoubleType(), False) if label_array else DoubleType(), False))
     schema = StructType(fields)
@@ -182,7 +208,7 @@ def _local_frame(x: "np.ndarray", y: "np.ndarray | None" = None, ids: bool = Fal
         cols = {}
         if ids:
             cols["id"] = pa.array(np.arange(n, dtype=np.int64))
-        cols["features"] = lists(xs.ravel(), width, pa.float32())
+        cols["features"] = lists(xs.ravel(), width, pa.from_numpy_dtype(xdt))
         if ys is not None:
             cols["label"] = lists(ys.ravel(), ys.shape[1], pa.float64()) if label_array else pa.array(ys[:, 0])
         return spark.createDataFrame(pa.table(cols), schema=schema)

@@ -20,6 +20,8 @@ import com.fasterxml.jackson.databind.{JsonNode, ObjectMapper}
  * @param labelWidths the label widths (values per row) the loss accepts
  * @param classifier  the output is class probabilities (a cross-entropy loss)
  * @param optimizer   the compiled optimizer's Keras name; defaultOptimizer the one a compile config without one gets
+ * @param inputIds    the input holds integer ids (a Keras input of dtype int32 or int64)
+ * @param idLimit     the ids an Embedding reading the input takes: each must lie in [0, idLimit) (0: no Embedding reads it)
  * @param stateKeys   the evaluate and train sums carry metric states ("<key>[<i>]" keys of AUC, Precision, ...), which
  *                    only the kernel turns into results (ModelInfo.results); without them every result is Σsum/Σcount
  */
@@ -29,6 +31,8 @@ final case class ModelInfo(
     inputDim: Int,
     outputShape: Seq[Int],
     outputDim: Int,
+    inputIds: Boolean,
+    idLimit: Int,
     loss: String,
     metrics: Seq[String],
     evaluateKeys: Seq[String],
@@ -40,6 +44,10 @@ final case class ModelInfo(
     stateKeys: Boolean,
     params: Long,
     hasWeights: Boolean) {
+
+  /** The input's shape as Keras writes it, e.g. (28, 28, 1), and the values per row it takes. */
+  def inputShapeText: String =
+    (if (inputShape.size == 1) s"(${inputShape.head},)" else inputShape.mkString("(", ", ", ")")) + s" = $inputDim values per row"
 
   /** Whether labels of this width are class indexes (one per row, one-hot encoded by the worker when the loss wants it). */
   def classIndexes(width: Int): Boolean =
@@ -66,6 +74,7 @@ private[spark] object ModelInfo {
     def strings(f: String) = n.path(f).elements().asScala.map(_.asText()).toSeq
     def ints(f: String) = n.path(f).elements().asScala.map(_.asInt()).toSeq
     ModelInfo(n.path(K.Name).asText(), ints(K.InputShape), n.path(K.InputDim).asInt(), ints(K.OutputShape), n.path(K.OutputDim).asInt(),
+      n.path(K.InputIds).asBoolean(), n.path(K.IdLimit).asInt(),
       n.path(K.Loss).asText(), strings(K.Metrics), strings(K.EvaluateKeys), n.path(K.LabelKind).asText(), ints(K.LabelWidths),
       n.path(K.Classifier).asBoolean(), n.path(K.Optimizer).asText(), n.path(K.DefaultOptimizer).asText(), n.path(K.StateKeys).asBoolean(), n.path(K.Params).asLong(),
       n.path(K.HasWeights).asBoolean())

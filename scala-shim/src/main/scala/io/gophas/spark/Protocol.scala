@@ -236,6 +236,8 @@ object Protocol {
     val InputDim: String = "inputDim"
     val OutputShape: String = "outputShape"
     val OutputDim: String = "outputDim"
+    val InputIds: String = "inputIds"
+    val IdLimit: String = "idLimit"
     val Loss: String = "loss"
     val Metrics: String = "metrics"
     val EvaluateKeys: String = "evaluateKeys"

@@ -286,8 +286,10 @@ object SparkModel extends Logging {
 
   /**
    * The features and label columns as the workers read them: ML vectors and
-   * numeric arrays as arrays of float (the kernel computes in float32, so no
-   * precision is lost and half the bytes travel), numbers as doubles.
+   * arrays of fractions as arrays of float (the kernel computes in float32,
+   * so no precision is lost and half the bytes travel), arrays of whole
+   * numbers as they are (token ids travel to the worker as integers),
+   * numbers as doubles.
    */
   private[spark] def prepare(df: DataFrame, featuresCol: String, labelCol: String): DataFrame = {
     Gophas.requireColumn(df, featuresCol, "features")
@@ -295,6 +297,7 @@ object SparkModel extends Logging {
     if (featuresCol == labelCol) throw new GophasException(s"features and label are the same column '$featuresCol'")
     def convert(name: String, role: String): Column = df.schema(name).dataType match {
       case VectorType => vector_to_array(col(name), "float32").as(name)
+      case ArrayType(ByteType | ShortType | IntegerType | LongType, _) => col(name)
       case ArrayType(_: NumericType, _) => col(name).cast(ArrayType(FloatType)).as(name)
       case _: NumericType => col(name).cast(DoubleType).as(name)
       case t => throw new GophasException(s"$role column '$name' has type ${t.simpleString}; want a vector, an array of numbers or a number")
@@ -306,9 +309,13 @@ object SparkModel extends Logging {
    * Checks prepared data against the network in one pass (which also fills
    * the cache): no nulls, feature width equal to the network's input, labels
    * that fit the loss as the kernel says (its label kind and widths, from
-   * `gophas inspect`). Returns the number of rows.
+   * `gophas inspect`), and, for an input an Embedding reads, ids in
+   * [0, input_dim). A bad row is named by its index in source (the data as
+   * the caller gave it, prepared; prepared itself when None). Returns the
+   * number of rows.
    */
-  private[spark] def check(prepared: DataFrame, info: ModelInfo, featuresCol: String, labelCol: String): Long = {
+  private[spark] def check(prepared: DataFrame, info: ModelInfo, featuresCol: String, labelCol: String,
+      source: Option[DataFrame] = None): Long = {
     val f = col(featuresCol)
     val l = col(labelCol)
     val fArray = prepared.schema(featuresCol).dataType.isInstanceOf[ArrayType]
@@ -319,17 +326,28 @@ object SparkModel extends Logging {
       sum(when(f.isNull, 1).otherwise(0)), min(width(f, fArray)), max(width(f, fArray)),
       sum(when(l.isNull, 1).otherwise(0)), min(width(l, lArray)), max(width(l, lArray)),
       (if (lArray) lit(null).cast(DoubleType) else min(l)), (if (lArray) lit(null).cast(DoubleType) else max(l)),
-      (if (lArray) lit(0L) else sum(when(l =!= floor(l), 1).otherwise(0)))).head()
+      (if (lArray) lit(0L) else sum(when(l =!= floor(l), 1).otherwise(0))),
+      sum(when(badIds(f, fArray, info), 1).otherwise(0))).head()
     val rows = row.getLong(0)
     if (rows == 0) return 0
     def long(i: Int) = if (row.isNullAt(i)) 0L else row.getAs[Number](i).longValue()
     if (long(1) > 0) throw new GophasException(s"features column '$featuresCol' has ${long(1)} null rows of $rows")
     if (long(4) > 0) throw new GophasException(s"label column '$labelCol' has ${long(4)} null rows of $rows")
     val (fMin, fMax) = (long(2), long(3))
-    if (fMin != fMax)
-      throw new GophasException(s"features column '$featuresCol' holds rows of widths $fMin to $fMax; the network's input is ${info.inputDim} wide")
-    if (fMin != info.inputDim)
-      throw new GophasException(s"features column '$featuresCol' holds rows of width $fMin; the network '${info.name}' wants ${info.inputDim} features")
+    if (fMin != info.inputDim || fMax != info.inputDim) {
+      val (index, held) = firstBadRow(source.getOrElse(prepared), featuresCol, c => width(c, fArray) =!= info.inputDim, c => width(c, fArray))
+      throw new GophasException(s"features column '$featuresCol' row $index holds $held values; the network '${info.name}' takes " +
+        s"input shape ${info.inputShapeText}" + (if (fMin != fMax) s" (the rows hold $fMin to $fMax values)" else ""))
+    }
+    if (long(10) > 0) {
+      val limit = info.idLimit
+      val outside: Column => Column = x => x <= -1 || x >= limit
+      val (index, bad) = firstBadRow(source.getOrElse(prepared), featuresCol, c => badIds(c, fArray, info),
+        c => if (fArray) struct(filter(c, outside)(0), array_position(c, filter(c, outside)(0)) - 1) else struct(c, lit(0L)))
+      val (value, position) = bad match { case r: org.apache.spark.sql.Row => (r.get(0), r.getLong(1)); case other => (other, 0L) }
+      throw new GophasException(s"features column '$featuresCol' row $index position $position: id $value is outside [0, $limit), " +
+        s"the input_dim of the Embedding that reads the network's input (${long(10)} rows of $rows hold such ids)")
+    }
     val (lMin, lMax) = (long(5), long(6))
     if (lMin != lMax) throw new GophasException(s"label column '$labelCol' holds rows of widths $lMin to $lMax")
     if (!info.labelWidths.contains(lMin.toInt))
@@ -344,6 +362,24 @@ object SparkModel extends Logging {
         throw new GophasException(s"label column '$labelCol' holds values from $lo to $hi; loss ${info.loss} wants labels in [0, 1]")
     }
     rows
+  }
+
+  /** Whether a row's features hold an id outside [0, idLimit) (as Keras truncates ids) when an Embedding reads the input. */
+  private def badIds(f: Column, isArray: Boolean, info: ModelInfo): Column =
+    if (info.idLimit <= 0) lit(false)
+    else if (isArray) coalesce(exists(f, x => x <= -1 || x >= info.idLimit), lit(false))
+    else coalesce(f <= -1 || f >= info.idLimit, lit(false))
+
+  /**
+   * The index (from 0, in df's order) of df's first row for which bad(column) holds, and what(column) for it; only on
+   * the way to an error, so the extra job costs nothing when the data is good.
+   */
+  private def firstBadRow(df: DataFrame, name: String, bad: Column => Column, what: Column => Column): (Long, Any) = {
+    val c = col(name)
+    df.select(bad(c).as("bad"), when(bad(c), what(c)).as("what")).rdd.zipWithIndex()
+      .filter { case (r, _) => !r.isNullAt(0) && r.getBoolean(0) }
+      .map { case (r, i) => (i, r.get(1)) }.take(1).headOption
+      .getOrElse(throw new GophasException(s"column '$name': a bad row the check counted is gone (is the DataFrame deterministic?)"))
   }
 
   private[spark] def withDescription[T](spark: SparkSession, description: String)(body: => T): T = {
@@ -416,7 +452,7 @@ private final class FitRun(
           throw new GophasException(s"synchronous mode runs all $workers workers at once, but the cluster has $slots task slots " +
             s"now: set numWorkers to at most $slots, add executors or cores, or use mode asynchronous")
       }
-      val rows = withDescription(spark, "gophas fit: check the data") { check(cached, info, featuresCol, labelCol) }
+      val rows = withDescription(spark, "gophas fit: check the data") { check(cached, info, featuresCol, labelCol, Some(prepared0)) }
       if (rows == 0) throw new GophasException("the DataFrame has no rows to train on" +
         (if (validationSplit > 0) s" (after holding out validationSplit $validationSplit)" else ""))
       val binary = GophasBinary.get(settings.binary, settings.unpackDir)

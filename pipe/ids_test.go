@@ -1,0 +1,77 @@
+package pipe
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"gorgonia.org/tensor"
+
+	"github.com/gophas/gophas/internal/fixture"
+	"github.com/gophas/gophas/protocol"
+)
+
+// tokenSchema is a token model's input: ids as list<int32> or
+// list<int64>, the label a double.
+func tokenSchema(elem arrow.DataType) *arrow.Schema {
+	return arrow.NewSchema([]arrow.Field{
+		{Name: "tokens", Type: arrow.ListOf(elem)},
+		{Name: "label", Type: arrow.PrimitiveTypes.Float64},
+	}, nil)
+}
+
+// TestEvaluateTokenIDs: integer token columns (list<int32>, list<int64>)
+// feed a model whose input holds ids, with the sums the kernel computes on
+// the same ids; an id outside the Embedding's input_dim is refused, naming
+// the column, the partition's row, the position and the value.
+func TestEvaluateTokenIDs(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	dir, m := saveTestModel(t, fixture.TokenSpec, "")
+	rows := `[{"tokens": [0, 1, 2, 3, 4], "label": 1}, {"tokens": [5, 5, 1, 0, 2], "label": 0}, {"tokens": [3, 3, 3, 3, 3], "label": 1}]`
+	x := tensor.New(tensor.WithShape(3, 5), tensor.WithBacking([]float32{0, 1, 2, 3, 4, 5, 5, 1, 0, 2, 3, 3, 3, 3, 3}))
+	y := tensor.New(tensor.WithShape(3, 1), tensor.WithBacking([]float32{1, 0, 1}))
+	want, err := m.Evaluate(x, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, elem := range []arrow.DataType{arrow.PrimitiveTypes.Int32, arrow.PrimitiveTypes.Int64} {
+		schema := tokenSchema(elem)
+		rec := jsonRecord(t, mem, schema, rows)
+		keys, sums, counts := evalRows(t, mem, taskBytes(t, protocol.Header{Mode: protocol.ModeEvaluate, Model: dir, FeaturesCol: "tokens"}, schema, rec))
+		rec.Release()
+		if len(keys) != 2 || keys[0] != "loss" || counts["loss"] != 3 {
+			t.Fatalf("%s: keys %v, counts %v; want loss and accuracy over 3 rows", elem, keys, counts)
+		}
+		if got := sums["loss"] / 3; math.Abs(got-want["loss"]) > 1e-6 {
+			t.Errorf("%s: loss %v; the kernel on the same ids says %v", elem, got, want["loss"])
+		}
+	}
+
+	schema := tokenSchema(arrow.PrimitiveTypes.Int64)
+	good := jsonRecord(t, mem, schema, rows)
+	defer good.Release()
+	bad := jsonRecord(t, mem, schema, `[{"tokens": [0, 1, 2, 3, 4], "label": 1}, {"tokens": [1, 2, 6, 0, 0], "label": 0}]`)
+	defer bad.Release()
+	neg := jsonRecord(t, mem, schema, `[{"tokens": [0, 0, 0, 0, -1], "label": 1}]`)
+	defer neg.Release()
+	for _, tt := range []struct {
+		name string
+		task []byte
+		want string
+	}{
+		{"evaluate, id past input_dim", taskBytes(t, protocol.Header{Mode: protocol.ModeEvaluate, Model: dir, FeaturesCol: "tokens", Partition: 2}, schema, good, bad),
+			`pipe: partition 2, evaluate: features column "tokens" row 4 position 2: id 6 is outside [0, 6), the input_dim of the Embedding that reads input "input_layer"`},
+		{"evaluate, negative id", taskBytes(t, protocol.Header{Mode: protocol.ModeEvaluate, Model: dir, FeaturesCol: "tokens"}, schema, neg),
+			`pipe: partition 0, evaluate: features column "tokens" row 0 position 4: id -1 is outside [0, 6)`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := work(t, tt.task)
+			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
+				t.Fatalf("got error %v; want one starting with %q", err, tt.want)
+			}
+		})
+	}
+}
