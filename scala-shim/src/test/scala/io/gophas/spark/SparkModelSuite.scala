@@ -135,7 +135,11 @@ class SparkModelSuite extends AnyFunSuite with BeforeAndAfterAll {
     val outOfRange = fails(train.withColumn("label", when(col("id") === 5, 10.0).otherwise(col("label"))))
     assert(outOfRange.contains("label column 'label' holds values from 0.0 to 10.0") && outOfRange.contains("0 to 9"), outOfRange)
     val narrow = train.withColumn("features", slice(vector_to_array(col("features")), 1, 780))
-    assert(fails(narrow).contains("width 780; the network 'mnist_mlp' wants 784"))
+    val narrowed = fails(narrow)
+    assert(narrowed.contains("features column 'features' row 0 holds 780 values; the network 'mnist_mlp' takes input shape (784,) = 784 values per row"), narrowed)
+    val oneShort = fails(train.withColumn("features", when(col("id") === 3, slice(vector_to_array(col("features")), 1, 783))
+      .otherwise(vector_to_array(col("features")))))
+    assert(oneShort.contains("features column 'features' row 3 holds 783 values") && oneShort.contains("(the rows hold 783 to 784 values)"), oneShort)
     assert(fails(train.withColumn("features", lit("x"))).contains("features column 'features' has type string"))
     assert(intercept[GophasException](model(mode = "sync")).getMessage.contains("unknown mode 'sync'"))
   }
