@@ -53,7 +53,7 @@ func (r *rows) check(spec *gokernel.Spec, path string) error {
 
 func (r *rows) widths() error {
 	if w, in := r.x.Width(), r.spec.InputDim(); w >= 0 && w != in {
-		return fmt.Errorf("the features (%s) have %d values per row, the model takes %d", quoteCols(r.featCols), w, in)
+		return widthError(r.featCols, w, r.spec)
 	}
 	if w := r.y.Width(); w >= 0 && r.shape == nil {
 		l, err := r.spec.Labels(w)

@@ -217,7 +217,7 @@ func TestEvaluateErrors(t *testing.T) {
 		{"sparse with vector label", taskBytes(t, protocol.Header{Mode: protocol.ModeEvaluate, Model: sparse}, vec.Schema(), vec),
 			`pipe: partition 0, evaluate: label column "label": the label has 3 values per row but sparse_categorical_crossentropy wants one class index`},
 		{"features width", taskBytes(t, protocol.Header{Mode: protocol.ModeEvaluate, Model: cce, FeaturesCols: []string{"label"}, LabelCol: "features"}, vectorSchema, wide),
-			`pipe: partition 0, evaluate: the features (column "label") have 1 values per row, the model takes 4`},
+			`pipe: partition 0, evaluate: the features (column "label") have 1 values per row, the model takes 4: input shape (4,)`},
 		{"no label column", taskBytes(t, protocol.Header{Mode: protocol.ModeEvaluate, Model: cce, LabelCol: "y"}, good.Schema(), good),
 			`pipe: partition 0, evaluate: arrowio: no column "y" in the schema`},
 		{"no model field", taskBytes(t, map[string]any{"mode": "evaluate"}, good.Schema(), good),

@@ -2,6 +2,7 @@ package pipe
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
 
@@ -73,5 +74,23 @@ func TestEvaluateTokenIDs(t *testing.T) {
 				t.Fatalf("got error %v; want one starting with %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestWidthErrorNamesTheInputShape: features of the wrong width for a
+// model whose input is not flat are refused with the input's shape.
+func TestWidthErrorNamesTheInputShape(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	spec, err := os.ReadFile("../examples/mnist_convnet/model.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, _ := saveTestModel(t, string(spec), "")
+	rec := vectorRecord(mem, 3, 783, 1)
+	defer rec.Release()
+	want := `pipe: partition 0, predict: the features (column "features") have 783 values per row, the model takes 784: input shape (28, 28, 1)`
+	if _, _, err := work(t, taskBytes(t, protocol.Header{Mode: protocol.ModePredict, Model: dir}, rec.Schema(), rec)); err == nil || err.Error() != want {
+		t.Fatalf("got error %v; want %q", err, want)
 	}
 }

@@ -35,7 +35,21 @@ func checkWidth(conv *arrowio.Converter, cols []string, m *gokernel.Model) error
 	if w < 0 || w == in {
 		return nil
 	}
-	return fmt.Errorf("the features (%s) have %d values per row, the model takes %d", quoteCols(cols), w, in)
+	return widthError(cols, w, m.Spec())
+}
+
+// widthError says that the features have w values per row where the
+// model's input shape takes another number; every row of a task has the
+// same width (arrowio refuses a ragged column, naming the row).
+func widthError(cols []string, w int, spec *gokernel.Spec) error {
+	shape := spec.InputShape()
+	text := fmt.Sprint(shape)
+	if len(shape) == 1 {
+		text = fmt.Sprintf("(%d,)", shape[0])
+	} else {
+		text = "(" + strings.Trim(strings.ReplaceAll(text, " ", ", "), "[]") + ")"
+	}
+	return fmt.Errorf("the features (%s) have %d values per row, the model takes %d: input shape %s", quoteCols(cols), w, spec.InputDim(), text)
 }
 
 func quoteCols(cols []string) string {

@@ -542,7 +542,7 @@ func TestTrainWorkerErrors(t *testing.T) {
 		{"label out of range", taskBytes(t, h(nil), good.Schema(), good, bad),
 			`pipe: partition 3, train: label column "label" row 13: value 12 is not a class index in [0, 3) for categorical_crossentropy with 3 outputs`},
 		{"features width", taskBytes(t, h(nil), vectorSchema, wide),
-			`pipe: partition 3, train: the features (column "features") have 5 values per row, the model takes 4`},
+			`pipe: partition 3, train: the features (column "features") have 5 values per row, the model takes 4: input shape (4,)`},
 		{"unreachable driver", taskBytes(t, h(func(h *protocol.Header) { h.Driver = closed }), good.Schema(), good),
 			`pipe: partition 3, train: ps: register to driver ` + closed + ` failed after 6 attempt(s)`},
 		{"wrong token", taskBytes(t, h(func(h *protocol.Header) { h.Token = strings.Repeat("0", 32) }), good.Schema(), good),
