@@ -48,6 +48,9 @@ func (r *rows) check(spec *gokernel.Spec, path string) error {
 	if spec.Loss() == "" {
 		return fmt.Errorf("model %q has no compile config with a loss", path)
 	}
+	if err := exactIDs(spec); err != nil {
+		return err
+	}
 	return r.widths()
 }
 
@@ -99,6 +102,21 @@ func (r *rows) load(rec arrow.RecordBatch) (*gokernel.Batch, error) {
 		return nil, fmt.Errorf("label column %q %w", r.label, unprefixed(err))
 	}
 	return gokernel.NewBatch(n, r.xbuf, r.x.Width(), r.ybuf, r.shape.Width()), nil
+}
+
+// maxExactID is the largest id a float32 holds exactly (2^24): the rows
+// reach the training loop as float32 (arrowio), integer columns included,
+// so a vocabulary larger than this is refused rather than rounded.
+const maxExactID = 1 << 24
+
+// exactIDs refuses a model whose input takes more ids than float32 holds
+// exactly.
+func exactIDs(spec *gokernel.Spec) error {
+	if in := spec.Inputs()[0]; in.IDLimit > maxExactID {
+		return fmt.Errorf("input %q takes ids up to %d (an Embedding's input_dim); the features travel as float32, "+
+			"which holds ids exactly only up to %d", in.Name, in.IDLimit-1, maxExactID)
+	}
+	return nil
 }
 
 // checkIDs refuses, for an input that Embeddings read, an id outside

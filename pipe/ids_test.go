@@ -1,6 +1,7 @@
 package pipe
 
 import (
+	"fmt"
 	"math"
 	"os"
 	"strings"
@@ -10,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"gorgonia.org/tensor"
 
+	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/internal/fixture"
 	"github.com/gophas/gophas/protocol"
 )
@@ -92,5 +94,33 @@ func TestWidthErrorNamesTheInputShape(t *testing.T) {
 	want := `pipe: partition 0, predict: the features (column "features") have 783 values per row, the model takes 784: input shape (28, 28, 1)`
 	if _, _, err := work(t, taskBytes(t, protocol.Header{Mode: protocol.ModePredict, Model: dir}, rec.Schema(), rec)); err == nil || err.Error() != want {
 		t.Fatalf("got error %v; want %q", err, want)
+	}
+}
+
+// TestIDsPastFloat32AreRefused: ids reach the loop as float32, exact up to
+// 2^24; an Embedding taking more ids than that is refused, not rounded.
+func TestIDsPastFloat32AreRefused(t *testing.T) {
+	for _, tt := range []struct {
+		inputDim int
+		want     string
+	}{
+		{1 << 24, ""},
+		{1<<24 + 1, `input "input_layer" takes ids up to 16777216 (an Embedding's input_dim); the features travel as float32, which holds ids exactly only up to 16777216`},
+	} {
+		spec, err := gokernel.ParseSpec([]byte(strings.Replace(fixture.TokenSpec, `"input_dim": 6`, fmt.Sprintf(`"input_dim": %d`, tt.inputDim), 1)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := spec.Inputs()[0].IDLimit; got != tt.inputDim {
+			t.Fatalf("IDLimit %d; want %d", got, tt.inputDim)
+		}
+		r, err := newRows(&protocol.Header{FeaturesCol: "tokens", LabelCol: "label"}, tokenSchema(arrow.PrimitiveTypes.Int64))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = r.check(spec, "m")
+		if (tt.want == "" && err != nil) || (tt.want != "" && (err == nil || err.Error() != tt.want)) {
+			t.Errorf("input_dim %d: got %v; want %q", tt.inputDim, err, tt.want)
+		}
 	}
 }

@@ -103,6 +103,9 @@ func runPredict(t *Task) (err error) {
 	if err := checkWidth(x.conv, feat, m); err != nil {
 		return err
 	}
+	if err := exactIDs(m.Spec()); err != nil {
+		return err
+	}
 	outDim := m.Spec().OutputDim()
 	predType := arrow.DataType(arrow.PrimitiveTypes.Float64)
 	if outDim > 1 {
