@@ -243,6 +243,31 @@ class SparkModelSuite extends AnyFunSuite with BeforeAndAfterAll {
     val bad = intercept[GophasException](SparkModel.fromSpec(spec.replace("\"Dense\"", "\"Conv9D\""), seed = 1L))
     assert(bad.getMessage.contains("Conv9D"), bad.getMessage)
   }
+
+  test("token ids (array<int>, array<long>) feed an Embedding input; ids outside input_dim are named before training") {
+    // internal/fixture's TokenSpec: Input((5,), int32) -> Embedding(6, 2) -> GlobalAveragePooling1D -> Dense(1, sigmoid).
+    val tokens = new String(Files.readAllBytes(SparkModelScenarios.repoFile("internal/fixture/testdata/tokens.json")), StandardCharsets.UTF_8)
+    val s = spark
+    import s.implicits._
+    val rng = new scala.util.Random(3)
+    // The label says whether most ids are below 3: a sum of per-id terms, which the model can learn exactly.
+    val rows = Seq.fill(2000)(Seq.fill(5)(rng.nextInt(6))).map(ids => (ids, if (ids.count(_ < 3) > 2) 1.0 else 0.0))
+    val ints = rows.toDF("tokens", "label").repartition(2).cache()
+    assert(ints.schema("tokens").dataType.simpleString == "array<int>")
+    val m = SparkModel.fromSpec(tokens, seed = 5L, batchSize = 32)
+    m.fit(ints, epochs = 5, featuresCol = "tokens")
+    val longs = ints.select(col("tokens").cast("array<bigint>").as("tokens"), col("label"))
+    val acc = m.evaluate(longs, featuresCol = "tokens")("accuracy")
+    assert(acc >= 0.9, s"accuracy $acc")
+    assert(acc == m.evaluate(ints, featuresCol = "tokens")("accuracy"))
+
+    val bad = rows.zipWithIndex.map { case ((ids, l), i) => (if (i == 11) ids.updated(2, 6) else ids, l) }.toDF("tokens", "label").coalesce(1)
+    val e = intercept[GophasException](m.fit(bad, featuresCol = "tokens")).getMessage
+    assert(e.contains("features column 'tokens' row 11 position 2: id 6 is outside [0, 6)"), e)
+    val negative = intercept[GophasException](m.fit(bad.select(transform(col("tokens"), x => x - 1).as("tokens"), col("label")),
+      featuresCol = "tokens")).getMessage
+    assert(negative.contains("features column 'tokens' row 0 position ") && negative.contains(": id -1 is outside [0, 6)"), negative)
+  }
 }
 
 /** Shared by SparkModelSuite and the spark-submit scenarios. */
