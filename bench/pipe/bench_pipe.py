@@ -2,7 +2,7 @@
 
 Run by `make bench-pipe` through spark-submit with the Gophas jar:
 
-    spark-submit --master 'local[2]' --jars dist/gophas-spark_2.13-<v>.jar \
+    spark-submit --master 'local[2]' --jars dist/gophas-spark-<line>_<scala>-<v>.jar \
         bench/pipe/bench_pipe.py [--rows 1000000] [--width 784] [--repeat 3]
 
 Both paths read the same generated DataFrame (an array<float> column of

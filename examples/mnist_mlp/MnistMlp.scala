@@ -5,7 +5,7 @@ import java.nio.file.{Files, Paths}
 
 import org.apache.spark.sql.SparkSession
 
-import io.gophas.spark.SparkModel
+import io.gophas.spark.{ReadableConsole, SparkModel}
 
 /**
  * The MNIST MLP (784-128-128-10, Adam, categorical cross-entropy) trained on
@@ -14,7 +14,7 @@ import io.gophas.spark.SparkModel
  * and the time taken.
  *
  * {{{
- * spark-submit --class io.gophas.spark.examples.MnistMlp gophas-spark_2.13-<v>.jar \
+ * spark-submit --class io.gophas.spark.examples.MnistMlp gophas-spark-<line>_<scala>-<v>.jar \
  *   [--data DIR] [--model examples/mnist_mlp/model.json] [--epochs 10] [--batch-size 64] \
  *   [--mode asynchronous] [--frequency epoch] [--workers N] [--save DIR]
  * }}}
@@ -27,7 +27,8 @@ object MnistMlp {
     }.toMap
     val known = Set("data", "model", "epochs", "batch-size", "mode", "frequency", "workers", "save", "validation-split")
     opts.keys.filterNot(known).foreach(k => throw new IllegalArgumentException(s"unknown option --$k (options: ${known.toSeq.sorted.mkString(", ")})"))
-    val spark = SparkSession.builder().appName("gophas MNIST MLP").getOrCreate()
+    // Spark WARN and up, its progress bar and Gophas' own lines, unless your log4j2 configuration says otherwise.
+    val spark = ReadableConsole(SparkSession.builder().appName("gophas MNIST MLP")).getOrCreate()
     try {
       val dir = Mnist.dir(opts.get("data"))
       val workers = opts.get("workers").map(_.toInt).getOrElse(spark.sparkContext.defaultParallelism)

@@ -5,7 +5,6 @@ import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.apache.spark.sql.{Column, DataFrame}
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.functions.col
-import org.apache.spark.sql.gophas.ArrowBatches
 import org.apache.spark.sql.types._
 
 /**
@@ -69,10 +68,11 @@ object Gophas {
     val spark = df.sparkSession
     val settings = GophasConf.settings(spark)
     val inSchema = df.schema
-    val rows = ArrowBatches.internalRows(df).mapPartitionsWithIndex { (partition, input) =>
+    val line = SparkLine.get
+    val rows = line.internalRows(df).mapPartitionsWithIndex { (partition, input) =>
       task(settings, inSchema, outSchema, perTask(partition)(header), partition, input)
     }
-    ArrowBatches.createDataFrame(spark, rows, outSchema)
+    line.createDataFrame(spark, rows, outSchema)
   }
 
   /** The header fields every task of a job shares. */
@@ -87,8 +87,9 @@ object Gophas {
     val h = new java.util.LinkedHashMap[String, Any]()
     header.forTask(partition, if (context != null) math.max(1, context.cpus()) else 0).fields.foreach { case (k, v) => h.put(k, v) }
     val runner = new WorkerRunner(binary, h, settings.ioTimeoutMs, context)
+    val line = SparkLine.get
     runner.run(
-      out => ArrowBatches.write(input, inSchema, settings.batchRows, settings.batchBytes, out),
-      in => ArrowBatches.read(in, outSchema))
+      out => line.writeArrow(input, inSchema, settings.batchRows, settings.batchBytes, out),
+      in => line.readArrow(in, outSchema))
   }
 }

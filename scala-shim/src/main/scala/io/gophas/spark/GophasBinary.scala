@@ -25,8 +25,10 @@ object GophasBinary extends Logging {
   private val resolved = new ConcurrentHashMap[String, Path]()
 
   /** The binary to run, resolved and checked once per JVM and configuration. */
-  def get(binary: Option[String], unpackDir: Option[String]): Path =
+  def get(binary: Option[String], unpackDir: Option[String]): Path = {
+    SparkLine.get // a jar built for another Spark line fails here, naming the right one
     resolved.computeIfAbsent(binary.getOrElse("") + "|" + unpackDir.getOrElse(""), _ => resolve(binary, unpackDir))
+  }
 
   private def resolve(configured: Option[String], unpackDir: Option[String]): Path = {
     val tried = ArrayBuffer.empty[String]

@@ -15,7 +15,6 @@ import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.apache.spark.sql.{Column, DataFrame, SparkSession}
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.functions._
-import org.apache.spark.sql.gophas.{ArrowBatches, SparkInternals}
 import org.apache.spark.sql.types._
 import org.apache.spark.storage.StorageLevel
 
@@ -51,6 +50,7 @@ class SparkModel(
     val numWorkers: Int = 0,
     val batchSize: Int = 32) extends Logging {
 
+  SparkLine.get // a jar built for another Spark line fails here, naming the right one
   SparkModel.checkArguments(mode, frequency, numWorkers, batchSize)
 
   @volatile private var master: GophasNetwork = network
@@ -445,9 +445,9 @@ private final class FitRun(
     validation.foreach(_.persist(StorageLevel.MEMORY_AND_DISK))
     val tmp = Files.createTempDirectory("gophas-fit")
     try {
-      val workers = ArrowBatches.internalRows(cached).getNumPartitions
+      val workers = SparkLine.get.internalRows(cached).getNumPartitions
       if (mode == Synchronous) {
-        val slots = SparkInternals.taskSlots(sc)
+        val slots = SparkLine.get.taskSlots(sc)
         if (workers > slots)
           throw new GophasException(s"synchronous mode runs all $workers workers at once, but the cluster has $slots task slots " +
             s"now: set numWorkers to at most $slots, add executors or cores, or use mode asynchronous")
@@ -486,7 +486,7 @@ private final class FitRun(
     val perWorker = Array.fill(workers)(ArrayBuffer.empty[ListMap[String, Double]])
     val seconds = ArrayBuffer.empty[Double]
     val inSchema = cached.schema
-    val input = ArrowBatches.internalRows(cached)
+    val input = SparkLine.get.internalRows(cached)
     val driver = Protocol.DriverRef(ps.address, ps.token, Option(ps.tlsFingerprint).getOrElse(""))
     for (epoch <- 1 to epochs) {
       val start = System.nanoTime()

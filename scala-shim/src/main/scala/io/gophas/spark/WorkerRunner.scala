@@ -12,7 +12,6 @@ import scala.util.control.NonFatal
 import com.fasterxml.jackson.databind.ObjectMapper
 import org.apache.spark.TaskContext
 import org.apache.spark.internal.Logging
-import org.apache.spark.sql.gophas.SparkInternals
 
 /**
  * WorkerRunner runs one `gophas worker` process for one task, the way Spark's
@@ -63,7 +62,7 @@ private[spark] final class WorkerRunner(
       override def run(): Unit = {
         val out = new ProgressOutputStream(proc.getOutputStream)
         try {
-          if (context != null) SparkInternals.setTaskContext(context)
+          if (context != null) SparkLine.get.setTaskContext(context)
           val json = new ObjectMapper().writeValueAsBytes(header)
           if (json.length > Protocol.MaxHeaderBytes) throw new GophasException(s"task header is ${json.length} bytes, over ${Protocol.MaxHeaderBytes}")
           out.write(ByteBuffer.allocate(4).putInt(json.length).array())
@@ -202,7 +201,7 @@ private[spark] final class WorkerRunner(
   }
 }
 
-/** Forwards a worker's stderr to the log and keeps its last lines. */
+/** Forwards a worker's stderr to the log (DEBUG, errors at ERROR) and keeps its last lines. */
 private[spark] final class StderrTail(in: InputStream, name: String, keep: Int = 20, onLine: () => Unit = () => ())
     extends Thread(s"$name stderr") with Logging {
   private val lines = new java.util.ArrayDeque[String]()
@@ -214,7 +213,9 @@ private[spark] final class StderrTail(in: InputStream, name: String, keep: Int =
     try {
       var line = r.readLine()
       while (line != null) {
-        logInfo(s"$name: $line")
+        // The worker's error line goes to the executor log as an error (it
+        // also ends up in the task's exception); the rest at DEBUG.
+        if (line.startsWith(Protocol.ErrorPrefix)) logError(s"$name: $line") else logDebug(s"$name: $line")
         onLine()
         lines.synchronized {
           lines.addLast(line)

@@ -228,7 +228,7 @@ object PipeScenarios {
         header.foreach { case (k, v) => h.put(k, v) }
         new WorkerRunner(Paths.get(binary), h, 600000L, org.apache.spark.TaskContext.get()).run[Int](
           _ => throw new NoSuchMethodError("simulated: a Spark internal this Spark lacks"),
-          in => org.apache.spark.sql.gophas.ArrowBatches.read(in, schema).map(_ => 1))
+          in => SparkLine.get.readArrow(in, schema).map(_ => 1))
       }.collect()
     }
     val outcome = try { Await.result(job, 120.seconds); "the job succeeded" } catch {

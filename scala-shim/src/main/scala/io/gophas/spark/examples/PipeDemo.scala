@@ -3,7 +3,7 @@ package io.gophas.spark.examples
 import org.apache.spark.sql.SparkSession
 import org.apache.spark.sql.functions._
 
-import io.gophas.spark.Gophas
+import io.gophas.spark.{Gophas, ReadableConsole}
 
 /**
  * PipeDemo pipes a generated DataFrame (rows × 784 float features and a
@@ -11,15 +11,14 @@ import io.gophas.spark.Gophas
  * throughput. Run by `make demo`:
  *
  * {{{
- * spark-submit --class io.gophas.spark.examples.PipeDemo gophas-spark_2.13-<v>.jar [rows]
+ * spark-submit --class io.gophas.spark.examples.PipeDemo gophas-spark-<line>_<scala>-<v>.jar [rows]
  * }}}
  */
 object PipeDemo {
   def main(args: Array[String]): Unit = {
     val rows = args.headOption.map(_.toLong).getOrElse(200000L)
     val width = 784
-    val spark = SparkSession.builder().appName("gophas pipe demo").getOrCreate()
-    spark.sparkContext.setLogLevel("WARN")
+    val spark = ReadableConsole(SparkSession.builder().appName("gophas pipe demo")).getOrCreate()
     val df = spark.range(0, rows, 1, spark.sparkContext.defaultParallelism)
       .select(
         transform(sequence(lit(0), lit(width - 1)), j => ((col("id") * 31 + j) % 1021).cast("float") / lit(7.0f)).as("features"),

@@ -4,7 +4,6 @@ import com.fasterxml.jackson.databind.ObjectMapper
 import org.apache.hadoop.fs.Path
 import org.apache.spark.ml.{Estimator, Model}
 import org.apache.spark.ml.functions.array_to_vector
-import org.apache.spark.ml.gophas.MLPersistence
 import org.apache.spark.ml.linalg.SQLDataTypes.VectorType
 import org.apache.spark.ml.param._
 import org.apache.spark.ml.util._
@@ -12,7 +11,7 @@ import org.apache.spark.sql.{DataFrame, Dataset}
 import org.apache.spark.sql.functions._
 import org.apache.spark.sql.types._
 
-import io.gophas.spark.{GophasException, GophasNetwork, History, ModelInfo, Protocol, ServerStats, SparkModel}
+import io.gophas.spark.{GophasException, GophasNetwork, History, ModelInfo, Protocol, ServerStats, SparkLine, SparkModel}
 
 /** The params GophasEstimator and GophasModel share. */
 trait GophasParams extends Params {
@@ -234,7 +233,7 @@ object GophasModel extends MLReadable[GophasModel] {
 
   private[ml] final class Writer(model: GophasModel) extends MLWriter {
     override protected def saveImpl(path: String): Unit = {
-      MLPersistence.saveMetadata(model, path, sparkSession)
+      SparkLine.get.saveMetadata(model, path, sparkSession)
       model.network.save(new Path(path, NetworkDir).toString, sparkSession.sparkContext.hadoopConfiguration)
     }
   }
@@ -244,7 +243,7 @@ object GophasModel extends MLReadable[GophasModel] {
       val net = GophasNetwork.load(new Path(path, NetworkDir).toString, sparkSession.sparkContext.hadoopConfiguration)
       val uid = new ObjectMapper().readTree(sparkSession.sparkContext.textFile(new Path(path, "metadata").toString, 1).first()).path("uid").asText()
       val m = new GophasModel(uid, net)
-      MLPersistence.loadParams(m, path, sparkSession, classOf[GophasModel].getName)
+      SparkLine.get.loadParams(m, path, sparkSession, classOf[GophasModel].getName)
       m
     }
   }

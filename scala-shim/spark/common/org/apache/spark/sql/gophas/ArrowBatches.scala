@@ -9,8 +9,6 @@ import org.apache.arrow.vector.VectorSchemaRoot
 import org.apache.arrow.vector.complex.ListVector
 import org.apache.arrow.vector.ipc.{ArrowStreamReader, ArrowStreamWriter}
 import org.apache.spark.TaskContext
-import org.apache.spark.rdd.RDD
-import org.apache.spark.sql.{DataFrame, Row, SparkSession}
 import org.apache.spark.sql.catalyst.{InternalRow, ProjectingInternalRow}
 import org.apache.spark.sql.catalyst.expressions.UnsafeProjection
 import org.apache.spark.sql.execution.arrow.ArrowWriter
@@ -22,20 +20,12 @@ import io.gophas.spark.GophasException
 
 /**
  * ArrowBatches converts between Spark's internal rows and Arrow IPC streams,
- * with Spark's own Arrow converters (the ones PySpark's Arrow UDFs use).
- * with bulk copies for float and double arrays (PrimitiveArrays).
- * It lives in Spark's package because those converters are `private[sql]`;
- * nothing else of the shim does. Not a public API: it may change with any release.
+ * with Spark's own Arrow converters (the ones PySpark's Arrow UDFs use) and
+ * bulk copies for float and double arrays (PrimitiveArrays). It lives in
+ * Spark's package because those converters are `private[sql]`, and it is
+ * compiled against each Spark line (scala-shim/spark/common).
  */
-object ArrowBatches {
-
-  /** The rows of a DataFrame, without converting them to external Rows. */
-  def internalRows(df: DataFrame): RDD[InternalRow] =
-    df.asInstanceOf[org.apache.spark.sql.classic.Dataset[Row]].queryExecution.toRdd
-
-  /** A DataFrame over internal rows that already match schema. */
-  def createDataFrame(spark: SparkSession, rows: RDD[InternalRow], schema: StructType): DataFrame =
-    spark.asInstanceOf[org.apache.spark.sql.classic.SparkSession].internalCreateDataFrame(rows, schema, isStreaming = false)
+private[gophas] object ArrowBatches {
 
   /**
    * Writes rows as one Arrow IPC stream: batches of at most batchRows rows,
@@ -43,7 +33,7 @@ object ArrowBatches {
    */
   def write(rows: Iterator[InternalRow], schema: StructType, batchRows: Int, batchBytes: Long, out: OutputStream): Unit = {
     val allocator = ArrowUtils.rootAllocator.newChildAllocator("gophas input", 0, Long.MaxValue)
-    val root = VectorSchemaRoot.create(ArrowUtils.toArrowSchema(schema, "UTC", true, false), allocator)
+    val root = VectorSchemaRoot.create(ArrowUtils.toArrowSchema(schema, "UTC", errorOnDuplicatedFieldNames = true, largeVarTypes = false), allocator)
     try {
       val vectors = root.getFieldVectors.asScala.toArray
       val sizes = schema.fields.map(f => PrimitiveArrays.elementSize(f.dataType))
@@ -66,7 +56,7 @@ object ArrowBatches {
         generic.foreach(_._1.reset())
         n = 0
       }
-      def bytes: Long = arrays.foldLeft(0L)(_ + _.sizeInBytes) + generic.map(_._1.sizeInBytes().toLong).getOrElse(0L)
+      def bytes: Long = arrays.foldLeft(0L)(_ + _.sizeInBytes) + generic.map(g => Internals.sizeInBytes(g._1)).getOrElse(0L)
       while (rows.hasNext) {
         val row = rows.next()
         var i = 0

@@ -9,7 +9,7 @@ import org.apache.spark.sql.catalyst.util.{ArrayData, MapData}
 import org.apache.spark.sql.types.{ArrayType, DataType, Decimal, DoubleType, FloatType}
 import org.apache.spark.sql.vectorized.ColumnarBatch
 import org.apache.spark.unsafe.Platform
-import org.apache.spark.unsafe.types.{CalendarInterval, GeographyVal, GeometryVal, UTF8String, VariantVal}
+import org.apache.spark.unsafe.types.{CalendarInterval, UTF8String}
 
 /**
  * Bulk copies for the columns that carry features: arrays of float or
@@ -104,8 +104,9 @@ private[gophas] final class PrimitiveArrayWriter(list: ListVector, elemSize: Int
  * copies them whole instead of element by element. Valid until the next
  * call to at().
  */
-private[gophas] final class BulkArrayRow(batch: ColumnarBatch, lists: Array[ListVector], elemSizes: Array[Int]) extends InternalRow {
-  private var inner: InternalRow = _
+private[gophas] final class BulkArrayRow(batch: ColumnarBatch, lists: Array[ListVector], elemSizes: Array[Int]) extends ForwardingRow {
+  private var current: InternalRow = _
+  override protected def inner: InternalRow = current
   private var rowId = 0
   private val buffers = Array.fill(lists.length)(new Array[Byte](0))
   private val arrays = Array.fill(lists.length)(new UnsafeArrayData)
@@ -120,7 +121,7 @@ private[gophas] final class BulkArrayRow(batch: ColumnarBatch, lists: Array[List
     }
   }
 
-  def at(row: InternalRow, id: Int): InternalRow = { inner = row; rowId = id; this }
+  def at(row: InternalRow, id: Int): InternalRow = { current = row; rowId = id; this }
 
   override def getArray(ordinal: Int): ArrayData = {
     if (!bulk(ordinal) || inner.isNullAt(ordinal)) return inner.getArray(ordinal)
@@ -143,6 +144,17 @@ private[gophas] final class BulkArrayRow(batch: ColumnarBatch, lists: Array[List
   }
 
   override def numFields: Int = batch.numCols()
+  override def get(ordinal: Int, dataType: DataType): AnyRef =
+    if (PrimitiveArrays.elementSize(dataType) > 0) getArray(ordinal) else inner.get(ordinal, dataType)
+}
+
+/**
+ * An InternalRow whose getters answer from inner, a row that changes as the
+ * reader moves on; the getters that only some Spark lines declare come from
+ * LineGetters (scala-shim/spark/v<line>).
+ */
+private[gophas] abstract class ForwardingRow extends LineGetters {
+  override def numFields: Int = inner.numFields
   override def setNullAt(i: Int): Unit = throw new UnsupportedOperationException
   override def update(i: Int, value: Any): Unit = throw new UnsupportedOperationException
   override def copy(): InternalRow = inner.copy()
@@ -158,11 +170,8 @@ private[gophas] final class BulkArrayRow(batch: ColumnarBatch, lists: Array[List
   override def getUTF8String(ordinal: Int): UTF8String = inner.getUTF8String(ordinal)
   override def getBinary(ordinal: Int): Array[Byte] = inner.getBinary(ordinal)
   override def getInterval(ordinal: Int): CalendarInterval = inner.getInterval(ordinal)
-  override def getVariant(ordinal: Int): VariantVal = inner.getVariant(ordinal)
-  override def getGeography(ordinal: Int): GeographyVal = inner.getGeography(ordinal)
-  override def getGeometry(ordinal: Int): GeometryVal = inner.getGeometry(ordinal)
   override def getStruct(ordinal: Int, numFields: Int): InternalRow = inner.getStruct(ordinal, numFields)
+  override def getArray(ordinal: Int): ArrayData = inner.getArray(ordinal)
   override def getMap(ordinal: Int): MapData = inner.getMap(ordinal)
-  override def get(ordinal: Int, dataType: DataType): AnyRef =
-    if (PrimitiveArrays.elementSize(dataType) > 0) getArray(ordinal) else inner.get(ordinal, dataType)
+  override def get(ordinal: Int, dataType: DataType): AnyRef = inner.get(ordinal, dataType)
 }
