@@ -8,7 +8,7 @@ enough and no TensorFlow is needed anywhere. MNIST comes from the GoMNIST
 files (GOPHAS_MNIST_DIR, or --data).
 
     python examples/mnist_mlp/mnist_mlp.py [--epochs 10] [--workers 2]
-    spark-submit --driver-memory 4g --jars dist/gophas-spark_2.13-0.1.0.jar \\
+    spark-submit --driver-memory 4g --jars dist/gophas-spark-4.3_2.13-0.1.0.jar \\
         examples/mnist_mlp/mnist_mlp.py
 
 It prints a line per epoch, then ``Test accuracy: 0.xxxx``.
@@ -78,6 +78,8 @@ def main():
     builder = SparkSession.builder.appName("Mnist_Spark_MLP")
     if args.master or "PYSPARK_GATEWAY_PORT" not in os.environ:
         builder = builder.master(args.master or "local[2]").config("spark.driver.memory", "4g")
+    # Spark WARN and up, its progress bar and Gophas' lines, unless your log4j2 configuration says otherwise.
+    builder = gophas.readable_console(builder)
     spark = gophas.configure(builder).getOrCreate()
     sc = spark.sparkContext
 

@@ -16,7 +16,7 @@ Importing the package loads neither numpy nor Keras; both are imported when
 first needed.
 """
 
-from gophas.context import configure, jar_path
+from gophas.context import SPARK_LINES, configure, jar_path, readable_console
 from gophas.errors import GophasError
 from gophas.network import Network
 from gophas.spark_model import History, SparkModel, load_spark_model
@@ -32,6 +32,8 @@ __all__ = [
     "GophasError",
     "configure",
     "jar_path",
+    "SPARK_LINES",
+    "readable_console",
     "to_simple_rdd",
     "to_data_frame",
     "from_data_frame",

@@ -1,9 +1,10 @@
-"""The shim jar and the Spark session Gophas runs in."""
+"""The shim jars and the Spark session Gophas runs in."""
 
 from __future__ import annotations
 
 import glob
 import os
+import re
 from typing import TYPE_CHECKING
 
 from gophas.errors import GophasError
@@ -11,18 +12,64 @@ from gophas.errors import GophasError
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-__all__ = ["jar_path", "configure"]
+__all__ = ["SPARK_LINES", "jar_path", "configure", "readable_console"]
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _FACADE = "io.gophas.spark.python.PythonGophas"
 
+#: The Spark lines Gophas has a jar for, each with its Scala version (the
+#: repository's spark-lines.txt; a test checks that the two agree).
+SPARK_LINES = {"3.5": "2.12", "4.0": "2.13", "4.1": "2.13", "4.2": "2.13", "4.3": "2.13"}
 
-def jar_path() -> str:
-    """The path of the Gophas shim jar (``gophas-spark_2.13-<version>.jar``).
+_JAR_NAME = re.compile(r"gophas-spark-(\d+\.\d+)_(\d+\.\d+)-.*\.jar$")
 
-    Looked up in this order: the ``GOPHAS_JAR`` environment variable, the jar
-    packed inside the installed package (``gophas/jars/``), and, when running
-    from a source checkout, the repository's ``dist/`` folder (``make jar``).
+
+def _supported() -> str:
+    """The supported lines as a phrase: "3.5 (Scala 2.12), 4.0, 4.1, 4.2 and 4.3 (Scala 2.13)"."""
+    parts = []
+    for scala in dict.fromkeys(SPARK_LINES.values()):
+        lines = [line for line, s in SPARK_LINES.items() if s == scala]
+        text = lines[0] if len(lines) == 1 else ", ".join(lines[:-1]) + " and " + lines[-1]
+        parts.append(f"{text} (Scala {scala})")
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _line_of(version: str) -> str:
+    m = re.match(r"(\d+)\.(\d+)", version)
+    return f"{m.group(1)}.{m.group(2)}" if m else version
+
+
+def _running_version() -> str:
+    """The version of the running Spark: the JVM's when a gateway is up
+    (under ``spark-submit`` or ``pyspark``), else the installed ``pyspark``
+    package's."""
+    from pyspark import SparkContext
+
+    if SparkContext._gateway is not None:
+        try:
+            return str(SparkContext._gateway.jvm.org.apache.spark.package.SPARK_VERSION())
+        except Exception:  # noqa: BLE001 - fall back to the package's version
+            pass
+    from pyspark.version import __version__
+
+    return __version__
+
+
+def jar_path(spark_version: str | None = None) -> str:
+    """The path of the Gophas jar for a Spark version.
+
+    One jar per Spark line, named ``gophas-spark-<line>_<scala>-<version>.jar``
+    (``gophas-spark-4.3_2.13-0.1.0.jar``). Looked up in this order: the
+    ``GOPHAS_JAR`` environment variable, the jars packed inside the
+    installed package (``gophas/jars/``), and, when running from a source
+    checkout, the repository's ``dist/`` folder (``make jars``).
+
+    Parameters
+    ----------
+    spark_version : str, optional
+        The Spark version to find the jar for; default the running one
+        (the JVM's when a gateway is up, else the
+        installed ``pyspark`` package's).
 
     Returns
     -------
@@ -32,36 +79,55 @@ def jar_path() -> str:
     Raises
     ------
     GophasError
-        If no jar is found.
+        If Gophas has no jar for that Spark line, if ``GOPHAS_JAR`` names a
+        jar of another line, or if the jar is not found.
     """
+    version = spark_version or _running_version()
+    line = _line_of(version)
+    if line not in SPARK_LINES:
+        raise GophasError(f"gophas: Spark {version} is not supported: Gophas has jars for Spark {_supported()}")
+    name = f"gophas-spark-{line}_{SPARK_LINES[line]}-*.jar"
     tried = []
     env = os.environ.get("GOPHAS_JAR")
     if env:
         if os.path.isfile(env):
+            _check_jar(env, version)
             return os.path.abspath(env)
         tried.append(f"GOPHAS_JAR={env} (no such file)")
-    packed = sorted(glob.glob(os.path.join(_HERE, "jars", "gophas-spark_*.jar")))
+    packed = sorted(glob.glob(os.path.join(_HERE, "jars", name)))
     if packed:
         return packed[-1]
-    tried.append(os.path.join(_HERE, "jars", "gophas-spark_*.jar"))
+    tried.append(os.path.join(_HERE, "jars", name))
     source = os.path.abspath(os.path.join(_HERE, "..", "..", "dist"))
-    found = [j for j in sorted(glob.glob(os.path.join(source, "gophas-spark_2.13-*.jar"))) if not j.endswith("-tests.jar")]
+    found = sorted(glob.glob(os.path.join(source, name)))
     if found:
         return found[-1]
-    tried.append(os.path.join(source, "gophas-spark_2.13-*.jar"))
-    raise GophasError("gophas: the shim jar was not found; tried " + ", ".join(tried) +
-                      ": install the package with `pip install ./python` after `make jar`, or set GOPHAS_JAR")
+    tried.append(os.path.join(source, name))
+    raise GophasError(f"gophas: the jar for Spark {version} was not found; tried " + ", ".join(tried) +
+                      ": install the package with `pip install ./python` after `make jars`, or set GOPHAS_JAR")
+
+
+def _check_jar(jar: str, version: str) -> None:
+    """Refuses a Gophas jar built for another Spark line than version's."""
+    m = _JAR_NAME.search(os.path.basename(jar))
+    if m and m.group(1) != _line_of(version):
+        line = _line_of(version)
+        advice = (f"use gophas-spark-{line}_{SPARK_LINES[line]}" if line in SPARK_LINES
+                  else f"Gophas has jars for Spark {_supported()}")
+        raise GophasError(f"gophas: {os.path.basename(jar)} is built for Spark {m.group(1)}, "
+                          f"but this is Spark {version}: {advice}")
 
 
 def configure(builder: "SparkSession.Builder | None" = None, jar: str | None = None) -> "SparkSession.Builder":
-    """Puts the Gophas jar on a session that is about to start.
+    """Puts the Gophas jar for the running Spark on a session that is about to start.
 
-    Adds the jar to ``spark.jars`` (keeping the jars already there, those
-    of the builder and, under ``spark-submit``, those of ``--jars``; a
-    Gophas jar already among them is kept instead), which puts it on the
-    driver's and the executors' class paths. It must be called before
-    ``getOrCreate()`` starts the session; a session that is already running
-    keeps its class path (start it with ``--jars`` instead).
+    Adds the jar (:func:`jar_path`) to ``spark.jars`` (keeping the jars
+    already there, those of the builder and, under ``spark-submit``, those
+    of ``--jars``; a Gophas jar already among them is kept instead, if it is
+    the one for this Spark line), which puts it on the driver's and the
+    executors' class paths. It must be called before ``getOrCreate()``
+    starts the session; a session that is already running keeps its class
+    path (start it with ``--jars`` instead).
 
     Parameters
     ----------
@@ -74,6 +140,12 @@ def configure(builder: "SparkSession.Builder | None" = None, jar: str | None = N
     -------
     SparkSession.Builder
         The same builder, for chaining.
+
+    Raises
+    ------
+    GophasError
+        If Gophas has no jar for this Spark, or the jar given (or already
+        among the session's jars) is for another Spark line.
 
     Examples
     --------
@@ -92,9 +164,54 @@ def configure(builder: "SparkSession.Builder | None" = None, jar: str | None = N
         # Under spark-submit or pyspark the JVM holds --jars already: keep them.
         SparkContext._ensure_initialized()
         existing += [j for j in SparkConf().get("spark.jars", "").split(",") if j and j not in existing]
-    if not any(os.path.basename(j).startswith("gophas-spark_") for j in existing):
-        existing.append(jar or jar_path())
+    version = _running_version()
+    ours = [j for j in existing if _JAR_NAME.search(os.path.basename(j))]
+    for j in ours + ([jar] if jar else []):
+        _check_jar(j, version)
+    if not ours:
+        existing.append(jar or jar_path(version))
     return builder.config("spark.jars", ",".join(existing))
+
+
+def readable_console(builder: "SparkSession.Builder | None" = None) -> "SparkSession.Builder":
+    """Gives a job's console what a person wants to read while a model trains.
+
+    Spark's WARN and above, Spark's console progress bar, and Gophas' own
+    lines (a fit's start line, one line per epoch, the result) instead of
+    hundreds of INFO lines. A user's own logging wins: the levels change only
+    while Spark runs on its built-in log4j2 defaults, and the progress bar is
+    turned on only when ``spark.ui.showConsoleProgress`` is not set. Started
+    from ``python``, PySpark runs Spark as a shell, whose defaults are
+    already these; under ``spark-submit`` this quiets Spark's defaults
+    through the Gophas jar (``--jars``). Call it before ``getOrCreate()``.
+
+    Parameters
+    ----------
+    builder : SparkSession.Builder, optional
+        The builder to configure; default ``SparkSession.builder``.
+
+    Returns
+    -------
+    SparkSession.Builder
+        The same builder, for chaining.
+    """
+    from pyspark import SparkConf, SparkContext
+    from pyspark.sql import SparkSession
+
+    if builder is None:
+        builder = SparkSession.builder
+    if not os.environ.get("PYSPARK_GATEWAY_PORT"):
+        return builder
+    SparkContext._ensure_initialized()
+    try:
+        SparkContext._jvm.io.gophas.spark.ReadableConsole.quietSparkDefaults()
+    except Exception:  # noqa: BLE001 - no Gophas jar on the JVM's class path: leave the console as it is
+        return builder
+    options = getattr(builder, "_options", {}) or {}
+    key = "spark.ui.showConsoleProgress"
+    if key in options or SparkConf().contains(key):
+        return builder
+    return builder.config(key, "true")
 
 
 def _session() -> "SparkSession":
@@ -132,4 +249,4 @@ def _safe_jar() -> str:
     try:
         return jar_path()
     except GophasError:
-        return "gophas-spark_2.13-<version>.jar"
+        return "gophas-spark-<line>_<scala>-<version>.jar (the one for your Spark)"

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -25,9 +26,11 @@ def test_import_loads_nothing_heavy():
 
 def test_jar_and_configure():
     from pyspark.sql import SparkSession
+    from pyspark.version import __version__
 
+    line = ".".join(__version__.split(".")[:2])
     jar = gophas.jar_path()
-    assert os.path.isfile(jar) and os.path.basename(jar).startswith("gophas-spark_2.13-")
+    assert os.path.isfile(jar) and os.path.basename(jar).startswith(f"gophas-spark-{line}_"), jar
     builder = SparkSession.Builder().config("spark.jars", "/x/other.jar")
     gophas.configure(builder)
     gophas.configure(builder)
@@ -35,10 +38,31 @@ def test_jar_and_configure():
     assert jars[0] == "/x/other.jar", jars
     # the package's jar once (or, with a session running, the session's own)
     assert [os.path.basename(j) for j in jars[1:]] == [os.path.basename(jar)], jars
-    # A Gophas jar given already (say with --jars) is kept, not doubled.
-    given = SparkSession.Builder().config("spark.jars", "/opt/gophas-spark_2.13-0.1.0.jar")
-    given_jars = gophas.configure(given)._options["spark.jars"].split(",")
-    assert given_jars[0] == "/opt/gophas-spark_2.13-0.1.0.jar" and jar not in given_jars, given_jars
+    # A Gophas jar of this line given already (say with --jars) is kept, not doubled.
+    mine = f"/opt/gophas-spark-{line}_{gophas.SPARK_LINES[line]}-0.1.0.jar"
+    given_jars = gophas.configure(SparkSession.Builder().config("spark.jars", mine))._options["spark.jars"].split(",")
+    assert given_jars[0] == mine and jar not in given_jars, given_jars
+    # One of another line is refused, naming the jar to use.
+    other = next(f"/opt/gophas-spark-{ln}_{s}-0.1.0.jar" for ln, s in gophas.SPARK_LINES.items() if ln != line)
+    with pytest.raises(GophasError, match=rf"is built for Spark .* but this is Spark {re.escape(__version__)}: "
+                                          rf"use gophas-spark-{re.escape(line)}_"):
+        gophas.configure(SparkSession.Builder().config("spark.jars", other))
+
+
+def test_jar_for_each_line_and_none_for_others():
+    for line, scala in gophas.SPARK_LINES.items():
+        assert os.path.basename(gophas.jar_path(f"{line}.1")).startswith(f"gophas-spark-{line}_{scala}-")
+    for version in ("3.4.1", "5.0.0", "4.9.0-SNAPSHOT"):
+        with pytest.raises(GophasError) as e:
+            gophas.jar_path(version)
+        assert (f"Spark {version} is not supported" in str(e.value)
+                and "3.5 (Scala 2.12), 4.0, 4.1, 4.2 and 4.3 (Scala 2.13)" in str(e.value)), e.value
+
+
+def test_spark_lines_match_the_build():
+    with open(os.path.join(ROOT, "spark-lines.txt")) as f:
+        rows = [ln.split() for ln in f if ln.strip() and not ln.startswith("#")]
+    assert {r[0]: ".".join(r[1].split(".")[:2]) for r in rows} == gophas.SPARK_LINES
 
 
 def test_safetensors_round_trip_and_layout():
