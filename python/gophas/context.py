@@ -21,17 +21,15 @@ _FACADE = "io.gophas.spark.python.PythonGophas"
 #: repository's spark-lines.txt; a test checks that the two agree).
 SPARK_LINES = {"3.5": "2.12", "4.0": "2.13", "4.1": "2.13", "4.2": "2.13", "4.3": "2.13"}
 
-_JAR_NAME = re.compile(r"gophas-spark-(\d+\.\d+)_(\d+\.\d+)-.*\.jar$")
+_JAR_NAME = re.compile(r"gophas-spark-(\d+\.\d+)_(\d+\.\d+)-(.*)\.jar$")
 
 
 def _supported() -> str:
     """The supported lines as a phrase: "3.5 (Scala 2.12), 4.0, 4.1, 4.2 and 4.3 (Scala 2.13)"."""
-    parts = []
-    for scala in dict.fromkeys(SPARK_LINES.values()):
-        lines = [line for line, s in SPARK_LINES.items() if s == scala]
-        text = lines[0] if len(lines) == 1 else ", ".join(lines[:-1]) + " and " + lines[-1]
-        parts.append(f"{text} (Scala {scala})")
-    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    lines = list(SPARK_LINES.items())
+    named = [line if i + 1 < len(lines) and lines[i + 1][1] == scala else f"{line} (Scala {scala})"
+             for i, (line, scala) in enumerate(lines)]
+    return named[0] if len(named) == 1 else ", ".join(named[:-1]) + " and " + named[-1]
 
 
 def _line_of(version: str) -> str:
@@ -112,7 +110,7 @@ def _check_jar(jar: str, version: str) -> None:
     m = _JAR_NAME.search(os.path.basename(jar))
     if m and m.group(1) != _line_of(version):
         line = _line_of(version)
-        advice = (f"use gophas-spark-{line}_{SPARK_LINES[line]}" if line in SPARK_LINES
+        advice = (f"use gophas-spark-{line}_{SPARK_LINES[line]}-{m.group(3)}.jar instead" if line in SPARK_LINES
                   else f"Gophas has jars for Spark {_supported()}")
         raise GophasError(f"gophas: {os.path.basename(jar)} is built for Spark {m.group(1)}, "
                           f"but this is Spark {version}: {advice}")
@@ -242,7 +240,28 @@ def _facade():
             "gophas: the Gophas jar is not on this Spark session's class path: build the session with "
             "gophas.configure(SparkSession.builder) before getOrCreate(), or pass --jars "
             f"{_safe_jar()} to spark-submit/pyspark")
+    _check_loaded_jar(spark, jvm)
     return obj
+
+
+_checked_jvms: set = set()
+
+
+def _check_loaded_jar(spark: "SparkSession", jvm) -> None:
+    """Refuses, once per JVM, a session whose Gophas jar is for another Spark
+    line: before any class of a jar built for another Scala version fails to
+    load with a NoClassDefFoundError."""
+    if id(jvm) in _checked_jvms:
+        return
+    try:
+        loader = jvm.java.lang.Thread.currentThread().getContextClassLoader()
+        cls = jvm.java.lang.Class.forName(_FACADE, False, loader)
+        location = str(cls.getProtectionDomain().getCodeSource().getLocation().getPath())
+    except Exception:  # noqa: BLE001 - nothing to check against; the JVM checks the line itself
+        location = ""
+    if location:
+        _check_jar(location, spark.version)
+    _checked_jvms.add(id(jvm))
 
 
 def _safe_jar() -> str:

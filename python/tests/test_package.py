@@ -49,7 +49,8 @@ def test_jar_and_configure():
         gophas.configure(SparkSession.Builder().config("spark.jars", other))
 
 
-def test_jar_for_each_line_and_none_for_others():
+def test_jar_for_each_line_and_none_for_others(monkeypatch):
+    monkeypatch.delenv("GOPHAS_JAR", raising=False)  # the jars of dist/
     for line, scala in gophas.SPARK_LINES.items():
         assert os.path.basename(gophas.jar_path(f"{line}.1")).startswith(f"gophas-spark-{line}_{scala}-")
     for version in ("3.4.1", "5.0.0", "4.9.0-SNAPSHOT"):

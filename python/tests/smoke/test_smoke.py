@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 
 import gophas
-from gophas import GophasError
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 EPOCHS = 2
@@ -119,33 +118,46 @@ def test_pipeline_fit_save_load(spark, tmp_path, record_property):
         [r["prediction"] for r in rows]
 
 
-def test_a_jar_of_another_line_is_refused_at_the_first_call(tmp_path):
-    """A session started with another line's jar (past gophas.configure's own
-    check) fails at the first Gophas call with the JVM's message naming the
-    jar to use, not inside a task."""
+def test_a_jar_of_another_line_is_refused_at_the_first_call():
+    """A session started with another line's jar (past gophas.configure's
+    check): the first Gophas call fails with a message naming the jar to use,
+    not inside a task. For a jar of the same Scala version the JVM's own
+    check says so (PythonGophas.network is the shim's first call from
+    Python); from Python, gophas refuses the session's jar by name before
+    calling into it, which also covers a jar of the other Scala version,
+    whose classes would not even load."""
     line = _line()
     scala = gophas.SPARK_LINES[line]
-    others = [ln for ln, s in gophas.SPARK_LINES.items() if ln != line and s == scala]
-    if not others:
-        pytest.skip(f"no other line is built for Scala {scala}")
-    other = gophas.jar_path(f"{others[-1]}.0")
+    same_scala = [ln for ln, s in gophas.SPARK_LINES.items() if ln != line and s == scala]
+    other = same_scala[-1] if same_scala else next(ln for ln in gophas.SPARK_LINES if ln != line)
+    model = os.path.join(ROOT, "examples", "mnist_mlp", "model.json")
     code = textwrap.dedent(f"""
-        import json, sys
+        import json
         from pyspark.sql import SparkSession
         import gophas
         spark = (SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false")
-                 .config("spark.jars", {other!r}).getOrCreate())
+                 .config("spark.jars", {gophas.jar_path(f"{other}.0")!r}).getOrCreate())
+        spec = open({model!r}).read()
+        if {bool(same_scala)!r}:
+            try:
+                spark.sparkContext._jvm.io.gophas.spark.python.PythonGophas.network(spec, None, 0)
+                print("JVM NO ERROR")
+            except Exception as e:
+                print("JVM", "GophasException" if "GophasException" in str(e) else "OTHER",
+                      [ln for ln in str(e).splitlines() if "gophas:" in ln][:1])
         try:
-            gophas.SparkModel(json.load(open({os.path.join(ROOT, "examples", "mnist_mlp", "model.json")!r})))
+            gophas.SparkModel(json.loads(spec))
+            print("PYTHON NO ERROR")
         except gophas.GophasError as e:
-            print("ERROR", str(e).splitlines()[0])
-        else:
-            print("NO ERROR")
+            print("PYTHON", str(e).splitlines()[0])
         spark.stop()
     """)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": os.path.join(ROOT, "python")})
-    lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("ERROR", "NO ERROR"))]
-    assert lines and lines[-1].startswith("ERROR"), out.stdout + out.stderr[-3000:]
-    message = lines[-1]
-    assert f"is built for Spark {others[-1]}" in message and f"use gophas-spark-{line}_{scala}-" in message, message
+    said = {ln.split(" ", 1)[0]: ln for ln in out.stdout.splitlines() if ln.startswith(("JVM", "PYTHON"))}
+    detail = out.stdout + out.stderr[-3000:]
+    want = f"is built for Spark {other}, but this is Spark "
+    use = f"use gophas-spark-{line}_{scala}-{gophas.__version__}.jar instead"
+    if same_scala:
+        assert "JVM" in said and said["JVM"].startswith("JVM GophasException") and want in said["JVM"] and use in said["JVM"], detail
+    assert "PYTHON" in said and want in said["PYTHON"] and use in said["PYTHON"], detail

@@ -99,11 +99,11 @@ object SparkLine {
 
   /** The supported lines as a sentence: "3.5 (Scala 2.12), 4.0, 4.1, 4.2 and 4.3 (Scala 2.13)". */
   private[spark] def supported: String = {
-    val groups = BuildInfo.Lines.map(_._2).distinct.map(s => (BuildInfo.Lines.filter(_._2 == s).map(_._1), s))
-    val parts = groups.map { case (ls, s) =>
-      (if (ls.size == 1) ls.head else ls.init.mkString(", ") + " and " + ls.last) + s" (Scala $s)"
+    val ls = BuildInfo.Lines
+    val named = ls.zipWithIndex.map { case ((l, scala), i) =>
+      if (i == ls.size - 1 || ls(i + 1)._2 != scala) s"$l (Scala $scala)" else l
     }
-    if (parts.size == 1) parts.head else parts.init.mkString(", ") + " and " + parts.last
+    if (named.size == 1) named.head else named.init.mkString(", ") + " and " + named.last
   }
 
   private val MajorMinor = """^(\d+)\.(\d+).*""".r
