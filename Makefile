@@ -75,7 +75,7 @@ export COURSIER_CACHE := $(CURDIR)/.cache/coursier
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*' 2>/dev/null) go.mod go.sum
 SCALA_SOURCES := $(shell find scala-shim -name '*.scala' 2>/dev/null) build.sbt $(wildcard project/*.scala project/*.properties) spark-lines.txt
 
-.PHONY: all tools venvs build jar jars check test test-go test-scala test-smoke test-smoke-scala test-smoke-python test-integration \
+.PHONY: all tools venvs build jar jars check test test-go test-scala test-smoke test-smoke-scala test-smoke-python test-lines test-integration \
 	demo demo-pipe mnist-data bench vet mod-check fmt clean
 
 all: build
@@ -181,6 +181,23 @@ test-smoke-python-$(1): $(JARS_STAMP) $(STAMP_$(1)) mnist-data
 	  $(VENV_$(1))/bin/python -m pytest -q -p no:cacheprovider tests/smoke
 endef
 $(foreach l,$(LINES),$(eval $(call smoke_python_rule,$(l))))
+
+# Heavier than `make test`, so not in it: the README's demo (spark-submit of
+# the MNIST example, 10 epochs on all of MNIST) on every line's own Spark
+# with that line's jar, each of which must print its test accuracy (above
+# 0.95). `make demo-<line>` runs one.
+test-lines: $(foreach l,$(LINES),demo-$(l))
+
+define demo_line_rule
+.PHONY: demo-$(1)
+demo-$(1): $(JAR_$(1)) $(STAMP_$(1)) mnist-data
+	@mkdir -p .cache
+	$$(MNIST_ENV) set -o pipefail; SPARK_HOME=$(SPARK_HOME_$(1)) $(SPARK_HOME_$(1))/bin/spark-submit --master 'local[*]' \
+	  --driver-memory 4g --class io.gophas.spark.examples.MnistMlp $(JAR_$(1)) \
+	  --data "$$$$GOPHAS_MNIST_DIR" --model examples/mnist_mlp/model.json 2>&1 | tee .cache/demo-$(1).log
+	@grep -Eq '^test accuracy: 0\.9[5-9]' .cache/demo-$(1).log || { echo "demo-$(1): no test accuracy above 0.95 on Spark $(1)" >&2; exit 1; }
+endef
+$(foreach l,$(LINES),$(eval $(call demo_line_rule,$(l))))
 
 test-integration: $(JAR) $(TESTS_JAR) mnist-data
 	@mkdir -p .cache
