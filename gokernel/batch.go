@@ -15,10 +15,15 @@ import (
 // train`, the Spark worker's shuffle block) and the batches gathered from it.
 // A Batch's arrays may be views of the caller's memory; the loop never
 // writes into a Batch it was given.
+//
+// W, when not nil, holds one sample weight per row (Keras' sample_weight):
+// the row's loss and weighted metrics count W[r] times (see
+// Model.TrainStep); nil weighs every row 1.
 type Batch struct {
 	Rows             int
 	X, Y             [][]float32
 	XWidths, YWidths []int
+	W                []float32
 }
 
 // NewBatch returns a batch of rows rows over x (rows×xWidth, row-major) and
@@ -43,7 +48,7 @@ func (b *Batch) check() error {
 			return fmt.Errorf("gokernel: batch output %d holds %d targets, want %d rows of %d", j, len(y), b.Rows, b.YWidths[j])
 		}
 	}
-	return nil
+	return b.checkWeights()
 }
 
 // Slice returns rows [from, to) of b as views of its arrays.
@@ -56,6 +61,9 @@ func (b *Batch) Slice(from, to int) *Batch {
 	for j, y := range b.Y {
 		w := b.YWidths[j]
 		s.Y[j] = y[from*w : to*w]
+	}
+	if b.W != nil {
+		s.W = b.W[from:to]
 	}
 	return s
 }
@@ -101,6 +109,7 @@ func (b *Batch) Gather(src *Batch, idx []int) {
 	for j, y := range src.Y {
 		b.Y[j] = gather(b.Y[j], y, src.YWidths[j])
 	}
+	b.W = gatherWeights(b.W, src.W, idx)
 	b.Rows = n
 }
 
@@ -129,12 +138,18 @@ func (b *Batch) appendRows(src *Batch, from, to, limit int) {
 	for j, y := range src.Y {
 		b.Y[j] = add(b.Y[j], y, src.YWidths[j])
 	}
+	if src.W != nil {
+		b.W = add(b.W, src.W, 1)
+	} else if b.Rows == 0 {
+		b.W = nil
+	}
 	b.Rows += to - from
 }
 
-// sameWidths reports whether a and b have the same inputs and outputs.
+// sameWidths reports whether a and b have the same inputs and outputs,
+// and both or neither have sample weights.
 func sameWidths(a, b *Batch) bool {
-	if len(a.XWidths) != len(b.XWidths) || len(a.YWidths) != len(b.YWidths) {
+	if len(a.XWidths) != len(b.XWidths) || len(a.YWidths) != len(b.YWidths) || (a.W == nil) != (b.W == nil) {
 		return false
 	}
 	for i, w := range a.XWidths {

@@ -16,7 +16,8 @@ const DefaultOptimizer = "rmsprop"
 // EvaluateKeys are the keys of an evaluation's or an epoch's sums, in
 // order, as Keras' History names them: "loss", then with several outputs
 // each trained output's "<output>_loss", then each compiled metric (with
-// several outputs "<output>_<metric>"); none without a loss.
+// several outputs "<output>_<metric>"), then the weighted metrics
+// (WeightedKeys); none without a loss.
 func (s *Spec) EvaluateKeys() []string {
 	if !s.trains() {
 		return []string{}
@@ -34,7 +35,7 @@ func (s *Spec) EvaluateKeys() []string {
 			keys = append(keys, k)
 		}
 	}
-	return keys
+	return append(keys, s.WeightedKeys()...)
 }
 
 // trains reports whether some output has a loss.

@@ -53,6 +53,10 @@ type EpochOptions struct {
 	BlockRows int
 	// Hooks, if set, act around each step.
 	Hooks Hooks
+	// ClassWeight, if set, weighs each row by its class (Keras'
+	// class_weight; see sample_weight.go). Rows with sample weights of
+	// their own are refused with it, as Keras refuses both.
+	ClassWeight ClassWeight
 }
 
 // Epoch is one pass of the training loop over rows given whole (Train) or
@@ -67,6 +71,7 @@ type Epoch struct {
 	steps   int
 	skipped int
 	sums    Sums
+	cw      []float32 // the class weights' buffer
 }
 
 // NewEpoch starts an epoch of training m. The model needs a compile config
@@ -85,6 +90,9 @@ func (m *Model) NewEpoch(o EpochOptions) (*Epoch, error) {
 		o.BlockRows = math.MaxInt
 	}
 	o.BlockRows = max(o.BlockRows, o.BatchSize)
+	if err := m.checkClassWeight(o.ClassWeight); err != nil {
+		return nil, err
+	}
 	e := &Epoch{m: m, o: o, sums: m.newSums()}
 	stream := epochStream(o.Epoch, o.Worker)
 	if o.Shuffle {
@@ -196,6 +204,9 @@ func (e *Epoch) step(block *Batch, idx []int) error {
 		}
 	}
 	e.batch.Gather(block, idx)
+	if err := e.classWeights(); err != nil {
+		return err
+	}
 	if err := e.m.TrainStep(&e.batch, &e.sums); err != nil {
 		return fmt.Errorf("gokernel: epoch %d step %d: %w", e.o.Epoch, step+1, unwrapPrefix(err))
 	}
@@ -256,7 +267,8 @@ func (m *Model) FitRows(rows *Batch, o FitOptions) (*History, error) {
 	}
 	h := &History{History: map[string][]float64{}}
 	for epoch := 0; epoch < o.Epochs; epoch++ {
-		e, err := m.NewEpoch(EpochOptions{BatchSize: o.BatchSize, Shuffle: o.Shuffle, Seed: o.Seed, Epoch: epoch + 1, Hooks: o.Hooks})
+		e, err := m.NewEpoch(EpochOptions{BatchSize: o.BatchSize, Shuffle: o.Shuffle, Seed: o.Seed, Epoch: epoch + 1, Hooks: o.Hooks,
+			ClassWeight: o.ClassWeight})
 		if err != nil {
 			return h, fmt.Errorf("gokernel: Fit: %w", unwrapPrefix(err))
 		}

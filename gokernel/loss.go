@@ -141,6 +141,9 @@ type headSpec struct {
 	loss    *lossSpec
 	weight  float64
 	metrics []metricSpec
+
+	weighted     []metricSpec // weighted_metrics (sample_weight.go)
+	weightedKeys []string     // their History keys
 }
 
 // metricKey is the History key of metric m of this output.
@@ -277,7 +280,7 @@ func (s *Spec) parseCompile(raw json.RawMessage) error {
 		}
 	}
 	s.loss, s.metrics = s.heads[0].loss, s.heads[0].metrics
-	if err := c.mustBe("weighted_metrics"); err != nil {
+	if err := s.parseWeightedMetrics(c, c.get("weighted_metrics")); err != nil {
 		return err
 	}
 	// These change how Keras runs a step, not what it computes.

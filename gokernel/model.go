@@ -52,6 +52,10 @@ type Model struct {
 	// lists the optimizer updates.
 	params, grads [][]float32
 
+	// sw are the sample weights of the rows in the pass (nil: all 1), set
+	// by TrainStep and EvaluateBatch (sample_weight.go).
+	sw []float32
+
 	opt     Optimizer
 	heads   []*head
 	loss    *lossSpec    // output 0's loss
@@ -118,6 +122,9 @@ type head struct {
 	mstate    [][]float64 // per metric: the last step's state (metric_state.go), nil for a mean
 	stateKeys [][]string  // per metric: the Sums keys of its state, nil for a mean
 	mask      int         // the mask of the output (-1: none); see maskedLossSums
+
+	weighted []metricSpec // weighted_metrics, accuracy resolved (sample_weight.go)
+	wmsum    []float64    // their sums Σ w_r·m_r of the last step
 }
 
 // yWidth is the number of targets per sample.
@@ -242,6 +249,9 @@ func (m *Model) compile() error {
 		h.msum = make([]float64, len(h.metrics))
 		h.mstate = newMetricStates(h.metrics, h.width)
 		h.stateKeys = h.metricStateKeys(len(m.spec.heads))
+		if err := m.compileWeighted(h); err != nil {
+			return err
+		}
 		m.heads = append(m.heads, h)
 	}
 	h := m.heads[0]
@@ -660,6 +670,11 @@ func (m *Model) lossSums(ys [][]float32, rows int, grads bool) float64 {
 			total += h.spec.weight * h.lsum
 			continue
 		}
+		if m.sw != nil || h.weighted != nil {
+			m.weightedHeadSums(h, y, rows, g)
+			total += h.spec.weight * h.lsum
+			continue
+		}
 		h.lsum = h.spec.loss.lossSum(out, y, n, h.width, g, h.spec.weight/float64(n)) / float64(h.positions)
 		total += h.spec.weight * h.lsum
 		h.batchMetrics(out, y, n)
@@ -734,4 +749,5 @@ func (m *Model) addSums(s *Sums, rows int, loss float64) {
 		}
 		h.addStates(s.Sums)
 	}
+	m.addWeightedSums(s, rows)
 }

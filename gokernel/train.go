@@ -31,6 +31,12 @@ type FitOptions struct {
 	Callback func(EpochLogs)
 	// Hooks, if set, act around every step (see Hooks).
 	Hooks Hooks
+	// ClassWeight weighs each training row by its class, SampleWeight
+	// (one per row of x; Fit only) by its own weight, as Keras' class_weight
+	// and sample_weight (see sample_weight.go); at most one of them. The
+	// validation rows keep their sample weights, not the class weights.
+	ClassWeight  ClassWeight
+	SampleWeight []float32
 }
 
 // EpochLogs are the logs of one epoch, keyed as in History.
@@ -53,14 +59,23 @@ type History struct {
 // the sum over the rows of the per-row value. Sums of disjoint parts Add up
 // to the Sums of the whole, and Result turns them into the means Evaluate
 // and Fit report.
+//
+// With weighted metrics (Spec.WeightedKeys) Sums also hold WeightKey, the
+// sum of the rows' sample weights, and Result divides the weighted keys by
+// it instead of by Count.
 type Sums struct {
 	Count int
 	Sums  map[string]float64
+
+	weighted []string // the keys Result divides by Sums[WeightKey]
 }
 
 // Add returns the combined sums of s and o.
 func (s Sums) Add(o Sums) Sums {
 	out := s.clone()
+	if out.weighted == nil {
+		out.weighted = o.weighted
+	}
 	out.Count += o.Count
 	for k, v := range o.Sums {
 		out.Sums[k] += v
@@ -69,16 +84,18 @@ func (s Sums) Add(o Sums) Sums {
 }
 
 func (s Sums) clone() Sums {
-	out := Sums{Count: s.Count, Sums: make(map[string]float64, len(s.Sums))}
+	out := Sums{Count: s.Count, Sums: make(map[string]float64, len(s.Sums)), weighted: s.weighted}
 	for k, v := range s.Sums {
 		out.Sums[k] = v
 	}
 	return out
 }
 
-// Result returns the mean per key: Sums[key] / Count (NaN without rows).
-// The keys "<key>[<i>]" of a stateful metric's state (AUC, Precision, ...)
-// are left out: Model.Result computes those metrics.
+// Result returns the mean per key: Sums[key] / Count (NaN without rows);
+// a weighted metric's is Sums[key] / Sums[WeightKey] (0 when the weights
+// sum to 0, as Keras' divide_no_nan gives). WeightKey itself is left out,
+// and so are the keys "<key>[<i>]" of a stateful metric's state (AUC,
+// Precision, ...): Model.Result computes those metrics.
 func (s Sums) Result() map[string]float64 {
 	out := make(map[string]float64, len(s.Sums))
 	for k, v := range s.Sums {
@@ -92,6 +109,7 @@ func (s Sums) Result() map[string]float64 {
 			out[k] = math.NaN()
 		}
 	}
+	s.weightedResult(out)
 	return out
 }
 
@@ -101,6 +119,7 @@ func (m *Model) newSums() Sums {
 	for _, k := range m.SumKeys() {
 		s.Sums[k] = 0
 	}
+	m.weightedSums(&s)
 	return s
 }
 
@@ -119,6 +138,9 @@ func (m *Model) newSums() Sums {
 func (m *Model) TrainStep(b *Batch, sums *Sums) error {
 	xs, ys, err := m.batchData(b, "TrainStep")
 	if err != nil {
+		return err
+	}
+	if err := m.setSampleWeights(b); err != nil {
 		return err
 	}
 	loss := m.stepAll(xs, ys, b.Rows)
@@ -145,6 +167,9 @@ func (m *Model) ApplyGradients() error {
 func (m *Model) EvaluateBatch(b *Batch, sums *Sums) error {
 	xs, ys, err := m.batchData(b, "EvaluateBatch")
 	if err != nil {
+		return err
+	}
+	if err := m.setSampleWeights(b); err != nil {
 		return err
 	}
 	m.evalSums(xs, ys, b.Rows, sums)
@@ -358,8 +383,13 @@ func (m *Model) evalSums(xs, ys [][]float32, rows int, s *Sums) {
 	cx, cy := make([][]float32, len(xs)), make([][]float32, len(ys))
 	var loss float64
 	part := Sums{Sums: map[string]float64{}}
+	sw := m.sw
+	defer func() { m.sw = sw }()
 	for r := 0; r < rows; r += chunkRows {
 		n := min(chunkRows, rows-r)
+		if sw != nil {
+			m.sw = sw[r : r+n]
+		}
 		for i, x := range xs {
 			w := len(x) / rows
 			cx[i] = x[r*w : (r+n)*w]
@@ -440,6 +470,12 @@ func (m *Model) Fit(x, y *tensor.Dense, o FitOptions) (*History, error) {
 	b, err := m.inputs(x, y, "Fit")
 	if err != nil {
 		return nil, err
+	}
+	if o.SampleWeight != nil {
+		if len(o.SampleWeight) != b.Rows {
+			return nil, fmt.Errorf("gokernel: Fit: %d sample weights for %d rows", len(o.SampleWeight), b.Rows)
+		}
+		b.W = o.SampleWeight
 	}
 	return m.FitRows(b, o)
 }

@@ -123,7 +123,112 @@ def make_schedules():
     return {"keras": keras.__version__, "backend": keras.backend.backend(), "schedules": schedules, "optimizers": optimizers}
 
 
-PARTS = {"schedules": ("schedules.json", make_schedules)}
+# ------------------------------------------------------------------- weights
+
+N, D = 12, 4
+
+
+def weights_of(model):
+    return [tensor(f"w{i}", w) for i, w in enumerate(model.get_weights())]
+
+
+def dense_softmax():
+    return keras.Sequential([keras.Input((D,)), keras.layers.Dense(5, activation="relu"), keras.layers.Dense(3, activation="softmax")])
+
+
+def dense_sigmoid():
+    return keras.Sequential([keras.Input((D,)), keras.layers.Dense(5, activation="tanh"), keras.layers.Dense(1, activation="sigmoid")])
+
+
+def dense_linear():
+    return keras.Sequential([keras.Input((D,)), keras.layers.Dense(6, activation="relu",
+                             kernel_regularizer=keras.regularizers.L2(0.01)), keras.layers.Dense(2)])
+
+
+def sparse_labels(rng):
+    return rng.integers(0, 3, size=(N,)).astype(np.float32)
+
+
+def onehot_labels(rng):
+    return np.eye(3, dtype=np.float32)[rng.integers(0, 3, size=(N,))]
+
+
+def binary_labels(rng):
+    return rng.integers(0, 2, size=(N, 1)).astype(np.float32)
+
+
+def regression_targets(rng):
+    return rng_array(rng, (N, 2))
+
+
+# name, model, loss, metrics, weighted_metrics, targets, class_weight (or None:
+# a sample weight per row is drawn)
+WEIGHT_CASES = [
+    ("sparse_cce_class_weight", dense_softmax, "sparse_categorical_crossentropy", ["accuracy"], ["accuracy"],
+     sparse_labels, {0: 1.0, 1: 3.0, 2: 0.5}),
+    ("cce_class_weight", dense_softmax, "categorical_crossentropy", ["accuracy"], ["accuracy", "mse"],
+     onehot_labels, {0: 0.2, 2: 4.0}),
+    ("bce_sample_weight", dense_sigmoid, "binary_crossentropy", ["binary_accuracy"], ["binary_accuracy"],
+     binary_labels, None),
+    ("bce_class_weight", dense_sigmoid, "binary_crossentropy", ["accuracy"], [],
+     binary_labels, {0: 0.25, 1: 2.0}),
+    ("mse_sample_weight", dense_linear, "mse", ["mae"], ["mae", "mse"], regression_targets, None),
+    ("huber_sample_weight", dense_linear, keras.losses.Huber(), [], ["mae"], regression_targets, None),
+]
+
+
+def make_weights():
+    cases = []
+    for i, (name, build, loss, metrics, weighted, targets, class_weight) in enumerate(WEIGHT_CASES):
+        keras.utils.set_random_seed(300 + i)
+        rng = np.random.default_rng(300 + i)
+        x = rng_array(rng, (N, D))
+        y = targets(rng)
+        if class_weight is None:
+            sw = rng.uniform(0.0, 3.0, size=(N,)).astype(np.float32)
+            sw[1] = 0.0  # a row that does not count
+        else:
+            from keras.src.trainers.data_adapters.data_adapter_utils import class_weight_to_sample_weights
+            sw = np.asarray(class_weight_to_sample_weights(y, class_weight), dtype=np.float32)
+
+        def compiled():
+            model = build()
+            model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.1), loss=loss, metrics=metrics,
+                          weighted_metrics=weighted)
+            return model
+
+        model = compiled()
+        init = model.get_weights()
+        unweighted = model.evaluate(x, y, batch_size=N, verbose=0, return_dict=True)
+        evaluated = model.evaluate(x, y, sample_weight=sw, batch_size=5, verbose=0, return_dict=True)
+        step = model.train_on_batch(x, y, sample_weight=sw, return_dict=True)
+        after_step = weights_of(model)
+
+        fitted = compiled()
+        fitted.set_weights(init)
+        fit_args = {"class_weight": class_weight} if class_weight is not None else {"sample_weight": sw}
+        hist = fitted.fit(x, y, batch_size=5, epochs=2, shuffle=False, verbose=0, **fit_args)
+        cases.append({
+            "name": name,
+            "spec": json.loads(model.to_json()),
+            "weights": [tensor(f"w{i}", w) for i, w in enumerate(init)],
+            "x": tensor("x", x),
+            "y": tensor("y", y),
+            "class_weight": {str(k): v for k, v in class_weight.items()} if class_weight is not None else None,
+            "sample_weight": tensor("sample_weight", sw),
+            "evaluate_unweighted": {k: float(v) for k, v in unweighted.items()},
+            "evaluate": {k: float(v) for k, v in evaluated.items()},
+            "train_on_batch": {k: float(v) for k, v in step.items()},
+            "after_step": after_step,
+            "fit_batch_size": 5,
+            "fit_epochs": 2,
+            "history": {k: [float(v) for v in vs] for k, vs in hist.history.items()},
+            "after_fit": weights_of(fitted),
+        })
+    return {"keras": keras.__version__, "backend": keras.backend.backend(), "cases": cases}
+
+
+PARTS = {"schedules": ("schedules.json", make_schedules), "weights": ("weights.json", make_weights)}
 
 
 def main(argv):
