@@ -37,8 +37,14 @@ object GophasConf {
    */
   val DriverHost = "spark.gophas.driverHost"
 
-  /** Serve the parameter server over TLS with a certificate made per fit, pinned by the workers (default false). */
+  /**
+   * Serve the parameter server over TLS 1.3 with a self-signed certificate
+   * made per fit, whose SHA-256 fingerprint the workers pin (it travels in
+   * their task header, beside the job's token) (default true). `false` sends
+   * the token and the weights in clear text: for trusted networks only.
+   */
   val Tls = "spark.gophas.tls"
+  val DefaultTls = true
 
   /**
    * How long a synchronous round may stay open after its first push before
@@ -81,7 +87,7 @@ object GophasConf {
   private[spark] def fitSettings(spark: SparkSession): FitSettings = {
     val conf = spark.conf
     val host = conf.getOption(DriverHost).orElse(conf.getOption("spark.driver.host")).getOrElse("127.0.0.1")
-    val tls = parse(spark, Tls, false)(_.toBoolean)
+    val tls = parse(spark, Tls, DefaultTls)(_.toBoolean)
     val round = parse(spark, RoundTimeout, DefaultRoundTimeoutMs)(JavaUtils.timeStringAsMs)
     if (round <= 0) throw new GophasException(s"$RoundTimeout must be positive, got ${round}ms")
     val shuffle = parse(spark, ShuffleBufferBytes, DefaultShuffleBufferBytes)(JavaUtils.byteStringAsBytes)

@@ -160,7 +160,7 @@ private[spark] object ParameterServer extends Logging {
       roundTimeoutMs: Long, timeoutMs: Long): ParameterServer = {
     val args = Seq(binary.toString, "driver", "--host", host, "--mode", mode, "--frequency", frequency,
       "--workers", workers.toString, "--round-timeout", s"${roundTimeoutMs}ms") ++
-      (if (scale) Seq("--scale") else Nil) ++ (if (tls) Seq("--tls") else Nil)
+      (if (scale) Seq("--scale") else Nil) ++ Seq(s"--tls=$tls")
     val proc = try new ProcessBuilder(args: _*).start() catch {
       case NonFatal(e) => throw new GophasException(s"cannot start ${args.mkString(" ")}: ${e.getMessage}", e)
     }
@@ -183,7 +183,7 @@ private[spark] object ParameterServer extends Logging {
     try ps.readReady() catch {
       case NonFatal(e) => ps.stop(); throw e
     }
-    logInfo(s"gophas driver serving at ${ps.address} ($mode, $frequency, $workers workers${if (scale) ", deltas scaled by 1/workers" else ""}${if (tls) ", TLS" else ""})")
+    logInfo(s"gophas driver serving at ${ps.address} ($mode, $frequency, $workers workers${if (scale) ", deltas scaled by 1/workers" else ""}${if (tls) ", TLS" else ", plaintext: spark.gophas.tls is false"})")
     ps
   }
 }

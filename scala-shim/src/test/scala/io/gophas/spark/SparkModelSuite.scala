@@ -235,6 +235,52 @@ class SparkModelSuite extends AnyFunSuite with BeforeAndAfterAll {
     assert(moved > 1e-2, s"training moved the weights by only $moved")
   }
 
+  /** The SHA-256 of the certificate the server at address presents in a TLS handshake, or None when it speaks no TLS. */
+  private def tlsCertificate(address: String): Option[String] = {
+    val trustAll = new javax.net.ssl.X509TrustManager {
+      def checkClientTrusted(c: Array[java.security.cert.X509Certificate], a: String): Unit = ()
+      def checkServerTrusted(c: Array[java.security.cert.X509Certificate], a: String): Unit = ()
+      def getAcceptedIssuers: Array[java.security.cert.X509Certificate] = Array.empty
+    }
+    val ctx = javax.net.ssl.SSLContext.getInstance("TLSv1.3")
+    ctx.init(null, Array(trustAll), null)
+    val i = address.lastIndexOf(':')
+    val socket = ctx.getSocketFactory.createSocket(address.substring(0, i), address.substring(i + 1).toInt).asInstanceOf[javax.net.ssl.SSLSocket]
+    socket.setSoTimeout(10000)
+    val params = socket.getSSLParameters
+    params.setApplicationProtocols(Array("h2"))
+    socket.setSSLParameters(params)
+    try {
+      socket.startHandshake()
+      val der = socket.getSession.getPeerCertificates()(0).getEncoded
+      Some(java.security.MessageDigest.getInstance("SHA-256").digest(der).map(b => f"${b & 0xff}%02x").mkString)
+    } catch { case _: java.io.IOException => None }
+    finally socket.close()
+  }
+
+  test("the parameter server speaks TLS by default, pinned by its fingerprint; spark.gophas.tls=false opts out") {
+    val binary = GophasBinary.get(None, Some(dir.toString))
+    def start() = ParameterServer.start(binary, "127.0.0.1", SparkModel.Asynchronous, SparkModel.Epoch, 1, scale = false,
+      GophasConf.fitSettings(spark).tls, 60000L, 30000L)
+    assert(spark.conf.getOption(GophasConf.Tls).isEmpty)
+    val secure = start()
+    try {
+      assert(secure.tlsFingerprint.matches("[0-9a-f]{64}"), s"fingerprint '${secure.tlsFingerprint}'")
+      assert(tlsCertificate(secure.address).contains(secure.tlsFingerprint))
+    } finally secure.stop()
+    assert(!model().fit(train, epochs = 1)("loss").head.isNaN)
+
+    spark.conf.set(GophasConf.Tls, "false")
+    try {
+      val plain = start()
+      try {
+        assert(plain.tlsFingerprint.isEmpty)
+        assert(tlsCertificate(plain.address).isEmpty, "a TLS handshake succeeded with spark.gophas.tls=false")
+      } finally plain.stop()
+      assert(!model().fit(train, epochs = 1)("loss").head.isNaN)
+    } finally spark.conf.unset(GophasConf.Tls)
+  }
+
   test("a spec without weights gets Keras-style initial weights from the seed, and the same seed gives the same weights") {
     val a = SparkModel.fromSpec(spec, seed = 11L).masterNetwork
     val b = SparkModel.fromSpec(spec, seed = 11L).masterNetwork
