@@ -348,7 +348,7 @@ class SparkModel:
                 raise ValueError("features_col and label_col name DataFrame columns; an RDD holds (x, y) pairs")
             from gophas.utils.rdd_utils import _rdd_frame
 
-            return _rdd_frame(data)
+            return _rdd_frame(data, self.num_workers)
         raise TypeError(f"data must be a DataFrame or an RDD of (x, y) pairs, got {type(data).__name__}")
 
 

@@ -65,6 +65,34 @@ def test_keras_model_fits_an_rdd_of_pairs(spark, mnist_arrays, mnist_frames):
     assert np.max(np.abs(rdd_pred - pred)) == 0
 
 
+@pytest.mark.parametrize("num_workers", [None, 2])
+def test_rdd_of_pairs_is_read_once(spark, mnist_arrays, num_workers):
+    """A fit converts an RDD of pairs once, whatever its epochs and validation
+    split (each pair read again would ship the data from the driver again),
+    and to_simple_rdd keeps every task small. The counting RDD is a map of
+    to_simple_rdd's, so it lost its note of the features' type: the fit
+    peeks at one element for it, and reads no more."""
+    x, y, _, _ = mnist_arrays
+    sc = spark.sparkContext
+    onehot = np.eye(10, dtype=np.float32)[y]
+    source = to_simple_rdd(sc, x, onehot)
+    assert source.getNumPartitions() >= max(sc.defaultParallelism, x.nbytes // (8 << 20))
+    sizes = source.glom().map(len).collect()
+    assert sum(sizes) == len(x) and max(sizes) * (x[0].nbytes + onehot[0].nbytes) <= 9 << 20, sizes
+    reads = sc.accumulator(0)
+
+    def counted(pair):
+        reads.add(1)
+        return pair
+
+    rdd = source.map(counted)
+    sm = SparkModel(mlp(seed=2), num_workers=num_workers, batch_size=64)
+    h = sm.fit(rdd, epochs=3, validation_split=0.2, seed=4)
+    assert len(h.history["val_loss"]) == 3
+    assert reads.value in (len(x), len(x) + 1), f"{reads.value} pairs read for {len(x)} rows (and one peeked at) over 3 epochs and their validation"
+    assert source._gophas_features_dtype == np.float32
+
+
 @pytest.mark.parametrize("mode", ["synchronous", "asynchronous", "hogwild"])
 @pytest.mark.parametrize("frequency", ["epoch", "batch"])
 def test_every_mode_and_frequency(spark, mnist_frames, mode, frequency, record_property):

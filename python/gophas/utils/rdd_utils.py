@@ -4,10 +4,20 @@
 turns such an RDD into a DataFrame once per fit (an ``array<float>``
 features column and a label column) and trains on the executors without
 Python.
+
+An RDD made by ``sc.parallelize`` carries its rows inside its partitions,
+and every task that reads such a partition ships them from the driver. A fit
+reads the pairs exactly once: one job converts them and caches the result
+on the executors, and every later stage (the epochs, the validation) reads
+that copy. ``to_simple_rdd`` also cuts the rows into slices of a few
+megabytes, so no task (and no buffer that serializes one on the driver) is
+large, while a fit without ``num_workers`` still trains with as many workers
+as Elephas would (``sc.defaultParallelism``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -17,9 +27,17 @@ if TYPE_CHECKING:
 
 __all__ = ["to_simple_rdd", "to_data_frame", "from_data_frame"]
 
+# Bytes of pairs per slice of to_simple_rdd: the size of one task.
+SLICE_BYTES = 8 << 20
+
 
 def to_simple_rdd(sc: "SparkContext", features: "np.ndarray", labels: "np.ndarray") -> "RDD":
     """An RDD of ``(x, y)`` pairs, one per row, as Elephas makes it.
+
+    The rows are cut into slices of about 8 MB (at least
+    ``sc.defaultParallelism`` of them), so that no task carries much of the
+    data; a fit without ``num_workers`` trains with ``sc.defaultParallelism``
+    workers, as Elephas does.
 
     Parameters
     ----------
@@ -35,7 +53,13 @@ def to_simple_rdd(sc: "SparkContext", features: "np.ndarray", labels: "np.ndarra
     """
     if len(features) != len(labels):
         raise ValueError(f"{len(features)} feature rows but {len(labels)} labels")
-    return sc.parallelize(list(zip(features, labels)))
+    workers = sc.defaultParallelism
+    size = getattr(features, "nbytes", 0) + getattr(labels, "nbytes", 0)
+    slices = max(workers, min(len(features), math.ceil(size / SLICE_BYTES)))
+    rdd = sc.parallelize(list(zip(features, labels)), max(1, slices))
+    rdd._gophas_workers = workers
+    rdd._gophas_features_dtype = _features_dtype(features)
+    return rdd
 
 
 def to_data_frame(sc: "SparkContext", features: "np.ndarray", labels: "np.ndarray",
@@ -104,43 +128,57 @@ def from_data_frame(df: "DataFrame", categorical: bool = False, nb_classes: int 
 # ---- what SparkModel uses -------------------------------------------------------
 
 
-def _pair_row(label_array: bool):
+def _pair_row(xdt: Any):
     def row(pair: Any) -> tuple:
+        """One (x, y) pair as a row: the features as xdt, the label as a list
+        of doubles (one value for a number or class index: the workers treat
+        a one-value list as that value)."""
         import numpy as np
 
-        x, y = pair
-        xs = np.asarray(x, dtype=_features_dtype(x)).ravel().tolist()
-        ys = np.asarray(y, dtype=np.float64).ravel()
-        return (xs, ys.tolist() if label_array else float(ys[0]))
+        try:
+            x, y = pair
+        except (TypeError, ValueError):
+            raise ValueError(f"the RDD must hold (x, y) pairs; one of its elements is a {type(pair).__name__}") from None
+        return (np.asarray(x, dtype=xdt).ravel().tolist(), np.asarray(y, dtype=np.float64).ravel().tolist())
     return row
 
 
-def _pairs_schema(label_array: bool, xdt: Any = None):
+def _pairs_schema(xdt: Any = None):
     import numpy as np
     from pyspark.sql.types import ArrayType, DoubleType, StructField, StructType
 
-    label_type = ArrayType(DoubleType(), False) if label_array else DoubleType()
     return StructType([StructField("features", ArrayType(_spark_type(xdt or np.float32), False), False),
-                       StructField("label", label_type, False)])
+                       StructField("label", ArrayType(DoubleType(), False), False)])
 
 
-def _rdd_frame(rdd: "RDD") -> "DataFrame":
-    """An RDD of (x, y) pairs as a DataFrame of features and label."""
-    import numpy as np
+def _rdd_frame(rdd: "RDD", num_workers: int | None = None) -> "DataFrame":
+    """An RDD of (x, y) pairs as a DataFrame of features and label, read once.
 
+    The features' type (integers for token ids, else float32) is the one
+    ``to_simple_rdd`` noted on its RDD; another RDD is peeked at for it (one
+    element of its first partition). No other job runs here. Without
+    ``num_workers`` the frame is repartitioned (to the workers
+    ``to_simple_rdd`` planned, else to the RDD's partitions): the shuffle
+    reads the pairs once, and the partitions of every later stage are the
+    shuffle's, which carry no rows. With ``num_workers`` the fit
+    repartitions to it, to the same effect."""
     from gophas.context import _session
     from gophas.errors import GophasError
 
-    first = rdd.take(1)
-    if not first:
-        raise GophasError("the RDD has no rows to train on")
-    try:
-        _, y = first[0]
-    except (TypeError, ValueError):
-        raise ValueError(f"the RDD must hold (x, y) pairs; its first element is a {type(first[0]).__name__}") from None
-    label_array = np.asarray(y).size > 1
-    xdt = _features_dtype(first[0][0])
-    return _session().createDataFrame(rdd.map(_pair_row(label_array)), _pairs_schema(label_array, xdt), verifySchema=False)
+    xdt = getattr(rdd, "_gophas_features_dtype", None)
+    if xdt is None:
+        first = rdd.take(1)
+        if not first:
+            raise GophasError("the RDD has no rows to train on")
+        try:
+            x, _ = first[0]
+        except (TypeError, ValueError):
+            raise ValueError(f"the RDD must hold (x, y) pairs; its first element is a {type(first[0]).__name__}") from None
+        xdt = _features_dtype(x)
+    df = _session().createDataFrame(rdd.map(_pair_row(xdt)), _pairs_schema(xdt), verifySchema=False)
+    if num_workers:
+        return df
+    return df.repartition(getattr(rdd, "_gophas_workers", None) or rdd.getNumPartitions())
 
 
 def _pairs_frame(x: "np.ndarray", y: "np.ndarray") -> "DataFrame":

@@ -130,6 +130,42 @@ private[spark] final class ParameterServer private (
   /** The parameter server's stats record (the control command stats answers with Go's ps.Stats as JSON). */
   def stats(): ServerStats = ServerStats.fromJson(command(C.Cmd -> Protocol.CmdStats).path(Protocol.AnswerKeys.Stats))
 
+  /**
+   * Asks for the server's stats and waits at most timeoutMs for the answer
+   * (besides the wait for a command in flight): the server is alive and
+   * answering. A failure says what happened, the process' state included.
+   */
+  def ping(timeoutMs: Long): Unit = synchronized {
+    if (stopped) return
+    val started = System.nanoTime()
+    try {
+      stdin.write(mapper.writeValueAsBytes(java.util.Map.of(C.Cmd, Protocol.CmdStats)))
+      stdin.write('\n')
+      stdin.flush()
+    } catch {
+      case NonFatal(e) => throw new GophasException(s"the parameter server (gophas driver, pid ${proc.pid}) cannot be asked: ${e.getMessage}", e)
+    }
+    lines.poll(timeoutMs, TimeUnit.MILLISECONDS) match {
+      case Right(l) if l != null => ()
+      case _ =>
+        throw new GophasException(s"the parameter server (gophas driver, pid ${proc.pid}, at $address) has not answered for " +
+          s"${TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - started)} ms${processState.map(s => s" (process state: $s)").getOrElse("")}")
+    }
+  }
+
+  /** The process' state from /proc (Linux), such as "T (stopped)". */
+  private def processState: Option[String] =
+    try {
+      val stat = new String(java.nio.file.Files.readAllBytes(java.nio.file.Paths.get(s"/proc/${proc.pid}/stat")), StandardCharsets.UTF_8)
+      stat.substring(stat.lastIndexOf(')') + 2).take(1) match {
+        case "T" => Some("T, stopped: sent SIGSTOP?")
+        case "t" => Some("t, stopped by a debugger")
+        case "Z" => Some("Z, exited")
+        case "D" => Some("D, waiting on I/O")
+        case _ => None
+      }
+    } catch { case NonFatal(_) => None }
+
   /** Drops blobs (old optimizer states) from the model store. */
   def forget(hashes: Seq[String]): Unit =
     if (hashes.nonEmpty) command(C.Cmd -> Protocol.CmdForget, C.Hashes -> hashes.asJava)
@@ -148,6 +184,16 @@ private[spark] final class ParameterServer private (
   }
 
   def isAlive: Boolean = proc.isAlive
+
+  /** Why the process is gone, when it exited without being stopped; None while it runs or after stop. */
+  def exitFailure: Option[String] =
+    if (stopped || proc.isAlive) None
+    else {
+      stderr.join(1000)
+      val err = stderr.lastError.map(e => s": $e").getOrElse("")
+      Some(s"the parameter server process (gophas driver, pid ${proc.pid}, at $address) exited with status ${proc.exitValue()}$err " +
+        "while the fit was using it")
+    }
 }
 
 private[spark] object ParameterServer extends Logging {

@@ -131,6 +131,9 @@ object SparkModel extends Logging {
   private[spark] val EvaluateSchema: StructType = Protocol.EvaluateSchema
   private[spark] val OptimizerStateKey = Protocol.TrainStateKey
 
+  /** The column of a fit's cached data that splits training from validation rows. */
+  private[spark] val SplitCol = "__gophas_split"
+
   /** A SparkModel over a saved model directory (local path or Hadoop URI). */
   def load(path: String, mode: String = Asynchronous, frequency: String = Epoch, numWorkers: Int = 0, batchSize: Int = 32): SparkModel =
     new SparkModel(GophasNetwork.load(path, hadoopConf()), mode, frequency, numWorkers, batchSize)
@@ -436,15 +439,21 @@ private final class FitRun(
     if (info.evaluateKeys.isEmpty) throw new GophasException(s"the network '${info.name}' has no loss: compile it with a loss to fit it")
     val prepared0 = prepare(df, featuresCol, labelCol)
     val prepared = if (numWorkers > 0) prepared0.repartition(numWorkers) else prepared0
-    val (train, validation) =
-      if (validationSplit > 0) {
-        val parts = prepared.randomSplit(Array(1 - validationSplit, validationSplit), seed)
-        (parts(0), Some(parts(1)))
-      } else (prepared, None)
-    val cached = train.persist(StorageLevel.MEMORY_AND_DISK)
-    validation.foreach(_.persist(StorageLevel.MEMORY_AND_DISK))
+    // One cached copy of the data, filled by the check: the source (perhaps
+    // a parallelized collection, whose rows every task reading it ships from
+    // the driver) is read once. The validation split is a column of that
+    // copy, so training and validation rows are both filters of it.
+    val all = (if (validationSplit > 0) prepared.withColumn(SplitCol, rand(seed)) else prepared).persist(StorageLevel.MEMORY_AND_DISK)
+    val (cached, validation) =
+      if (validationSplit > 0)
+        (all.where(col(SplitCol) >= validationSplit).drop(SplitCol), Some(all.where(col(SplitCol) < validationSplit).drop(SplitCol)))
+      else (all, None)
     val tmp = Files.createTempDirectory("gophas-fit")
-    try {
+    @volatile var ps: ParameterServer = null
+    @volatile var bc: Broadcast[GophasNetwork] = null
+    val guard = new FitGuard(sc, settings.ioTimeoutMs, () => Option(ps))
+    try guard.run {
+      guard.step("checking the data")
       val workers = SparkLine.get.internalRows(cached).getNumPartitions
       if (mode == Synchronous) {
         val slots = SparkLine.get.taskSlots(sc)
@@ -455,30 +464,34 @@ private final class FitRun(
       val rows = withDescription(spark, "gophas fit: check the data") { check(cached, info, featuresCol, labelCol, Some(prepared0)) }
       if (rows == 0) throw new GophasException("the DataFrame has no rows to train on" +
         (if (validationSplit > 0) s" (after holding out validationSplit $validationSplit)" else ""))
+      guard.step("starting the parameter server")
       val binary = GophasBinary.get(settings.binary, settings.unpackDir)
       val scale = mode != Synchronous && fitSettings.scaleDeltas.getOrElse(frequency == Epoch)
-      val ps = ParameterServer.start(binary, fitSettings.driverHost, mode, frequency, workers, scale, fitSettings.tls,
+      ps = ParameterServer.start(binary, fitSettings.driverHost, mode, frequency, workers, scale, fitSettings.tls,
         fitSettings.roundTimeoutMs, math.min(settings.ioTimeoutMs, 120000L))
-      val bc = sc.broadcast(initial)
-      try {
-        ps.load(initial.writeTo(tmp.resolve("initial")))
-        val history = epochLoop(ps, bc, info, cached, validation, workers, rows)
-        ps.save(tmp.resolve("final"))
-        val net = GophasNetwork.readLocal(tmp.resolve("final"))
-        (history, net, ps.stats())
-      } finally {
-        ps.stop()
-        bc.destroy()
-      }
+      bc = sc.broadcast(initial)
+      ps.load(initial.writeTo(tmp.resolve("initial")))
+      val history = epochLoop(ps, bc, info, cached, validation, workers, rows, guard)
+      guard.step("saving the trained model")
+      ps.save(tmp.resolve("final"))
+      val net = GophasNetwork.readLocal(tmp.resolve("final"))
+      (history, net, ps.stats())
     } finally {
-      cached.unpersist()
-      validation.foreach(_.unpersist())
+      // Here, not in the guarded work: when the guard gives up on it, the
+      // work may be stuck where it cannot clean up. A cleanup that fails
+      // (Spark stopped under the fit) is logged: it must not hide why the
+      // fit failed.
+      def cleanly(what: String)(f: => Unit): Unit =
+        try f catch { case scala.util.control.NonFatal(e) => logWarning(s"gophas fit: $what failed: $e") }
+      cleanly("stopping the parameter server") { if (ps != null) ps.stop() }
+      cleanly("destroying the broadcast") { if (bc != null) bc.destroy() }
+      cleanly("unpersisting the fit's data") { all.unpersist() }
       GophasNetwork.deleteRecursively(tmp)
     }
   }
 
   private def epochLoop(ps: ParameterServer, bc: Broadcast[GophasNetwork], info: ModelInfo, cached: DataFrame,
-      validation: Option[DataFrame], workers: Int, rows: Long): History = {
+      validation: Option[DataFrame], workers: Int, rows: Long, guard: FitGuard): History = {
     say(s"gophas fit: $rows rows, $workers workers, $mode, push every $frequency, batch size $batchSize, $epochs epochs, " +
       s"parameter server at ${ps.address}")
     val states = Array.fill(workers)("")
@@ -489,6 +502,7 @@ private final class FitRun(
     val input = SparkLine.get.internalRows(cached)
     val driver = Protocol.DriverRef(ps.address, ps.token, Option(ps.tlsFingerprint).getOrElse(""))
     for (epoch <- 1 to epochs) {
+      guard.step(s"training epoch $epoch/$epochs")
       val start = System.nanoTime()
       val round = ps.openEpoch(epoch)
       val header = Protocol.TrainHeader(Gophas.common(settings), featuresCol, labelCol, model = "", driver, worker = "",
@@ -498,6 +512,7 @@ private final class FitRun(
       val got = withDescription(spark, s"gophas fit epoch $epoch/$epochs") { out.collect() }
       val metrics = got.filter(_.key != OptimizerStateKey).toSeq
       val valRows = validation.map { v =>
+        guard.step(s"validating epoch $epoch/$epochs")
         withDescription(spark, s"gophas fit epoch $epoch/$epochs: validation") {
           evaluateRows(v, featuresCol, labelCol, bc, settings, Some(driver)).toSeq
         }

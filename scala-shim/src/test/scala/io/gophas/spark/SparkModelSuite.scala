@@ -281,6 +281,34 @@ class SparkModelSuite extends AnyFunSuite with BeforeAndAfterAll {
     } finally spark.conf.unset(GophasConf.Tls)
   }
 
+  test("a fit whose tasks cannot be launched fails after spark.gophas.ioTimeout, naming the stall, instead of waiting") {
+    val sc = spark.sparkContext
+    // Another job holds both task slots, so none of the fit's tasks can start.
+    val blocker = Future {
+      sc.setJobGroup("blocker", "holds every task slot", interruptOnCancel = true)
+      try sc.parallelize(1 to 2, 2).foreach(_ => Thread.sleep(300000)) finally sc.clearJobGroup()
+    }
+    val deadline = System.nanoTime() + 60L * 1000000000L
+    while (sc.statusTracker.getExecutorInfos.map(_.numRunningTasks).sum < 2 && System.nanoTime() < deadline) Thread.sleep(50)
+    spark.conf.set(GophasConf.IoTimeout, "4s")
+    try {
+      val start = System.nanoTime()
+      val e = intercept[GophasException](model().fit(train, epochs = 1))
+      val seconds = (System.nanoTime() - start) / 1e9
+      assert(e.getMessage.contains("while checking the data") && e.getMessage.contains("no task running") &&
+        e.getMessage.contains(GophasConf.IoTimeout), e.getMessage)
+      assert(seconds < 40, f"the stalled fit failed after $seconds%.1f s; want soon after 4 s")
+    } finally {
+      spark.conf.unset(GophasConf.IoTimeout)
+      sc.cancelJobGroup("blocker")
+    }
+    intercept[Exception](Await.result(blocker, 1.minute))
+    val gone = System.nanoTime() + 30L * 1000000000L
+    while (SparkModelScenarios.gophasProcesses("").nonEmpty && System.nanoTime() < gone) Thread.sleep(100)
+    assert(SparkModelScenarios.gophasProcesses("").isEmpty, s"left behind: ${SparkModelScenarios.gophasProcesses("")}")
+    assert(!model().fit(train, epochs = 1)("loss").head.isNaN, "the next fit")
+  }
+
   test("a spec without weights gets Keras-style initial weights from the seed, and the same seed gives the same weights") {
     val a = SparkModel.fromSpec(spec, seed = 11L).masterNetwork
     val b = SparkModel.fromSpec(spec, seed = 11L).masterNetwork
