@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from typing import TYPE_CHECKING, Any, Sequence
 
 from gophas import safetensors
@@ -140,14 +141,33 @@ class Network:
 
     def save(self, path: str) -> None:
         """Writes the network as a local model directory (``model.json``,
-        ``model.safetensors``), which Scala's ``SparkModel.load`` reads."""
+        ``model.safetensors``), which Scala's ``SparkModel.load`` reads.
+
+        Both files are written under temporary names and renamed into place
+        once both are complete: a save that fails (a full disk) leaves the
+        files that were there."""
         if self.weights is None:
             raise GophasError("gophas: a network without weights cannot be saved")
         os.makedirs(path, exist_ok=True)
-        with open(os.path.join(path, SPEC_FILE), "w", encoding="utf-8") as f:
-            f.write(self.to_json())
-        with open(os.path.join(path, WEIGHTS_FILE), "wb") as f:
-            f.write(self.weight_bytes())
+        files = [(WEIGHTS_FILE, self.weight_bytes()), (SPEC_FILE, self.to_json().encode("utf-8"))]
+        temps = []
+        try:
+            for name, data in files:
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=path)
+                temps.append(tmp)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+            for (name, _), tmp in zip(files, temps):
+                os.replace(tmp, os.path.join(path, name))
+        except OSError as e:
+            for tmp in temps:
+                try:
+                    os.remove(tmp)
+                except OSError:
+                    pass
+            raise GophasError(f"gophas: saving the model to {path} failed: {e}; the files that were there are unchanged") from e
 
     @classmethod
     def load(cls, path: str) -> "Network":

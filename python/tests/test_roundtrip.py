@@ -69,3 +69,34 @@ def test_scala_saves_python_loads(spark, mnist_frames, mnist_arrays, tmp_path):
     assert isinstance(as_keras, keras.Model)
     assert np.max(np.abs(as_keras.predict(xt, verbose=0) - theirs)) <= 1e-5
     assert np.max(np.abs(loaded.master_network.predict(xt, verbose=0) - theirs)) <= 1e-5
+
+
+def test_network_save_that_fails_leaves_the_previous_files(tmp_path):
+    """A write that fails halfway (here the file-size limit, as a full disk
+    would) leaves the model directory as it was, with no temporary file."""
+    import os
+    import resource
+    import signal
+
+    import pytest
+
+    from gophas import GophasError
+
+    first, second = Network.from_keras(mlp(seed=1)), Network.from_keras(mlp(seed=2))
+    path = str(tmp_path / "model")
+    first.save(path)
+    before = {n: open(os.path.join(path, n), "rb").read() for n in os.listdir(path)}
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, limit[1]))
+        with pytest.raises(GophasError, match="files that were there are unchanged"):
+            second.save(path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limit)
+        signal.signal(signal.SIGXFSZ, handler)
+    after = {n: open(os.path.join(path, n), "rb").read() for n in os.listdir(path)}
+    assert after == before
+    second.save(path)
+    assert Network.load(path).weight_bytes() == second.weight_bytes()
+    assert sorted(os.listdir(path)) == ["model.json", "model.safetensors"]

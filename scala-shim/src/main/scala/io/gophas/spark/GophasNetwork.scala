@@ -43,20 +43,35 @@ final class GophasNetwork(val spec: String, weightBytes: Array[Byte]) extends Se
   /**
    * Saves the network as a model directory (`model.json`, `model.safetensors`)
    * at path, through Hadoop's FileSystem API: a local path or any Hadoop URI.
-   * Existing files of those names are replaced.
+   * Existing files of those names are replaced, other files are left. Both
+   * files are written under temporary names first and renamed into place
+   * only when both are complete, so a save that fails (a full disk, a lost
+   * connection) leaves the previous files as they were.
    */
   def save(path: String): Unit = save(path, new Configuration())
 
   def save(path: String, hadoopConf: Configuration): Unit = {
     val dir = new HPath(path)
     val fs = dir.getFileSystem(hadoopConf)
-    fs.mkdirs(dir)
-    def put(name: String, bytes: Array[Byte]): Unit = {
-      val out = fs.create(new HPath(dir, name), true)
-      try out.write(bytes) finally out.close()
+    val suffix = s".tmp-${java.util.UUID.randomUUID()}"
+    val files = Seq(GophasNetwork.WeightsFile -> weightsCopy, GophasNetwork.SpecFile -> spec.getBytes(StandardCharsets.UTF_8))
+    val temps = files.map { case (name, _) => new HPath(dir, s".$name$suffix") }
+    try {
+      fs.mkdirs(dir)
+      files.zip(temps).foreach { case ((_, bytes), tmp) =>
+        val out = fs.create(tmp, true)
+        try out.write(bytes) finally out.close()
+      }
+      files.zip(temps).foreach { case ((name, _), tmp) =>
+        val dst = new HPath(dir, name)
+        if (fs.exists(dst)) fs.delete(dst, false)
+        if (!fs.rename(tmp, dst)) throw new java.io.IOException(s"cannot rename $tmp to $dst")
+      }
+    } catch {
+      case NonFatal(e) =>
+        temps.foreach(t => try fs.delete(t, false) catch { case NonFatal(_) => })
+        throw new GophasException(s"saving the model to $path failed: $e; the files that were there are unchanged", e)
     }
-    put(GophasNetwork.WeightsFile, weightsCopy)
-    put(GophasNetwork.SpecFile, spec.getBytes(StandardCharsets.UTF_8))
   }
 
   /** Writes the model directory to a local path (created, replaced files). */
@@ -90,11 +105,15 @@ object GophasNetwork {
     val fs = dir.getFileSystem(hadoopConf)
     def get(name: String): Array[Byte] = {
       val p = new HPath(dir, name)
-      val in = try fs.open(p) catch {
+      try {
+        val in = fs.open(p)
+        try readAll(in) finally in.close()
+      } catch {
         case e: FileNotFoundException =>
           throw new GophasException(s"$path is not a Gophas model directory: $name is missing (want ${SpecFile} and ${WeightsFile})", e)
+        case e: java.io.IOException =>
+          throw new GophasException(s"cannot load the model at $path: reading $name: ${e.getMessage}", e)
       }
-      try readAll(in) finally in.close()
     }
     new GophasNetwork(new String(get(SpecFile), StandardCharsets.UTF_8), get(WeightsFile))
   }

@@ -134,9 +134,19 @@ object SparkModel extends Logging {
   /** The column of a fit's cached data that splits training from validation rows. */
   private[spark] val SplitCol = "__gophas_split"
 
-  /** A SparkModel over a saved model directory (local path or Hadoop URI). */
-  def load(path: String, mode: String = Asynchronous, frequency: String = Epoch, numWorkers: Int = 0, batchSize: Int = 32): SparkModel =
-    new SparkModel(GophasNetwork.load(path, hadoopConf()), mode, frequency, numWorkers, batchSize)
+  /**
+   * A SparkModel over a saved model directory (local path or Hadoop URI),
+   * checked by the Go kernel: a missing, truncated or corrupt file fails here
+   * with a GophasException naming the path and the problem.
+   */
+  def load(path: String, mode: String = Asynchronous, frequency: String = Epoch, numWorkers: Int = 0, batchSize: Int = 32): SparkModel = {
+    checkArguments(mode, frequency, numWorkers, batchSize)
+    val net = GophasNetwork.load(path, hadoopConf())
+    try info(net, currentSettings()) catch {
+      case e: GophasException => throw new GophasException(s"cannot load the model at $path: ${e.getMessage}", e)
+    }
+    new SparkModel(net, mode, frequency, numWorkers, batchSize)
+  }
 
   /**
    * A SparkModel from a spec (the JSON of Keras' `model.to_json()` with its

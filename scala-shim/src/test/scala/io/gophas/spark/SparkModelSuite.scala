@@ -309,6 +309,47 @@ class SparkModelSuite extends AnyFunSuite with BeforeAndAfterAll {
     assert(!model().fit(train, epochs = 1)("loss").head.isNaN, "the next fit")
   }
 
+  test("a truncated or corrupt model.safetensors fails SparkModel.load with the path and the problem") {
+    val path = dir.resolve("to-corrupt")
+    val m = model()
+    m.save(path.toString)
+    val weights = path.resolve(GophasNetwork.WeightsFile)
+    val crc = path.resolve(s".${GophasNetwork.WeightsFile}.crc")
+    val whole = Files.readAllBytes(weights)
+    def loadError(bytes: Array[Byte]): String = {
+      Files.write(weights, bytes)
+      intercept[GophasException](SparkModel.load(path.toString)).getMessage
+    }
+    // Hadoop's local filesystem keeps a checksum beside each file it writes.
+    assert(Files.exists(crc))
+    val checked = loadError(java.util.Arrays.copyOf(whole, whole.length / 2))
+    assert(checked.contains(s"cannot load the model at $path") && checked.contains("model.safetensors") && checked.contains("Checksum"), checked)
+    // Without it (a model from gophas train or Python), the kernel finds the problem.
+    Files.delete(crc)
+    val truncated = loadError(java.util.Arrays.copyOf(whole, whole.length / 2))
+    assert(truncated.contains(s"cannot load the model at $path") && truncated.contains("safetensors") && truncated.contains("want"), truncated)
+    val corrupt = whole.clone()
+    corrupt(0) = 0xff.toByte // the header length: 8 bytes, little-endian
+    corrupt(7) = 0x7f.toByte
+    val bad = loadError(corrupt)
+    assert(bad.contains(s"cannot load the model at $path") && bad.contains("header length"), bad)
+    Files.write(weights, whole)
+    assert(SparkModel.load(path.toString).masterNetwork == m.masterNetwork)
+  }
+
+  test("save replaces the model's two files and nothing else, and leaves no temporary file") {
+    val path = dir.resolve("resave")
+    Files.createDirectories(path)
+    Files.write(path.resolve("notes.txt"), "mine".getBytes(StandardCharsets.UTF_8))
+    val m = model()
+    m.save(path.toString)
+    m.fit(train, epochs = 1)
+    m.save(path.toString)
+    assert(SparkModel.load(path.toString).masterNetwork == m.masterNetwork)
+    val names = Files.list(path).iterator().asScala.map(_.getFileName.toString).filterNot(_.endsWith(".crc")).toSeq.sorted
+    assert(names == Seq("model.json", "model.safetensors", "notes.txt"), s"files: $names")
+  }
+
   test("a spec without weights gets Keras-style initial weights from the seed, and the same seed gives the same weights") {
     val a = SparkModel.fromSpec(spec, seed = 11L).masterNetwork
     val b = SparkModel.fromSpec(spec, seed = 11L).masterNetwork
