@@ -177,6 +177,36 @@ func TestInspectErrors(t *testing.T) {
 	}
 }
 
+// TestInspectRefusesWeightedMetrics: the kernel computes weighted_metrics,
+// but the shim does not merge their weight sums yet, so inspect (the Spark
+// side's door to a model) refuses a spec that compiles them, naming them.
+func TestInspectRefusesWeightedMetrics(t *testing.T) {
+	b, err := os.ReadFile(mnistSpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec map[string]any
+	if err := json.Unmarshal(b, &spec); err != nil {
+		t.Fatal(err)
+	}
+	spec["compile"].(map[string]any)["weighted_metrics"] = []any{"accuracy"}
+	b, err = json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "weighted.json")
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), []string{"inspect", "--model", path}, strings.NewReader(""), &stdout, &stderr)
+	const want = "weighted_metrics (weighted_accuracy), which Gophas does not support through Spark yet"
+	if code != protocol.ExitError || !strings.Contains(stderr.String(), want) || stdout.Len() != 0 {
+		t.Errorf("inspect of a spec with weighted_metrics: exit %d, stdout %q, stderr %q; want exit %d and an error containing %q",
+			code, stdout.String(), stderr.String(), protocol.ExitError, want)
+	}
+}
+
 // inspect --sums turns merged sums into results: means, and the stateful
 // metrics (here AUC) from their state keys, exactly as the kernel's own
 // evaluation of the same rows.
