@@ -15,6 +15,7 @@ import (
 
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/internal/fixture"
+	"github.com/gophas/gophas/internal/modeltest"
 	"github.com/gophas/gophas/protocol"
 	"github.com/gophas/gophas/ps"
 )
@@ -103,7 +104,7 @@ func TestDriverControl(t *testing.T) {
 	wantError(`{"cmd":"stats"} {"cmd":"stats"}`, "more than one JSON value")
 	wantError(`{"cmd":"forget","hashes":"`+strings.Repeat("x", protocol.MaxControlLineBytes)+`"}`, "command line longer than 1048576 bytes")
 
-	dir, m := saveTestModel(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
+	dir, m := modeltest.Save(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
 	if got := send(`{"cmd":"load","model":"` + dir + `"}`); got["ok"] != true || got["version"] != 1.0 {
 		t.Fatalf("load: got %v; want ok, version 1", got)
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/internal/fixture"
+	"github.com/gophas/gophas/internal/modeltest"
 	"github.com/gophas/gophas/protocol"
 	"github.com/gophas/gophas/ps"
 )
@@ -360,7 +361,7 @@ func TestDriverSavesAndLoadsServerOptimizer(t *testing.T) {
 		}
 		return send, driverClient(t, rd)
 	}
-	dir, m := saveTestModel(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
+	dir, m := modeltest.Save(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
 	ws := m.Weights()
 	shapes := make([]ps.TensorInfo, len(ws))
 	grads := make([][]float32, len(ws))

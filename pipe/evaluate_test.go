@@ -12,6 +12,7 @@ import (
 
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/internal/fixture"
+	"github.com/gophas/gophas/internal/modeltest"
 	"github.com/gophas/gophas/protocol"
 )
 
@@ -97,7 +98,7 @@ func TestEvaluate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			dir, m := saveTestModel(t, fixture.ClassifierSpec, tt.loss, tt.metrics...)
+			dir, m := modeltest.Save(t, fixture.ClassifierSpec, tt.loss, tt.metrics...)
 			parts := [][]arrow.RecordBatch{
 				{labeledRecord(mem, 25, tt.vector, 1, -1), labeledRecord(mem, 0, tt.vector, 2, -1), labeledRecord(mem, 35, tt.vector, 3, -1)},
 				{labeledRecord(mem, 40, tt.vector, 4, -1)},
@@ -168,7 +169,7 @@ func vectors(y []float32) (*tensor.Dense, int) {
 func TestEvaluateEmpty(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, _ := saveTestModel(t, fixture.ClassifierSpec, "")
+	dir, _ := modeltest.Save(t, fixture.ClassifierSpec, "")
 	empty := labeledRecord(mem, 0, false, 1, -1)
 	defer empty.Release()
 	for _, recs := range [][]arrow.RecordBatch{nil, {empty}} {
@@ -182,8 +183,8 @@ func TestEvaluateEmpty(t *testing.T) {
 func TestEvaluateErrors(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	cce, _ := saveTestModel(t, fixture.ClassifierSpec, "")
-	sparse, _ := saveTestModel(t, fixture.ClassifierSpec, "sparse_categorical_crossentropy", "accuracy")
+	cce, _ := modeltest.Save(t, fixture.ClassifierSpec, "")
+	sparse, _ := modeltest.Save(t, fixture.ClassifierSpec, "sparse_categorical_crossentropy", "accuracy")
 	good := labeledRecord(mem, 10, false, 1, -1)
 	defer good.Release()
 	bad := labeledRecord(mem, 10, false, 2, 3)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/internal/fixture"
+	"github.com/gophas/gophas/internal/modeltest"
 	"github.com/gophas/gophas/protocol"
 )
 
@@ -32,7 +33,7 @@ func tokenSchema(elem arrow.DataType) *arrow.Schema {
 func TestEvaluateTokenIDs(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, m := saveTestModel(t, fixture.TokenSpec, "")
+	dir, m := modeltest.Save(t, fixture.TokenSpec, "")
 	rows := `[{"tokens": [0, 1, 2, 3, 4], "label": 1}, {"tokens": [5, 5, 1, 0, 2], "label": 0}, {"tokens": [3, 3, 3, 3, 3], "label": 1}]`
 	x := tensor.New(tensor.WithShape(3, 5), tensor.WithBacking([]float32{0, 1, 2, 3, 4, 5, 5, 1, 0, 2, 3, 3, 3, 3, 3}))
 	y := tensor.New(tensor.WithShape(3, 1), tensor.WithBacking([]float32{1, 0, 1}))
@@ -88,7 +89,7 @@ func TestWidthErrorNamesTheInputShape(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, _ := saveTestModel(t, string(spec), "")
+	dir, _ := modeltest.Save(t, string(spec), "")
 	rec := vectorRecord(mem, 3, 783, 1)
 	defer rec.Release()
 	want := `pipe: partition 0, predict: the features (column "features") have 783 values per row, the model takes 784: input shape (28, 28, 1)`

@@ -3,7 +3,6 @@ package pipe
 import (
 	"fmt"
 	"math"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -15,36 +14,9 @@ import (
 	"github.com/gophas/gophas/arrowio"
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/internal/fixture"
+	"github.com/gophas/gophas/internal/modeltest"
 	"github.com/gophas/gophas/protocol"
 )
-
-// saveTestModel builds a model from a spec JSON (its compile config
-// replaced when loss is not ""), saves it to a temporary directory and
-// returns the directory and the model as the worker loads it.
-func saveTestModel(t *testing.T, specJSON, loss string, metrics ...string) (string, *gokernel.Model) {
-	t.Helper()
-	spec, err := gokernel.ParseSpec([]byte(specJSON))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if loss != "" {
-		if spec, err = spec.WithCompile(nil, loss, metrics); err != nil {
-			t.Fatal(err)
-		}
-	}
-	m, err := gokernel.NewModel(spec, gokernel.WithSeed(7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := gokernel.SaveModel(dir, m); err != nil {
-		t.Fatal(err)
-	}
-	if m, err = gokernel.LoadModel(dir); err != nil {
-		t.Fatal(err)
-	}
-	return dir, m
-}
 
 // featureRows converts the feature columns of recs, in order, into one
 // row-major matrix.
@@ -114,7 +86,7 @@ func samePredictions(t *testing.T, m *gokernel.Model, x []float32, got []float64
 func TestPredict(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, m := saveTestModel(t, fixture.ClassifierSpec, "")
+	dir, m := modeltest.Save(t, fixture.ClassifierSpec, "")
 	in := []arrow.RecordBatch{
 		vectorRecord(mem, 50, 4, 1),
 		vectorRecord(mem, 0, 4, 2),
@@ -169,7 +141,7 @@ func TestPredict(t *testing.T) {
 func TestPredictSingleOutput(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, m := saveTestModel(t, fixture.RegressionSpec, "")
+	dir, m := modeltest.Save(t, fixture.RegressionSpec, "")
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "id", Type: arrow.BinaryTypes.String},
 		{Name: "a", Type: arrow.PrimitiveTypes.Float32},
@@ -208,7 +180,7 @@ func TestPredictSingleOutput(t *testing.T) {
 func TestPredictEmpty(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, _ := saveTestModel(t, fixture.ClassifierSpec, "")
+	dir, _ := modeltest.Save(t, fixture.ClassifierSpec, "")
 	empty := vectorRecord(mem, 0, 4, 1)
 	defer empty.Release()
 	want := arrow.NewSchema(append(vectorSchema.Fields(),
@@ -229,7 +201,7 @@ func TestPredictEmpty(t *testing.T) {
 func TestPredictErrors(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, _ := saveTestModel(t, fixture.ClassifierSpec, "")
+	dir, _ := modeltest.Save(t, fixture.ClassifierSpec, "")
 	wide := vectorRecord(mem, 5, 6, 1)
 	defer wide.Release()
 	good := vectorRecord(mem, 5, 4, 1)

@@ -27,6 +27,7 @@ import (
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/internal/fixture"
 	"github.com/gophas/gophas/internal/mnist"
+	"github.com/gophas/gophas/internal/modeltest"
 	"github.com/gophas/gophas/protocol"
 	"github.com/gophas/gophas/ps"
 )
@@ -502,7 +503,7 @@ func TestTrainWorkerSyncUnequal(t *testing.T) {
 func TestTrainWorkerErrors(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, _ := saveTestModel(t, fixture.ClassifierSpec, "")
+	dir, _ := modeltest.Save(t, fixture.ClassifierSpec, "")
 	spec, err := os.ReadFile(filepath.Join(dir, gokernel.SpecFile))
 	if err != nil {
 		t.Fatal(err)
@@ -586,7 +587,7 @@ func TestTrainWorkerErrors(t *testing.T) {
 // call to the driver (none listens at the header's address).
 func TestTrainBatchPastMemoryLimit(t *testing.T) {
 	mem := memory.NewGoAllocator()
-	dir, _ := saveTestModel(t, fixture.ClassifierSpec, "")
+	dir, _ := modeltest.Save(t, fixture.ClassifierSpec, "")
 	good := labeledRecord(mem, 10, false, 1, -1)
 	defer good.Release()
 	h := protocol.Header{Mode: protocol.ModeTrain, Model: dir, Driver: "127.0.0.1:1", Token: trainToken, Worker: "partition-3",
@@ -620,7 +621,7 @@ func mustSpec(t *testing.T, b []byte) *gokernel.Spec {
 func TestTrainWorkerShuffleBlocks(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, m := saveTestModel(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
+	dir, m := modeltest.Save(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
 	var recs []arrow.RecordBatch
 	for i, n := range []int{7, 0, 30, 1, 12} {
 		recs = append(recs, labeledRecord(mem, n, false, uint64(i), -1))
@@ -663,7 +664,7 @@ func TestTrainWorkerShuffleBlocks(t *testing.T) {
 func TestTrainWorkerEmptyPartition(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, m := saveTestModel(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy", "mse")
+	dir, m := modeltest.Save(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy", "mse")
 	p, addr := psServer(t, m.Weights(), ps.WithMode(ps.Synchronous), ps.WithFrequency(ps.Batch))
 	empty := labeledRecord(mem, 0, false, 1, -1)
 	defer empty.Release()
@@ -685,7 +686,7 @@ func TestTrainWorkerEmptyPartition(t *testing.T) {
 func TestTrainWorkerOptimizerState(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, m := saveTestModel(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
+	dir, m := modeltest.Save(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
 	_, addr := psServer(t, m.Weights())
 	rec := labeledRecord(mem, 40, false, 1, -1)
 	defer rec.Release()
@@ -727,7 +728,7 @@ func TestTrainWorkerOptimizerState(t *testing.T) {
 func TestPredictFromDriver(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, local := saveTestModel(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
+	dir, local := modeltest.Save(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
 	spec, err := os.ReadFile(filepath.Join(dir, gokernel.SpecFile))
 	if err != nil {
 		t.Fatal(err)
@@ -918,7 +919,7 @@ func TestTrainWorkerSyncLateStart(t *testing.T) {
 func TestTrainWorkerMissesRound(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	dir, m := saveTestModel(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
+	dir, m := modeltest.Save(t, fixture.ClassifierSpec, "categorical_crossentropy", "accuracy")
 	rec := labeledRecord(mem, 20, false, 1, -1)
 	defer rec.Release()
 	for _, freq := range []ps.Frequency{ps.Batch, ps.Epoch} {
