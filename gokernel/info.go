@@ -55,9 +55,14 @@ func (s *Spec) OutputShape() []int {
 
 // Classifier reports whether the loss makes the model a classifier (the
 // cross-entropy losses): its output is class probabilities, one per class,
-// or the probability of class 1 for one binary output.
-func (s *Spec) Classifier() bool {
-	switch s.LabelKind() {
+// or the probability of class 1 for one binary output. It is
+// OutputClassifier(0).
+func (s *Spec) Classifier() bool { return s.OutputClassifier(0) }
+
+// OutputClassifier reports whether the loss of output j makes it a
+// classifier head (a cross-entropy loss).
+func (s *Spec) OutputClassifier(j int) bool {
+	switch s.OutputLabelKind(j) {
 	case ClassIndex, Categorical, Binary:
 		return true
 	}
@@ -123,6 +128,75 @@ type Info struct {
 	// whose results only the kernel computes (Model.Result, `gophas inspect
 	// --sums`); without them every result is Σsum/Σcount.
 	StateKeys bool `json:"stateKeys"`
+	// Inputs are the model's inputs and Outputs its outputs, in Keras'
+	// order: a model with several takes one column per input and one
+	// label column per output (the fields above describe the first ones).
+	Inputs  []InputInfo  `json:"inputs"`
+	Outputs []OutputInfo `json:"outputs"`
+}
+
+// InputInfo is what a column feeding one model input must hold.
+type InputInfo struct {
+	// Name is the input's Keras name (its InputLayer's).
+	Name string `json:"name"`
+	// Shape is the input's shape without the batch axis; Dim its product,
+	// the values of a row.
+	Shape []int `json:"shape"`
+	Dim   int   `json:"dim"`
+	// IDs says whether the input holds integer ids (IO.IDs); IDLimit is
+	// IO.IDLimit: ids must lie in [0, IDLimit) (0: no Embedding reads the
+	// input directly).
+	IDs     bool `json:"ids"`
+	IDLimit int  `json:"idLimit"`
+}
+
+// OutputInfo is what one model output is and what its label column must
+// hold.
+type OutputInfo struct {
+	// Name is the output's Keras name (model.output_names), which prefixes
+	// its History keys when the model has several outputs.
+	Name string `json:"name"`
+	// Shape is the output's shape without the batch axis; Dim its product,
+	// the values of a row's prediction.
+	Shape []int `json:"shape"`
+	Dim   int   `json:"dim"`
+	// Loss is the output's loss as Keras names its function; "" for an
+	// output without a loss, which takes no label column.
+	Loss string `json:"loss"`
+	// LabelKind and LabelWidths say what its label must be
+	// (Spec.OutputLabelKind, Spec.OutputLabelWidths); Classes is its last
+	// axis, the class count of class index labels.
+	LabelKind   LabelKind `json:"labelKind"`
+	LabelWidths []int     `json:"labelWidths"`
+	Classes     int       `json:"classes"`
+	// Classifier says whether the output is class probabilities
+	// (Spec.OutputClassifier).
+	Classifier bool `json:"classifier"`
+}
+
+// inputInfos returns the InputInfo of each model input.
+func (s *Spec) inputInfos() []InputInfo {
+	ios := s.Inputs()
+	out := make([]InputInfo, len(ios))
+	for i, io := range ios {
+		out[i] = InputInfo{Name: io.Name, Shape: append([]int{}, io.Shape...), Dim: prod(io.Shape), IDs: io.IDs, IDLimit: io.IDLimit}
+	}
+	return out
+}
+
+// outputInfos returns the OutputInfo of each model output.
+func (s *Spec) outputInfos() []OutputInfo {
+	ios := s.Outputs()
+	out := make([]OutputInfo, len(ios))
+	for j, io := range ios {
+		dim, _, classes := s.outputGeometry(j)
+		out[j] = OutputInfo{Name: io.Name, Shape: append([]int{}, io.Shape...), Dim: dim, LabelKind: s.OutputLabelKind(j),
+			LabelWidths: s.OutputLabelWidths(j), Classes: classes, Classifier: s.OutputClassifier(j)}
+		if j < len(s.heads) && s.heads[j].loss != nil {
+			out[j].Loss = s.heads[j].loss.kind.String()
+		}
+	}
+	return out
 }
 
 // Info returns what the Scala shim and the Python package need to know of
@@ -137,7 +211,8 @@ func (s *Spec) Info() Info {
 		InputIDs: first.IDs, IDLimit: first.IDLimit,
 		Loss: s.Loss(), Metrics: append([]string{}, s.Metrics()...), EvaluateKeys: s.EvaluateKeys(),
 		LabelKind: s.LabelKind(), LabelWidths: s.LabelWidths(), Classifier: s.Classifier(),
-		Optimizer: s.OptimizerName(), DefaultOptimizer: DefaultOptimizer, StateKeys: s.stateKeys()}
+		Optimizer: s.OptimizerName(), DefaultOptimizer: DefaultOptimizer, StateKeys: s.stateKeys(),
+		Inputs: s.inputInfos(), Outputs: s.outputInfos()}
 }
 
 // stateKeys reports whether a compiled metric keeps a state (metricState).

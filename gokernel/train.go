@@ -360,6 +360,53 @@ func (m *Model) Predict(x *tensor.Dense) (*tensor.Dense, error) {
 	return tensor.New(tensor.WithShape(rows, m.outDim), tensor.WithBacking(out)), nil
 }
 
+// PredictBatch returns the model's outputs for the inputs of b (its
+// targets and weights are not read), inference mode (Dropout off): per
+// model output, b.Rows×prod(output shape) values, row-major, in Keras'
+// output order. It takes any number of inputs and outputs; an input of
+// the wrong width or an id outside an Embedding's input_dim is an error
+// naming the input, the row and the value. The outputs are appended to
+// dst's arrays (reset to length 0), reusing their memory.
+func (m *Model) PredictBatch(b *Batch, dst [][]float32) ([][]float32, error) {
+	g := m.g
+	if len(b.X) != len(g.inputs) || len(b.XWidths) != len(b.X) {
+		return dst, fmt.Errorf("gokernel: PredictBatch: a batch of %d inputs; the model has %d", len(b.X), len(g.inputs))
+	}
+	if b.Rows <= 0 {
+		return dst, fmt.Errorf("gokernel: PredictBatch: the batch has no rows")
+	}
+	for i, t := range g.inputs {
+		if w := prod(g.tensors[t].shape); b.XWidths[i] != w {
+			return dst, fmt.Errorf("gokernel: PredictBatch: input %q: rows of %d values; the model takes %d", g.inputNames[i], b.XWidths[i], w)
+		}
+		if len(b.X[i]) < b.Rows*b.XWidths[i] {
+			return dst, fmt.Errorf("gokernel: PredictBatch: input %q holds %d values, want %d rows of %d", g.inputNames[i], len(b.X[i]), b.Rows, b.XWidths[i])
+		}
+		if err := m.checkIDs(i, nil, b.X[i], b.Rows); err != nil {
+			return dst, fmt.Errorf("gokernel: PredictBatch: %w", unwrapPrefix(err))
+		}
+	}
+	dst = resize(dst, len(g.outputs))
+	dims := make([]int, len(g.outputs))
+	for j, t := range g.outputs {
+		dims[j] = prod(g.tensors[t].shape)
+		dst[j] = grow(dst[j][:0], b.Rows*dims[j])
+	}
+	xs := make([][]float32, len(b.X))
+	for r := 0; r < b.Rows; r += chunkRows {
+		n := min(chunkRows, b.Rows-r)
+		for i, x := range b.X {
+			w := b.XWidths[i]
+			xs[i] = x[r*w : (r+n)*w]
+		}
+		m.run(xs, n, false)
+		for j, t := range g.outputs {
+			copy(dst[j][r*dims[j]:(r+n)*dims[j]], m.val[t][:n*dims[j]])
+		}
+	}
+	return dst, nil
+}
+
 // EvaluateSums returns the exact sums behind Evaluate on x and y, for
 // combining the evaluations of several partitions.
 func (m *Model) EvaluateSums(x, y *tensor.Dense) (Sums, error) {

@@ -44,7 +44,10 @@ func TestInspect(t *testing.T) {
 	info := inspect(t, "--model", mnistSpec, "--seed", "7", "--out", out)
 	want := protocol.ModelInfo{Info: gokernel.Info{Name: "mnist_mlp", InputDim: 784, InputShape: []int{784}, OutputDim: 10, OutputShape: []int{10},
 		Loss: "categorical_crossentropy", Metrics: []string{"accuracy"}, EvaluateKeys: []string{"loss", "accuracy"},
-		LabelKind: gokernel.Categorical, LabelWidths: []int{10, 1}, Classifier: true, Optimizer: "adam", DefaultOptimizer: "rmsprop"},
+		LabelKind: gokernel.Categorical, LabelWidths: []int{10, 1}, Classifier: true, Optimizer: "adam", DefaultOptimizer: "rmsprop",
+		Inputs: []gokernel.InputInfo{{Name: "input_layer", Shape: []int{784}, Dim: 784}},
+		Outputs: []gokernel.OutputInfo{{Name: "dense_2", Shape: []int{10}, Dim: 10, Loss: "categorical_crossentropy",
+			LabelKind: gokernel.Categorical, LabelWidths: []int{10, 1}, Classes: 10, Classifier: true}}},
 		Params: 784*128 + 128 + 128*128 + 128 + 128*10 + 10}
 	if !sameInfo(info, want) {
 		t.Errorf("inspect spec file: got %+v; want %+v", info, want)
