@@ -82,26 +82,31 @@ func (s *summary) appendRows(b *array.RecordBuilder) {
 	}
 }
 
-// runDescribe summarizes the features (and the label, when the input has the
-// column) as one batch of DescribeSchema.
+// runDescribe summarizes the features (and each label column the input
+// has) as one batch of DescribeSchema.
 func runDescribe(t *Task) (err error) {
 	schema := t.Input.Schema()
 	feat, err := newSummary(t.Header.Features(), schema)
 	if err != nil {
 		return err
 	}
-	var label *summary
-	if len(schema.FieldIndices(t.Header.LabelCol)) > 0 {
-		if label, err = newSummary([]string{t.Header.LabelCol}, schema); err != nil {
+	var labels []*summary
+	for _, c := range t.Header.Labels() {
+		if c == "" || len(schema.FieldIndices(c)) == 0 {
+			continue
+		}
+		label, err := newSummary([]string{c}, schema)
+		if err != nil {
 			return err
 		}
+		labels = append(labels, label)
 	}
 	for t.Input.Next() {
 		rec := t.Input.RecordBatch()
 		if err := feat.add(rec); err != nil {
 			return err
 		}
-		if label != nil {
+		for _, label := range labels {
 			if err := label.add(rec); err != nil {
 				return err
 			}
@@ -117,7 +122,7 @@ func runDescribe(t *Task) (err error) {
 	b := array.NewRecordBuilder(t.Mem, protocol.DescribeSchema)
 	defer b.Release()
 	feat.appendRows(b)
-	if label != nil {
+	for _, label := range labels {
 		label.appendRows(b)
 	}
 	rec := b.NewRecordBatch()

@@ -3,11 +3,9 @@ package pipe
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"gorgonia.org/tensor"
 
 	"github.com/gophas/gophas/arrowio"
 	"github.com/gophas/gophas/gokernel"
@@ -28,118 +26,80 @@ func loadModel(ctx context.Context, h *protocol.Header) (*gokernel.Model, error)
 	return m, nil
 }
 
-// checkWidth reports a features width that differs from the model's input
-// width; a width still unknown (-1) passes.
-func checkWidth(conv *arrowio.Converter, cols []string, m *gokernel.Model) error {
-	w, in := conv.Width(), m.Spec().InputDim()
-	if w < 0 || w == in {
-		return nil
-	}
-	return widthError(cols, w, m.Spec())
-}
-
-// widthError says that the features have w values per row where the
-// model's input shape takes another number; every row of a task has the
-// same width (arrowio refuses a ragged column, naming the row).
-func widthError(cols []string, w int, spec *gokernel.Spec) error {
-	shape := spec.InputShape()
-	text := fmt.Sprint(shape)
-	if len(shape) == 1 {
-		text = fmt.Sprintf("(%d,)", shape[0])
-	} else {
-		text = "(" + strings.Trim(strings.ReplaceAll(text, " ", ", "), "[]") + ")"
-	}
-	return fmt.Errorf("the features (%s) have %d values per row, the model takes %d: input shape %s", quoteCols(cols), w, spec.InputDim(), text)
-}
-
-func quoteCols(cols []string) string {
-	q := make([]string, len(cols))
-	for i, c := range cols {
-		q[i] = fmt.Sprintf("%q", c)
-	}
-	if len(q) == 1 {
-		return "column " + q[0]
-	}
-	return "columns " + strings.Join(q, ", ")
-}
-
-// matrix is a reusable float32 buffer and the conversion of one stream's
-// batches into it.
-type matrix struct {
-	conv *arrowio.Converter
-	buf  []float32
-}
-
-// load converts rec into the buffer, reusing its capacity, and returns a
-// rows×width tensor over it (nil for a record of no rows).
-func (x *matrix) load(rec arrow.RecordBatch) (*tensor.Dense, error) {
-	var err error
-	if x.buf, err = x.conv.Append(x.buf[:0], rec); err != nil {
-		return nil, err
-	}
-	n := int(rec.NumRows())
-	if n == 0 {
-		return nil, nil
-	}
-	return tensor.New(tensor.WithShape(n, x.conv.Width()), tensor.WithBacking(x.buf)), nil
-}
-
-// runPredict appends the model's prediction to every input batch.
+// runPredict appends the model's outputs, one column each, to every input
+// batch.
 func runPredict(t *Task) (err error) {
 	h := &t.Header
 	in := t.Input.Schema()
-	feat := h.Features()
-	x := &matrix{conv: arrowio.NewConverter(feat)}
-	if err := x.conv.Check(in); err != nil {
+	x, err := newFeatures(h.Features(), in)
+	if err != nil {
 		return err
 	}
-	if len(in.FieldIndices(h.PredictionCol)) > 0 {
-		return fmt.Errorf("the input already has a column %q (set predictionCol)", h.PredictionCol)
+	preds := h.Predictions()
+	for _, c := range preds {
+		if len(in.FieldIndices(c)) > 0 {
+			return fmt.Errorf("the input already has a column %q (set predictionCol, or predictionCols for a model of several outputs)", c)
+		}
 	}
 	m, err := loadModel(t.Ctx, h)
 	if err != nil {
 		return err
 	}
-	if err := checkWidth(x.conv, feat, m); err != nil {
+	if err := x.check(m.Spec(), h.Model); err != nil {
 		return err
 	}
-	if err := exactIDs(m.Spec()); err != nil {
-		return err
+	outs := m.Spec().Outputs()
+	if len(preds) != len(outs) {
+		return fmt.Errorf("model %q has %d outputs (%s); the task names %d prediction columns (%s): give one per output (predictionCols), in the model's order",
+			h.Model, len(outs), ioList(outs), len(preds), quoteList(preds))
 	}
-	outDim := m.Spec().OutputDim()
-	predType := arrow.DataType(arrow.PrimitiveTypes.Float64)
-	if outDim > 1 {
-		predType = arrow.ListOf(arrow.PrimitiveTypes.Float64)
+	dims := make([]int, len(outs))
+	fields := in.Fields()
+	for j, o := range outs {
+		dims[j] = prodInts(o.Shape)
+		predType := arrow.DataType(arrow.PrimitiveTypes.Float64)
+		if dims[j] > 1 {
+			predType = arrow.ListOf(arrow.PrimitiveTypes.Float64)
+		}
+		fields = append(fields, arrow.Field{Name: preds[j], Type: predType})
 	}
-	fields := append(in.Fields(), arrow.Field{Name: h.PredictionCol, Type: predType})
 	md := in.Metadata()
 	schema := arrow.NewSchema(fields, &md)
 
 	w := t.NewWriter(schema)
 	defer t.Close(w, &err)
 	cols := make([]arrow.Array, len(fields))
+	var b gokernel.Batch
+	var ys [][]float32
 	predict := func(rec arrow.RecordBatch) error {
-		xt, err := x.load(rec)
-		if err != nil || xt == nil {
+		if rec.NumRows() == 0 {
+			return nil
+		}
+		if err := x.load(rec, &b); err != nil {
 			return err
 		}
-		if err := checkWidth(x.conv, feat, m); err != nil {
+		b.Rows = int(rec.NumRows())
+		if ys, err = m.PredictBatch(&b, ys); err != nil {
 			return err
 		}
-		yt, err := m.Predict(xt)
-		if err != nil {
-			return err
-		}
-		pred, err := predictionColumn(t, yt.Data().([]float32), outDim)
-		if err != nil {
-			return err
-		}
-		defer pred.Release()
 		copy(cols, rec.Columns())
-		cols[len(cols)-1] = pred
+		defer func() {
+			for _, c := range cols[len(in.Fields()):] {
+				if c != nil {
+					c.Release()
+				}
+			}
+			clear(cols)
+		}()
+		for j := range outs {
+			pred, err := predictionColumn(t, ys[j], dims[j])
+			if err != nil {
+				return err
+			}
+			cols[len(in.Fields())+j] = pred
+		}
 		out := array.NewRecordBatch(schema, cols, rec.NumRows())
 		defer out.Release()
-		clear(cols)
 		if err := w.Write(out); err != nil {
 			return fmt.Errorf("writing the output stream: %w", err)
 		}
@@ -174,11 +134,12 @@ func runPredict(t *Task) (err error) {
 	return nil
 }
 
-// predictionColumn turns rows×outDim predictions into the output column:
-// float64 for one output, list<float64> (an ML vector) for several.
-func predictionColumn(t *Task, y []float32, outDim int) (arrow.Array, error) {
-	if outDim > 1 {
-		return arrowio.FromMatrix(t.Mem, y, outDim)
+// predictionColumn turns rows×width predictions of one output into its
+// column: float64 for one value per row, list<float64> (an ML vector) for
+// several.
+func predictionColumn(t *Task, y []float32, width int) (arrow.Array, error) {
+	if width > 1 {
+		return arrowio.FromMatrix(t.Mem, y, width)
 	}
 	b := array.NewFloat64Builder(t.Mem)
 	defer b.Release()

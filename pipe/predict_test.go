@@ -144,15 +144,14 @@ func TestPredictSingleOutput(t *testing.T) {
 	dir, m := modeltest.Save(t, fixture.RegressionSpec, "")
 	schema := arrow.NewSchema([]arrow.Field{
 		{Name: "id", Type: arrow.BinaryTypes.String},
-		{Name: "a", Type: arrow.PrimitiveTypes.Float32},
-		{Name: "b", Type: arrow.PrimitiveTypes.Int32},
+		{Name: "ab", Type: arrow.ListOf(arrow.PrimitiveTypes.Int32)},
 	}, nil)
 	in := []arrow.RecordBatch{
-		jsonRecord(t, mem, schema, `[{"id": "r0", "a": 0.5, "b": 3}, {"id": "r1", "a": -1.25, "b": -7}]`),
-		jsonRecord(t, mem, schema, `[{"id": "r2", "a": 1e3, "b": 0}]`),
+		jsonRecord(t, mem, schema, `[{"id": "r0", "ab": [1, 3]}, {"id": "r1", "ab": [-1, -7]}]`),
+		jsonRecord(t, mem, schema, `[{"id": "r2", "ab": [1000, 0]}]`),
 	}
 	defer release(in)
-	h := protocol.Header{Mode: protocol.ModePredict, Model: dir, FeaturesCols: []string{"a", "b"}}
+	h := protocol.Header{Mode: protocol.ModePredict, Model: dir, FeaturesCols: []string{"ab"}}
 	stdout, stderr, err := work(t, taskBytes(t, h, schema, in...))
 	if err != nil {
 		t.Fatalf("Work: %v (stderr %s)", err, stderr)
@@ -166,12 +165,12 @@ func TestPredictSingleOutput(t *testing.T) {
 	var pred []float64
 	var ids []string
 	for _, r := range out {
-		pred = append(pred, predictionValues(t, r.Column(3), 1)...)
+		pred = append(pred, predictionValues(t, r.Column(2), 1)...)
 		for i := 0; i < int(r.NumRows()); i++ {
 			ids = append(ids, r.Column(0).(*array.String).Value(i))
 		}
 	}
-	samePredictions(t, m, featureRows(t, in, "a", "b"), pred)
+	samePredictions(t, m, featureRows(t, in, "ab"), pred)
 	if g := strings.Join(ids, ","); g != "r0,r1,r2" {
 		t.Errorf("ids: got %s; want r0,r1,r2", g)
 	}
@@ -222,8 +221,12 @@ func TestPredictErrors(t *testing.T) {
 			`pipe: partition 4, predict: arrowio: column "features" row 5: width 6, want 4 (the first row's)`},
 		{"model width mismatch", taskBytes(t, protocol.Header{Mode: protocol.ModePredict, Model: dir, Partition: 4}, vectorSchema, wide),
 			`pipe: partition 4, predict: the features (column "features") have 6 values per row, the model takes 4: input shape (4,)`},
-		{"scalar width mismatch", taskBytes(t, protocol.Header{Mode: protocol.ModePredict, Model: dir, FeaturesCols: []string{"a", "b"}}, scalars, ab),
-			`pipe: partition 0, predict: the features (columns "a", "b") have 2 values per row, the model takes 4: input shape (4,)`},
+		{"scalar width mismatch", taskBytes(t, protocol.Header{Mode: protocol.ModePredict, Model: dir, FeaturesCol: "a"}, scalars, ab),
+			`pipe: partition 0, predict: the features (column "a") have 1 values per row, the model takes 4: input shape (4,)`},
+		{"a column per input", taskBytes(t, protocol.Header{Mode: protocol.ModePredict, Model: dir, FeaturesCols: []string{"a", "b"}}, scalars, ab),
+			`pipe: partition 0, predict: model "` + dir + `" has 1 inputs (input_layer (4,)); the task names 2 feature columns ("a", "b"): give one per input`},
+		{"a prediction column per output", taskBytes(t, protocol.Header{Mode: protocol.ModePredict, Model: dir, PredictionCols: []string{"p", "q"}}, vectorSchema, good),
+			`pipe: partition 0, predict: model "` + dir + `" has 1 outputs (dense_1 (3,)); the task names 2 prediction columns ("p", "q")`},
 		{"no model field", taskBytes(t, map[string]any{"mode": "predict"}, vectorSchema, good),
 			`protocol: header: field "model" is required for mode predict`},
 		{"no model dir", taskBytes(t, protocol.Header{Mode: protocol.ModePredict, Model: dir + ".nope"}, vectorSchema, good),

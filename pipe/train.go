@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -91,10 +90,6 @@ type trainer struct {
 func runTrain(t *Task) (err error) {
 	h := &t.Header
 	in := t.Input.Schema()
-	feat := h.Features()
-	if slices.Contains(feat, h.LabelCol) {
-		return fmt.Errorf("column %q is both a feature and the label", h.LabelCol)
-	}
 	rows, err := newRows(h, in)
 	if err != nil {
 		return err

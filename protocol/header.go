@@ -155,6 +155,24 @@ func (h *Header) check() error {
 			return fmt.Errorf("protocol: header: featuresCols[%d] is empty", i)
 		}
 	}
+	for i, c := range h.PredictionCols {
+		if c == "" {
+			return fmt.Errorf("protocol: header: predictionCols[%d] is empty", i)
+		}
+	}
+	for _, cols := range []struct {
+		name string
+		cols []string
+	}{{"featuresCols", h.FeaturesCols}, {"labelCols", h.LabelCols}, {"predictionCols", h.PredictionCols}} {
+		for i, c := range cols.cols {
+			if c != "" && slices.Index(cols.cols, c) < i {
+				return fmt.Errorf("protocol: header: %s names column %q twice", cols.name, c)
+			}
+		}
+	}
+	if len(h.LabelCols) > 0 && !slices.ContainsFunc(h.LabelCols, func(c string) bool { return c != "" }) {
+		return errors.New("protocol: header: labelCols names no column")
+	}
 	if h.FeaturesCol == "" {
 		h.FeaturesCol = DefaultFeaturesCol
 	}
@@ -179,12 +197,31 @@ func (h *Header) check() error {
 	return nil
 }
 
-// Features returns the feature columns: FeaturesCols, or FeaturesCol alone.
+// Features returns the feature columns, one per model input:
+// FeaturesCols, or FeaturesCol alone.
 func (h *Header) Features() []string {
 	if len(h.FeaturesCols) > 0 {
 		return h.FeaturesCols
 	}
 	return []string{h.FeaturesCol}
+}
+
+// Labels returns the label columns, one per model output: LabelCols, or
+// LabelCol alone.
+func (h *Header) Labels() []string {
+	if len(h.LabelCols) > 0 {
+		return h.LabelCols
+	}
+	return []string{h.LabelCol}
+}
+
+// Predictions returns the prediction columns, one per model output:
+// PredictionCols, or PredictionCol alone.
+func (h *Header) Predictions() []string {
+	if len(h.PredictionCols) > 0 {
+		return h.PredictionCols
+	}
+	return []string{h.PredictionCol}
 }
 
 // IOTimeout returns the per-wait deadline of the pipe.

@@ -34,32 +34,40 @@ package protocol
 //	describe  exactly one batch of DescribeSchema: one row per column of the
 //	          dense feature matrix (name = the features column, or each of
 //	          featuresCols; index = position in that column's vector, 0 for a
-//	          scalar column), then the same for the label column when the
-//	          input has it. The features go through arrowio exactly as
+//	          scalar column), then the same for each label column (labelCol,
+//	          or each of labelCols) the input has. The features go through arrowio exactly as
 //	          training will (nulls, ragged rows, NaN are errors). count is the
 //	          number of rows, sum adds the float32 values in float64, mean =
 //	          sum/count; with no rows count is 0, sum 0 and min, max, mean NaN
 //	          (never null). A column whose width is unknown (a list column and
 //	          no rows) has no rows in the output. batchRows does not apply.
-//	predict   every input column unchanged (same order, zero-copy) plus the
-//	          column predictionCol appended: the output of the model in
-//	          header field model for each row's features (converted as
-//	          describe does), as float64 when the model has one output and
-//	          as list<float64> of OutputDim values otherwise. Rows keep their
-//	          order; a batch longer than batchRows is split, a batch of no
-//	          rows is dropped; no rows in gives an empty stream with the
-//	          schema. A features width other than the model's InputDim, or
-//	          an input column already named predictionCol, is an error
-//	          before any output.
+//	predict   every input column unchanged (same order, zero-copy) plus one
+//	          column per model output appended, named by predictionCols
+//	          (predictionCol for a model of one output): that output of
+//	          the model in header field model for each row's features
+//	          (converted as describe does; column i of featuresCols feeds
+//	          input i), as float64 when the output has one value per row
+//	          and as list<float64> of its values (its shape flattened)
+//	          otherwise. Rows keep their order; a batch longer than
+//	          batchRows is split, a batch of no rows is dropped; no rows in
+//	          gives an empty stream with the schema. A features width other
+//	          than the input's, a number of feature or prediction columns
+//	          other than the model's inputs or outputs, or an input column
+//	          already named as a prediction column, is an error before any
+//	          output.
 //	evaluate  exactly one batch of EvaluateSchema: one row per key of the
 //	          model's evaluation, "loss" first then each compiled metric,
 //	          with sum = the sum over the partition's rows of the per-row
 //	          value (loss with regularization, as gokernel.Sums) and count =
 //	          the rows; the shim combines partitions as sum of sums / sum of
-//	          counts. The label column is a class index (numeric; for
-//	          sparse_categorical_crossentropy, or one-hot encoded when the
-//	          model has several outputs) or OutputDim values (a vector
-//	          column or one numeric column). No rows in gives no rows out.
+//	          counts; with several outputs the keys are Keras' ("loss",
+//	          "<output>_loss" per output, "<output>_<metric>"). Each
+//	          output's label column (labelCols, or labelCol for a model of
+//	          one output) is, for that output's loss, class indexes
+//	          (numeric; for sparse_categorical_crossentropy, or one-hot
+//	          encoded for categorical_crossentropy) or the output's values
+//	          (a vector column or one numeric column), as
+//	          gokernel.Spec.OutputLabels says. No rows in gives no rows out.
 //	          batchRows does not apply. With the header field driver set,
 //	          predict and evaluate take the spec from model and pull the
 //	          current weights from the driver.
@@ -206,20 +214,30 @@ type Header struct {
 	// FeaturesCol is the vector (or numeric) column of the features;
 	// default DefaultFeaturesCol. Ignored when FeaturesCols is set.
 	FeaturesCol string `json:"featuresCol,omitempty"`
-	// FeaturesCols, when not empty, names several columns (numeric or
-	// vector) concatenated in order as the features.
+	// FeaturesCols, when not empty, names one column (numeric or vector)
+	// per model input, in the model's input order (Keras' model.inputs):
+	// column i feeds input i. describe summarizes each.
 	FeaturesCols []string `json:"featuresCols,omitempty"`
 	// LabelCol is the label column; default DefaultLabelCol. describe
-	// summarizes it when the input has it.
+	// summarizes it when the input has it. Ignored when LabelCols is set.
 	LabelCol string `json:"labelCol,omitempty"`
+	// LabelCols, when not empty, names one label column per model output,
+	// in the model's output order (Keras' model.output_names); the entry
+	// of an output without a loss is "" (it takes no label). describe
+	// summarizes each present.
+	LabelCols []string `json:"labelCols,omitempty"`
 	// Model is the directory of a model written by gokernel.SaveModel
 	// (model.json and model.safetensors) on the worker's local disk.
 	// Required for predict, evaluate and train. With Driver set, only its
 	// model.json is read: the weights come from the driver.
 	Model string `json:"model,omitempty"`
 	// PredictionCol is the column predict appends; default
-	// DefaultPredictionCol.
+	// DefaultPredictionCol. Ignored when PredictionCols is set.
 	PredictionCol string `json:"predictionCol,omitempty"`
+	// PredictionCols, when not empty, names the column predict appends
+	// for each model output, in the model's output order; required (one
+	// per output) for a model with several outputs.
+	PredictionCols []string `json:"predictionCols,omitempty"`
 	// BatchRows caps the rows of an output batch; 0 means DefaultBatchRows;
 	// at most MaxBatchRows.
 	BatchRows int `json:"batchRows,omitempty"`

@@ -128,6 +128,8 @@ func TestScalaProtocolMirror(t *testing.T) {
 		{"StatsKeys", reflect.TypeFor[ps.Stats]()},
 		{"WorkerStatsKeys", reflect.TypeFor[ps.WorkerStats]()},
 		{"InfoKeys", reflect.TypeFor[ModelInfo]()},
+		{"InputInfoKeys", reflect.TypeFor[gokernel.InputInfo]()},
+		{"OutputInfoKeys", reflect.TypeFor[gokernel.OutputInfo]()},
 	} {
 		got, want := scalaObject(t, src, tt.object), jsonNames(tt.typ)
 		if !slices.Equal(got, want) {

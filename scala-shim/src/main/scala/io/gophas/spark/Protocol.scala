@@ -48,8 +48,10 @@ object Protocol {
     val FeaturesCol: String = "featuresCol"
     val FeaturesCols: String = "featuresCols"
     val LabelCol: String = "labelCol"
+    val LabelCols: String = "labelCols"
     val Model: String = "model"
     val PredictionCol: String = "predictionCol"
+    val PredictionCols: String = "predictionCols"
     val BatchRows: String = "batchRows"
     val IoTimeoutMs: String = "ioTimeoutMs"
     val Threads: String = "threads"
@@ -247,9 +249,32 @@ object Protocol {
     val Optimizer: String = "optimizer"
     val DefaultOptimizer: String = "defaultOptimizer"
     val StateKeys: String = "stateKeys"
+    val Inputs: String = "inputs"
+    val Outputs: String = "outputs"
     val Params: String = "params"
     val HasWeights: String = "hasWeights"
     val Results: String = "results"
+  }
+
+  /** The JSON names of one entry of the inspect line's inputs (Go's gokernel.InputInfo). */
+  object InputInfoKeys {
+    val Name: String = "name"
+    val Shape: String = "shape"
+    val Dim: String = "dim"
+    val Ids: String = "ids"
+    val IdLimit: String = "idLimit"
+  }
+
+  /** The JSON names of one entry of the inspect line's outputs (Go's gokernel.OutputInfo). */
+  object OutputInfoKeys {
+    val Name: String = "name"
+    val Shape: String = "shape"
+    val Dim: String = "dim"
+    val Loss: String = "loss"
+    val LabelKind: String = "labelKind"
+    val LabelWidths: String = "labelWidths"
+    val Classes: String = "classes"
+    val Classifier: String = "classifier"
   }
 
   /** What a row's label must be for a network's loss (Go's gokernel.LabelKind). */
