@@ -442,6 +442,46 @@ func (m *Model) reserve(rows int) {
 	}
 }
 
+// StepBytes is the memory one row takes in the buffers a training step
+// holds, as reserve and reserveGrads size them: every computed tensor's
+// value (4 bytes an element), integer inputs' ids (4), masks (1), every
+// gradient the backward pass computes and its temporaries (4). A step of
+// rows rows holds rows·StepBytes bytes at least; layers' own scratch (a
+// convolution's patches, a recurrent layer's gates) comes on top.
+func (m *Model) StepBytes() int64 {
+	var n int64
+	for t, ti := range m.g.tensors {
+		if ti.node >= 0 || m.idFloat[t] {
+			n += 4 * int64(prod(ti.shape))
+		}
+		if m.needGrad[t] {
+			n += 4 * int64(prod(ti.shape))
+		}
+	}
+	for _, t := range m.g.inputs {
+		if m.g.tensors[t].ids {
+			n += 4 * int64(prod(m.g.tensors[t].shape))
+		}
+	}
+	for _, mi := range m.g.masks {
+		n += int64(prod(mi.shape))
+	}
+	temp := func(s dxSlot) {
+		if s.temp >= 0 {
+			n += 4 * int64(prod(m.g.tensors[s.tensor].shape))
+		}
+	}
+	for _, p := range m.dxPlan {
+		for _, s := range p {
+			temp(s)
+		}
+	}
+	for _, s := range m.outDst {
+		temp(s)
+	}
+	return n
+}
+
 // reserveGrads makes the backward buffers hold at least rows rows.
 func (m *Model) reserveGrads(rows int) {
 	m.reserve(rows)

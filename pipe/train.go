@@ -101,7 +101,7 @@ func runTrain(t *Task) (err error) {
 	if err := rows.check(m.Spec(), h.Model); err != nil {
 		return err
 	}
-	if err := checkBuffers(h, rows, t.MemLimit); err != nil {
+	if err := checkBuffers(h, rows, m.StepBytes(), t.MemLimit); err != nil {
 		return err
 	}
 
@@ -187,17 +187,19 @@ func runTrain(t *Task) (err error) {
 }
 
 // checkBuffers refuses a header whose numbers size training buffers past
-// the memory limit: the shuffle buffer, and the rows of one step (the
-// features and targets, 4 bytes each, gathered; the loop holds at least a
-// step's rows at once).
-func checkBuffers(h *protocol.Header, r *rows, limit int64) error {
-	rowBytes := int64(4 * (r.xWidth() + r.yWidth()))
+// the memory limit: the shuffle buffer, and one step of rows: their
+// features and targets (4 bytes each, gathered) and the model's values and
+// gradients for them (stepBytes a row, gokernel.Model.StepBytes). The loop
+// holds at least a step's rows at once.
+func checkBuffers(h *protocol.Header, r *rows, stepBytes, limit int64) error {
+	dataBytes := int64(4 * (r.xWidth() + r.yWidth()))
+	rowBytes := dataBytes + stepBytes
 	switch {
 	case !h.NoShuffle && h.ShuffleBufferBytes > limit:
 		return fmt.Errorf("shuffleBufferBytes %d exceeds the worker's memory limit of %d bytes", h.ShuffleBufferBytes, limit)
 	case int64(h.BatchSize) > limit/max(rowBytes, 1):
-		return fmt.Errorf("batchSize %d: a step of rows of %d bytes (%d features, %d targets as float32) needs %d bytes, past the worker's memory limit of %d bytes",
-			h.BatchSize, rowBytes, r.xWidth(), r.yWidth(), int64(h.BatchSize)*rowBytes, limit)
+		return fmt.Errorf("batchSize %d: a step takes %d bytes a row (%d features and %d targets as float32, %d bytes of the model's activations and gradients), %d bytes in all, past the worker's memory limit of %d bytes",
+			h.BatchSize, rowBytes, r.xWidth(), r.yWidth(), stepBytes, int64(h.BatchSize)*rowBytes, limit)
 	}
 	return nil
 }

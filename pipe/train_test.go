@@ -582,9 +582,10 @@ func TestTrainWorkerErrors(t *testing.T) {
 	}
 }
 
-// TestTrainBatchPastMemoryLimit: a batch size whose step of rows does not
-// fit the worker's memory limit is refused, naming the sizes, before any
-// call to the driver (none listens at the header's address).
+// TestTrainBatchPastMemoryLimit: a batch size whose step does not fit the
+// worker's memory limit, counting the model's activations and gradients
+// beside the rows, is refused, naming the sizes, before any call to the
+// driver (none listens at the header's address).
 func TestTrainBatchPastMemoryLimit(t *testing.T) {
 	mem := memory.NewGoAllocator()
 	dir, _ := modeltest.Save(t, fixture.ClassifierSpec, "")
@@ -592,16 +593,23 @@ func TestTrainBatchPastMemoryLimit(t *testing.T) {
 	defer good.Release()
 	h := protocol.Header{Mode: protocol.ModeTrain, Model: dir, Driver: "127.0.0.1:1", Token: trainToken, Worker: "partition-3",
 		Partition: 3, Epoch: 1, BatchSize: 1 << 16, ShuffleBufferBytes: 1 << 19}
-	err := Work(context.Background(), bytes.NewReader(taskBytes(t, h, good.Schema(), good)), io.Discard, io.Discard,
-		WithMemoryLimit(1<<20))
-	want := "pipe: partition 3, train: batchSize 65536: a step of rows of 28 bytes (4 features, 3 targets as float32) needs 1835008 bytes, past the worker's memory limit of 1048576 bytes"
-	if err == nil || err.Error() != want {
+	work := func() error {
+		return Work(context.Background(), bytes.NewReader(taskBytes(t, h, good.Schema(), good)), io.Discard, io.Discard,
+			WithMemoryLimit(1<<20))
+	}
+	// ClassifierSpec: 4 features -> Dense(8) -> Dense(3): 11 values and 11
+	// gradients a row, 88 bytes, beside 28 bytes of features and targets.
+	want := "pipe: partition 3, train: batchSize 65536: a step takes 116 bytes a row (4 features and 3 targets as float32, 88 bytes of the model's activations and gradients), 7602176 bytes in all, past the worker's memory limit of 1048576 bytes"
+	if err := work(); err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
+	// The rows alone would fit (16384·28 bytes), their activations do not.
+	h.BatchSize = 1 << 14
+	if err := work(); err == nil || !strings.Contains(err.Error(), "batchSize 16384: a step takes 116 bytes a row") {
+		t.Errorf("a batch whose activations do not fit: got %v; want it refused", err)
+	}
 	h.BatchSize = 1 << 10 // fits: the error is the driver's
-	err = Work(context.Background(), bytes.NewReader(taskBytes(t, h, good.Schema(), good)), io.Discard, io.Discard,
-		WithMemoryLimit(1<<20))
-	if err == nil || !strings.Contains(err.Error(), "ps: register to driver 127.0.0.1:1") {
+	if err := work(); err == nil || !strings.Contains(err.Error(), "ps: register to driver 127.0.0.1:1") {
 		t.Errorf("with a batch that fits: got %v; want the unreachable driver", err)
 	}
 }
