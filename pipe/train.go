@@ -83,6 +83,7 @@ type trainer struct {
 
 	epoch              *gokernel.Epoch
 	pushes, duplicates int
+	unpushed           uint64 // batches trained since the last push
 }
 
 // runTrain trains one epoch of the partition through the driver's parameter
@@ -255,6 +256,7 @@ func (tr *trainer) BeforeStep(idx, _ int) (bool, error) {
 					return false, err
 				}
 			}
+			tr.setStep(idx)
 			return true, nil
 		case rules.Skip:
 			return false, nil
@@ -268,7 +270,20 @@ func (tr *trainer) BeforeStep(idx, _ int) (bool, error) {
 
 // AfterStep tells the rules the batch was trained and carries out their
 // answer: push, wait for the round.
-func (tr *trainer) AfterStep(int, int, *gokernel.Sums) error { return tr.act(tr.rules.Trained()) }
+func (tr *trainer) AfterStep(int, int, *gokernel.Sums) error {
+	tr.unpushed++
+	return tr.act(tr.rules.Trained())
+}
+
+// setStep sets the optimizer's schedule step for batch idx of the epoch to
+// the global one (gokernel.Optimizer.SetStep): the server's step when the
+// driver opened the epoch, plus this worker's place among the workers'
+// interleaved batches.
+func (tr *trainer) setStep(idx int) {
+	n := int64(max(tr.info.Workers, 1))
+	p := int64(max(tr.h.Partition, 0)) % n
+	tr.m.Optimizer().SetStep(int64(tr.info.EpochStep)+p+int64(idx)*n, n)
+}
 
 // act carries out push and wait actions until the rules are done.
 func (tr *trainer) act(a rules.Action) error {
@@ -318,10 +333,11 @@ func (tr *trainer) push(step uint64) error {
 		}
 		delta[i] = w.Data
 	}
-	res, err := tr.c.Push(tr.t.Ctx, step, ps.Delta, tr.shapes, delta)
+	res, err := tr.c.PushBatches(tr.t.Ctx, step, tr.unpushed, ps.Delta, tr.shapes, delta)
 	if err != nil {
 		return err
 	}
+	tr.unpushed = 0
 	tr.pushes++
 	if res.Duplicate {
 		tr.duplicates++

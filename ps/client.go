@@ -242,6 +242,13 @@ type RegisterInfo struct {
 	// to it.
 	LastStep  uint64
 	HasPushed bool
+	// EpochStep is the global step (the training batches of the pushes
+	// applied, see Params.PushBatches) when the driver opened the epoch,
+	// and Workers the workers the job runs (0: not set): the worker of
+	// index p takes global steps EpochStep+p, +Workers, ... (see
+	// gokernel.Optimizer.SetStep).
+	EpochStep uint64
+	Workers   int
 }
 
 // Register records this client as worker (a stable name such as the Spark
@@ -260,7 +267,8 @@ func (c *Client) Register(ctx context.Context, worker string, epoch int) (Regist
 	c.worker = worker
 	c.mu.Unlock()
 	return RegisterInfo{Version: resp.GetVersion(), Mode: Mode(resp.GetMode()), Frequency: Frequency(resp.GetFrequency()),
-		Epoch: int(resp.GetEpoch()), Rejoin: resp.GetRejoin(), LastStep: resp.GetLastStep(), HasPushed: resp.GetHasPushed()}, nil
+		Epoch: int(resp.GetEpoch()), Rejoin: resp.GetRejoin(), LastStep: resp.GetLastStep(), HasPushed: resp.GetHasPushed(),
+		EpochStep: resp.GetEpochStep(), Workers: int(resp.GetWorkers())}, nil
 }
 
 func (c *Client) name() string {
@@ -322,6 +330,12 @@ func (c *Client) Pull(ctx context.Context, newerThan uint64) (ws []NamedTensor, 
 // uncompressed values are sent from update itself, which must not change
 // while Push runs.
 func (c *Client) Push(ctx context.Context, step uint64, kind Kind, shapes []TensorInfo, update [][]float32) (PushResult, error) {
+	return c.PushBatches(ctx, step, 0, kind, shapes, update)
+}
+
+// PushBatches is Push for an update that holds batches training batches:
+// once applied, the server's global step counts them (Stats.Steps).
+func (c *Client) PushBatches(ctx context.Context, step, batches uint64, kind Kind, shapes []TensorInfo, update [][]float32) (PushResult, error) {
 	if len(shapes) != len(update) {
 		return PushResult{}, fmt.Errorf("%w: %d shapes for %d tensors", ErrShape, len(shapes), len(update))
 	}
@@ -375,7 +389,7 @@ func (c *Client) Push(ctx context.Context, step uint64, kind Kind, shapes []Tens
 		if err != nil {
 			return err
 		}
-		h := &pspb.Header{Worker: c.name(), Step: step, Kind: pspb.Kind(kind), Encoding: pspb.Encoding(enc), Compression: pspb.Compression(c.cfg.compression), Tensors: tensorHeader(shapes), RawSize: uint64(rawSize)}
+		h := &pspb.Header{Worker: c.name(), Step: step, Batches: batches, Kind: pspb.Kind(kind), Encoding: pspb.Encoding(enc), Compression: pspb.Compression(c.cfg.compression), Tensors: tensorHeader(shapes), RawSize: uint64(rawSize)}
 		if err := sendSegments(h, segments(), c.cfg.chunkSize, st.Send); err != nil && !errors.Is(err, io.EOF) {
 			return err
 		}

@@ -225,6 +225,10 @@ type Stats struct {
 	// (WithWorkers); 0: whoever registered.
 	WorkersExpected int           `json:"workersExpected"`
 	Workers         []WorkerStats `json:"workers"`
+	// Steps is the global step: the training batches held by the pushes
+	// applied (PushBatches), over all workers, the step a learning-rate
+	// schedule reads.
+	Steps uint64 `json:"steps"`
 }
 
 type worker struct {
@@ -241,14 +245,15 @@ type worker struct {
 }
 
 type round struct {
-	number uint64
-	sizes  []int // values per weight tensor when the round opened
-	sum    [][]float32
-	kind   Kind
-	pushed map[string]bool
-	opened time.Time // first push
-	closed chan struct{}
-	err    error // why the round closed without changing the weights
+	number  uint64
+	sizes   []int // values per weight tensor when the round opened
+	sum     [][]float32
+	kind    Kind
+	pushed  map[string]bool
+	batches uint64    // training batches in the pushes so far
+	opened  time.Time // first push
+	closed  chan struct{}
+	err     error // why the round closed without changing the weights
 }
 
 // Params holds a model's weights and applies pushes to them by the rules of
@@ -270,6 +275,10 @@ type Params struct {
 	backup [][]float32 // the weights before a gradient push, under mu
 	spare  [][]float32 // the next weights of a delta, swapped in whole, under mu
 	epoch  int         // opened by the driver; 0 before any
+
+	// steps is the global step (Stats.Steps) and epochStep its value when
+	// the driver opened the epoch; under meta.
+	steps, epochStep uint64
 
 	snapMu sync.Mutex // snaps; taken before mu
 	snaps  map[snapKey]*Snapshot
@@ -361,10 +370,19 @@ func (p *Params) OpenEpoch(e int) (uint64, error) {
 		return 0, fmt.Errorf("%w: cannot open epoch %d after epoch %d", ErrWrongEpoch, e, p.epoch)
 	}
 	p.epoch = e
+	p.epochStep = p.steps
 	if p.round == nil {
 		return p.version.Load(), nil
 	}
 	return p.round.number, nil
+}
+
+// SetSteps sets the global step (Stats.Steps), and the step of the open
+// epoch, to n: a fit resumed from a checkpoint continues its count.
+func (p *Params) SetSteps(n uint64) {
+	p.meta.Lock()
+	defer p.meta.Unlock()
+	p.steps, p.epochStep = n, n
 }
 
 // Register records worker (again, when Spark retried its task) for epoch
@@ -399,8 +417,12 @@ func (p *Params) Register(name string, epoch int) (RegisterInfo, error) {
 	w.stats.Epoch = epoch
 	w.stats.Registers++
 	w.stats.Done = false
+	epochStep := p.steps
+	if p.epoch > 0 {
+		epochStep = p.epochStep
+	}
 	return RegisterInfo{Version: p.version.Load(), Mode: p.cfg.mode, Frequency: p.cfg.frequency, Epoch: p.epoch,
-		Rejoin: w.joins > 1, LastStep: w.lastStep, HasPushed: w.pushed}, nil
+		Rejoin: w.joins > 1, LastStep: w.lastStep, HasPushed: w.pushed, EpochStep: epochStep, Workers: p.cfg.workers}, nil
 }
 
 // Done records that worker has pushed its last update: synchronous rounds
@@ -435,6 +457,14 @@ type PushResult struct {
 // (ErrOverflow), has an unknown kind (ErrKind) or a step beyond MaxStep
 // (ErrStep).
 func (p *Params) Push(name string, step uint64, kind Kind, update [][]float32) (PushResult, error) {
+	return p.PushBatches(name, step, 0, kind, update)
+}
+
+// PushBatches is Push for an update that holds batches training batches:
+// when it is applied (synchronous: when its round closes with the average
+// applied) the global step moves on by batches. A duplicate or refused push
+// counts nothing.
+func (p *Params) PushBatches(name string, step, batches uint64, kind Kind, update [][]float32) (PushResult, error) {
 	p.meta.Lock()
 	w := p.workers[name]
 	p.meta.Unlock()
@@ -446,7 +476,7 @@ func (p *Params) Push(name string, step uint64, kind Kind, update [][]float32) (
 		return PushResult{}, err
 	}
 	if p.cfg.mode == Synchronous {
-		return p.pushSync(w, step, kind, update)
+		return p.pushSync(w, step, batches, kind, update)
 	}
 	w.push.Lock()
 	defer w.push.Unlock()
@@ -480,6 +510,7 @@ func (p *Params) Push(name string, step uint64, kind Kind, update [][]float32) (
 	p.meta.Lock()
 	w.lastStep, w.pushed = step, true
 	w.stats.Applied++
+	p.steps += batches
 	p.meta.Unlock()
 	return PushResult{Version: v}, nil
 }
@@ -727,7 +758,7 @@ func (p *Params) applyHogwild(scale float32, update [][]float32) (uint64, error)
 // pushSync adds update to the open round. The round keeps the tensor sizes
 // of the weights it was opened for: SetWeights opens a new round, so an
 // update is checked against the weights its round will be applied to.
-func (p *Params) pushSync(w *worker, step uint64, kind Kind, update [][]float32) (PushResult, error) {
+func (p *Params) pushSync(w *worker, step, batches uint64, kind Kind, update [][]float32) (PushResult, error) {
 	p.meta.Lock()
 	defer p.meta.Unlock()
 	r := p.round
@@ -787,6 +818,7 @@ func (p *Params) pushSync(w *worker, step uint64, kind Kind, update [][]float32)
 		}
 	}
 	r.pushed[w.stats.Worker] = true
+	r.batches += batches
 	w.stats.Applied++
 	w.lastStep, w.pushed = step, true
 	return PushResult{Version: p.version.Load()}, p.maybeCloseRound()
@@ -860,6 +892,7 @@ func (p *Params) maybeCloseRound() error {
 		p.refused = r
 		return r.err
 	}
+	p.steps += r.batches
 	return nil
 }
 
@@ -964,7 +997,7 @@ func (p *Params) Stats() Stats {
 	p.meta.Lock()
 	defer p.meta.Unlock()
 	s := Stats{Mode: p.cfg.mode, Frequency: p.cfg.frequency, Version: p.version.Load(), Epoch: p.epoch, WorkersExpected: p.cfg.workers,
-		Workers: []WorkerStats{}}
+		Workers: []WorkerStats{}, Steps: p.steps}
 	if p.round != nil {
 		s.Round = p.round.number
 	}

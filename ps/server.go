@@ -360,7 +360,8 @@ func (s *Server) Register(_ context.Context, r *pspb.RegisterRequest) (*pspb.Reg
 		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
 	}
 	return &pspb.RegisterResponse{Version: info.Version, Mode: string(info.Mode), Frequency: string(info.Frequency), Protocol: ProtocolVersion,
-		LastStep: info.LastStep, HasPushed: info.HasPushed, Epoch: int32(info.Epoch), Rejoin: info.Rejoin}, nil
+		LastStep: info.LastStep, HasPushed: info.HasPushed, Epoch: int32(info.Epoch), Rejoin: info.Rejoin,
+		EpochStep: info.EpochStep, Workers: uint32(info.Workers)}, nil
 }
 
 // SetWeights implements pspb.ParameterServerServer.
@@ -418,7 +419,7 @@ func (s *Server) Push(stream grpc.ClientStreamingServer[pspb.Chunk, pspb.PushRes
 	for i := range ts {
 		update[i] = ts[i].Data
 	}
-	res, err := s.params.Push(h.GetWorker(), h.GetStep(), Kind(h.GetKind()), update)
+	res, err := s.params.PushBatches(h.GetWorker(), h.GetStep(), h.GetBatches(), Kind(h.GetKind()), update)
 	if err != nil {
 		return statusOf(err)
 	}

@@ -348,7 +348,7 @@ func (p *bufferPool) Put(b *[]byte) {
 // field for field.
 func statsProto(st Stats, unauthenticated uint64) *pspb.StatsResponse {
 	out := &pspb.StatsResponse{Mode: string(st.Mode), Frequency: string(st.Frequency), Version: st.Version, Round: st.Round,
-		Epoch: int32(st.Epoch), WorkersExpected: uint32(st.WorkersExpected), Unauthenticated: unauthenticated}
+		Epoch: int32(st.Epoch), WorkersExpected: uint32(st.WorkersExpected), Steps: st.Steps, Unauthenticated: unauthenticated}
 	for _, w := range st.Workers {
 		out.Workers = append(out.Workers, &pspb.WorkerStats{Worker: w.Worker, Applied: w.Applied, Refused: w.Refused, Duplicate: w.Duplicate,
 			NonFinite: w.NonFinite, Registers: w.Registers, Done: w.Done, Epoch: int32(w.Epoch)})
@@ -358,7 +358,7 @@ func statsProto(st Stats, unauthenticated uint64) *pspb.StatsResponse {
 
 func statsFromProto(r *pspb.StatsResponse) (Stats, uint64) {
 	st := Stats{Mode: Mode(r.GetMode()), Frequency: Frequency(r.GetFrequency()), Version: r.GetVersion(), Round: r.GetRound(),
-		Epoch: int(r.GetEpoch()), WorkersExpected: int(r.GetWorkersExpected())}
+		Epoch: int(r.GetEpoch()), WorkersExpected: int(r.GetWorkersExpected()), Steps: r.GetSteps()}
 	for _, w := range r.GetWorkers() {
 		st.Workers = append(st.Workers, WorkerStats{Worker: w.GetWorker(), Applied: w.GetApplied(), Refused: w.GetRefused(), Duplicate: w.GetDuplicate(),
 			NonFinite: w.GetNonFinite(), Registers: w.GetRegisters(), Done: w.GetDone(), Epoch: int(w.GetEpoch())})

@@ -249,6 +249,7 @@ type Header struct {
 	IfAbsent      bool                   `protobuf:"varint,11,opt,name=if_absent,json=ifAbsent,proto3" json:"if_absent,omitempty"`          // set weights: only when none are set
 	BlobKind      string                 `protobuf:"bytes,12,opt,name=blob_kind,json=blobKind,proto3" json:"blob_kind,omitempty"`           // put model: "spec", "weights", ...
 	Sha256        string                 `protobuf:"bytes,13,opt,name=sha256,proto3" json:"sha256,omitempty"`                               // model blobs: hex SHA-256 of the raw payload
+	Batches       uint64                 `protobuf:"varint,14,opt,name=batches,proto3" json:"batches,omitempty"`                            // push: the training batches the update holds (the global step counts them)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -372,6 +373,13 @@ func (x *Header) GetSha256() string {
 		return x.Sha256
 	}
 	return ""
+}
+
+func (x *Header) GetBatches() uint64 {
+	if x != nil {
+		return x.Batches
+	}
+	return 0
 }
 
 type Chunk struct {
@@ -498,6 +506,8 @@ type RegisterResponse struct {
 	HasPushed     bool                   `protobuf:"varint,6,opt,name=has_pushed,json=hasPushed,proto3" json:"has_pushed,omitempty"` // the worker has had a push applied before
 	Epoch         int32                  `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`                          // the epoch the driver has opened; 0 for none
 	Rejoin        bool                   `protobuf:"varint,8,opt,name=rejoin,proto3" json:"rejoin,omitempty"`                        // the worker registered for this epoch before: a retried task
+	EpochStep     uint64                 `protobuf:"varint,9,opt,name=epoch_step,json=epochStep,proto3" json:"epoch_step,omitempty"` // the global step (batches applied) when the driver opened the epoch
+	Workers       uint32                 `protobuf:"varint,10,opt,name=workers,proto3" json:"workers,omitempty"`                     // the workers the job runs (0: not set)
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -586,6 +596,20 @@ func (x *RegisterResponse) GetRejoin() bool {
 		return x.Rejoin
 	}
 	return false
+}
+
+func (x *RegisterResponse) GetEpochStep() uint64 {
+	if x != nil {
+		return x.EpochStep
+	}
+	return 0
+}
+
+func (x *RegisterResponse) GetWorkers() uint32 {
+	if x != nil {
+		return x.Workers
+	}
+	return 0
 }
 
 type SetWeightsResponse struct {
@@ -1074,6 +1098,7 @@ type StatsResponse struct {
 	Unauthenticated uint64                 `protobuf:"varint,6,opt,name=unauthenticated,proto3" json:"unauthenticated,omitempty"`                        // calls refused for a wrong or missing token
 	Epoch           int32                  `protobuf:"varint,7,opt,name=epoch,proto3" json:"epoch,omitempty"`                                            // the epoch the driver has opened; 0 for none
 	WorkersExpected uint32                 `protobuf:"varint,8,opt,name=workers_expected,json=workersExpected,proto3" json:"workers_expected,omitempty"` // the workers a synchronous round waits for; 0: whoever registered
+	Steps           uint64                 `protobuf:"varint,9,opt,name=steps,proto3" json:"steps,omitempty"`                                            // the global step: training batches in the pushes applied
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -1160,6 +1185,13 @@ func (x *StatsResponse) GetEpoch() int32 {
 func (x *StatsResponse) GetWorkersExpected() uint32 {
 	if x != nil {
 		return x.WorkersExpected
+	}
+	return 0
+}
+
+func (x *StatsResponse) GetSteps() uint64 {
+	if x != nil {
+		return x.Steps
 	}
 	return 0
 }
@@ -1419,7 +1451,7 @@ const file_ps_proto_rawDesc = "" +
 	"\bps.proto\x12\fgophas.ps.v1\"2\n" +
 	"\x06Tensor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05shape\x18\x02 \x03(\x03R\x05shape\"\xca\x03\n" +
+	"\x05shape\x18\x02 \x03(\x03R\x05shape\"\xe4\x03\n" +
 	"\x06Header\x12\x16\n" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x12\n" +
 	"\x04step\x18\x02 \x01(\x04R\x04step\x12\x18\n" +
@@ -1434,14 +1466,15 @@ const file_ps_proto_rawDesc = "" +
 	" \x01(\bR\vnotModified\x12\x1b\n" +
 	"\tif_absent\x18\v \x01(\bR\bifAbsent\x12\x1b\n" +
 	"\tblob_kind\x18\f \x01(\tR\bblobKind\x12\x16\n" +
-	"\x06sha256\x18\r \x01(\tR\x06sha256\"I\n" +
+	"\x06sha256\x18\r \x01(\tR\x06sha256\x12\x18\n" +
+	"\abatches\x18\x0e \x01(\x04R\abatches\"I\n" +
 	"\x05Chunk\x12,\n" +
 	"\x06header\x18\x01 \x01(\v2\x14.gophas.ps.v1.HeaderR\x06header\x12\x12\n" +
 	"\x04data\x18\x02 \x01(\fR\x04data\"[\n" +
 	"\x0fRegisterRequest\x12\x16\n" +
 	"\x06worker\x18\x01 \x01(\tR\x06worker\x12\x1a\n" +
 	"\bprotocol\x18\x02 \x01(\x05R\bprotocol\x12\x14\n" +
-	"\x05epoch\x18\x03 \x01(\x05R\x05epoch\"\xe4\x01\n" +
+	"\x05epoch\x18\x03 \x01(\x05R\x05epoch\"\x9d\x02\n" +
 	"\x10RegisterResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\x12\x12\n" +
 	"\x04mode\x18\x02 \x01(\tR\x04mode\x12\x1c\n" +
@@ -1451,7 +1484,11 @@ const file_ps_proto_rawDesc = "" +
 	"\n" +
 	"has_pushed\x18\x06 \x01(\bR\thasPushed\x12\x14\n" +
 	"\x05epoch\x18\a \x01(\x05R\x05epoch\x12\x16\n" +
-	"\x06rejoin\x18\b \x01(\bR\x06rejoin\".\n" +
+	"\x06rejoin\x18\b \x01(\bR\x06rejoin\x12\x1d\n" +
+	"\n" +
+	"epoch_step\x18\t \x01(\x04R\tepochStep\x12\x18\n" +
+	"\aworkers\x18\n" +
+	" \x01(\rR\aworkers\".\n" +
 	"\x12SetWeightsResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\x04R\aversion\"\xb5\x01\n" +
 	"\vPullRequest\x12\x16\n" +
@@ -1481,7 +1518,7 @@ const file_ps_proto_rawDesc = "" +
 	"non_finite\x18\x05 \x01(\x04R\tnonFinite\x12\x1c\n" +
 	"\tregisters\x18\x06 \x01(\x04R\tregisters\x12\x12\n" +
 	"\x04done\x18\a \x01(\bR\x04done\x12\x14\n" +
-	"\x05epoch\x18\b \x01(\x05R\x05epoch\"\x91\x02\n" +
+	"\x05epoch\x18\b \x01(\x05R\x05epoch\"\xa7\x02\n" +
 	"\rStatsResponse\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1c\n" +
 	"\tfrequency\x18\x02 \x01(\tR\tfrequency\x12\x18\n" +
@@ -1490,7 +1527,8 @@ const file_ps_proto_rawDesc = "" +
 	"\aworkers\x18\x05 \x03(\v2\x19.gophas.ps.v1.WorkerStatsR\aworkers\x12(\n" +
 	"\x0funauthenticated\x18\x06 \x01(\x04R\x0funauthenticated\x12\x14\n" +
 	"\x05epoch\x18\a \x01(\x05R\x05epoch\x12)\n" +
-	"\x10workers_expected\x18\b \x01(\rR\x0fworkersExpected\"\x11\n" +
+	"\x10workers_expected\x18\b \x01(\rR\x0fworkersExpected\x12\x14\n" +
+	"\x05steps\x18\t \x01(\x04R\x05steps\"\x11\n" +
 	"\x0fShutdownRequest\"\x12\n" +
 	"\x10ShutdownResponse\"*\n" +
 	"\x10PutModelResponse\x12\x16\n" +

@@ -16,12 +16,13 @@ final case class WorkerStats(worker: String, applied: Long, refused: Long, dupli
     done: Boolean, epoch: Int)
 
 /**
- * What the parameter server reports: its mode, weights version, open epoch and per-worker counters. It is Go's
+ * What the parameter server reports: its mode, weights version, open epoch and per-worker counters, and the global
+ * step (`steps`: the training batches of every push applied, the step a learning-rate schedule reads). It is Go's
  * ps.Stats field for field, the one stats record: the driver's control channel answers it as JSON with these names,
  * and `json` is that JSON as the driver wrote it (what the Python package receives).
  */
 final case class ServerStats(mode: String, frequency: String, version: Long, round: Long, epoch: Int, workersExpected: Int,
-    workers: Seq[WorkerStats], json: String)
+    workers: Seq[WorkerStats], json: String, steps: Long = 0L)
 
 object ServerStats {
   /** Reads the stats record from its JSON (the `stats` of the driver's answer). */
@@ -32,7 +33,7 @@ object ServerStats {
       n.path(S.Workers).elements().asScala.map { w =>
         WorkerStats(w.path(W.Worker).asText(), w.path(W.Applied).asLong(), w.path(W.Refused).asLong(), w.path(W.Duplicate).asLong(),
           w.path(W.NonFinite).asLong(), w.path(W.Registers).asLong(), w.path(W.Done).asBoolean(), w.path(W.Epoch).asInt())
-      }.toSeq, n.toString)
+      }.toSeq, n.toString, n.path(S.Steps).asLong())
   }
 }
 

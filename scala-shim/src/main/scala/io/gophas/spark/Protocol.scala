@@ -217,6 +217,7 @@ object Protocol {
     val Epoch: String = "epoch"
     val WorkersExpected: String = "workersExpected"
     val Workers: String = "workers"
+    val Steps: String = "steps"
   }
 
   /** The JSON names of one worker's stats (Go's ps.WorkerStats), read into [[WorkerStats]]. */
