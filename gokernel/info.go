@@ -111,6 +111,19 @@ type Info struct {
 	// EvaluateKeys are the keys of the evaluate and train outputs, in
 	// order (Spec.EvaluateKeys).
 	EvaluateKeys []string `json:"evaluateKeys"`
+	// WeightedKeys are the evaluate keys that are weighted metrics: their
+	// partial sums are divided by those of WeightKey, not by the counts
+	// (Spec.WeightedKeys).
+	WeightedKeys []string `json:"weightedKeys"`
+	// HigherIsBetter are the evaluate keys whose larger values are better
+	// (accuracies), as Keras' metrics' direction says; the losses and the
+	// other metrics are better lower. Callbacks' "auto" mode reads it.
+	HigherIsBetter []string `json:"higherIsBetter"`
+	// LearningRate is the optimizer's learning rate: the constant, or a
+	// schedule's at step 0; Schedule names the schedule ("" for a
+	// constant rate), whose rate callbacks cannot set.
+	LearningRate float64 `json:"learningRate"`
+	Schedule     string  `json:"schedule"`
 	// LabelKind and LabelWidths say what a label must be (Spec.LabelKind,
 	// Spec.LabelWidths).
 	LabelKind   LabelKind `json:"labelKind"`
@@ -207,12 +220,14 @@ func (s *Spec) Info() Info {
 		in = []int{}
 	}
 	first := s.Inputs()[0]
-	return Info{Name: s.Name(), InputShape: in, InputDim: s.InputDim(), OutputShape: s.OutputShape(), OutputDim: s.OutputDim(),
+	info := Info{Name: s.Name(), InputShape: in, InputDim: s.InputDim(), OutputShape: s.OutputShape(), OutputDim: s.OutputDim(),
 		InputIDs: first.IDs, IDLimit: first.IDLimit,
 		Loss: s.Loss(), Metrics: append([]string{}, s.Metrics()...), EvaluateKeys: s.EvaluateKeys(),
 		LabelKind: s.LabelKind(), LabelWidths: s.LabelWidths(), Classifier: s.Classifier(),
 		Optimizer: s.OptimizerName(), DefaultOptimizer: DefaultOptimizer, StateKeys: s.stateKeys(),
 		Inputs: s.inputInfos(), Outputs: s.outputInfos()}
+	s.trainingInfo(&info)
+	return info
 }
 
 // stateKeys reports whether a compiled metric keeps a state (metricState).

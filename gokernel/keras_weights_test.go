@@ -309,3 +309,31 @@ func TestWeightsRefusedWhereNotSupported(t *testing.T) {
 		t.Errorf("TrainStep without sample weights: %v", err)
 	}
 }
+
+// TestTrainingInfo checks what Info tells the shim's callbacks: the
+// weighted keys, the keys better higher, the learning rate and schedule.
+func TestTrainingInfo(t *testing.T) {
+	model := `{"class_name":"Sequential","config":{"name":"s","layers":[{"class_name":"InputLayer","config":{"batch_shape":[null,3],"dtype":"float32","name":"in"}},{"class_name":"Dense","config":{"name":"d","units":2,"activation":"softmax","use_bias":true,"dtype":"float32"}}]}}`
+	for _, tc := range []struct {
+		compile  string
+		weighted []string
+		up       []string
+		lr       float64
+		schedule string
+	}{
+		{`{"loss":"categorical_crossentropy","optimizer":{"class_name":"SGD","config":{"learning_rate":0.25}},"metrics":["accuracy","mse"],"weighted_metrics":["accuracy"]}`,
+			[]string{"weighted_accuracy"}, []string{"accuracy", "weighted_accuracy"}, 0.25, ""},
+		{`{"loss":"mse","optimizer":{"class_name":"Adam","config":{"learning_rate":{"class_name":"ExponentialDecay","config":{"initial_learning_rate":0.5,"decay_steps":10,"decay_rate":0.5}}}},"metrics":["mae"]}`,
+			[]string{}, []string{}, 0.5, "ExponentialDecay"},
+	} {
+		s, err := ParseSpec([]byte(`{"model":` + model + `,"compile":` + tc.compile + `}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := s.Info()
+		if !slices.Equal(info.WeightedKeys, tc.weighted) || !slices.Equal(info.HigherIsBetter, tc.up) || info.LearningRate != tc.lr || info.Schedule != tc.schedule {
+			t.Errorf("%s: Info weighted %v, higher is better %v, learning rate %v, schedule %q; want %v, %v, %v, %q", tc.compile,
+				info.WeightedKeys, info.HigherIsBetter, info.LearningRate, info.Schedule, tc.weighted, tc.up, tc.lr, tc.schedule)
+		}
+	}
+}

@@ -383,3 +383,41 @@ func (e *Epoch) classWeights() error {
 	e.cw = e.batch.W
 	return nil
 }
+
+// trainingInfo fills what callbacks need of the spec: the weighted keys,
+// the metrics that are better higher, the learning rate and its schedule.
+func (s *Spec) trainingInfo(info *Info) {
+	info.WeightedKeys = s.WeightedKeys()
+	info.HigherIsBetter = []string{}
+	for _, h := range s.heads {
+		for _, m := range h.metrics {
+			if m.kind.higherIsBetter() {
+				info.HigherIsBetter = append(info.HigherIsBetter, h.metricKey(m, len(s.heads)))
+			}
+		}
+		for k, m := range h.weighted {
+			if m.kind.higherIsBetter() {
+				info.HigherIsBetter = append(info.HigherIsBetter, h.weightedKeys[k])
+			}
+		}
+	}
+	if s.compile == nil {
+		return
+	}
+	if o, err := NewOptimizer(s.optimizer); err == nil {
+		info.LearningRate = float64(o.LearningRate())
+		if sc, ok := o.(interface{ Schedule() Schedule }); ok && sc.Schedule() != nil {
+			info.Schedule = sc.Schedule().ClassName()
+		}
+	}
+}
+
+// higherIsBetter reports whether larger values of the metric are better,
+// as Keras' metrics' _direction "up" says: the accuracies.
+func (k metricKind) higherIsBetter() bool {
+	switch k {
+	case metAccuracy, metCategoricalAccuracy, metSparseCategoricalAccuracy, metBinaryAccuracy:
+		return true
+	}
+	return false
+}

@@ -24,6 +24,9 @@ import com.fasterxml.jackson.databind.{JsonNode, ObjectMapper}
  * @param idLimit     the ids an Embedding reading the input takes: each must lie in [0, idLimit) (0: no Embedding reads it)
  * @param stateKeys   the evaluate and train sums carry metric states ("<key>[<i>]" keys of AUC, Precision, ...), which
  *                    only the kernel turns into results (ModelInfo.results); without them every result is Σsum/Σcount
+ * @param weightedKeys   the evaluate keys that are weighted metrics (their sums divide by the sample weights' sum)
+ * @param higherIsBetter the evaluate keys better when larger (accuracies); the others are better smaller
+ * @param learningRate   the optimizer's learning rate (a schedule's at step 0); schedule its schedule's name, "" for none
  */
 final case class ModelInfo(
     name: String,
@@ -43,7 +46,11 @@ final case class ModelInfo(
     defaultOptimizer: String,
     stateKeys: Boolean,
     params: Long,
-    hasWeights: Boolean) {
+    hasWeights: Boolean,
+    weightedKeys: Seq[String] = Nil,
+    higherIsBetter: Seq[String] = Nil,
+    learningRate: Double = 0,
+    schedule: String = "") {
 
   /** The input's shape as Keras writes it, e.g. (28, 28, 1), and the values per row it takes. */
   def inputShapeText: String =
@@ -76,8 +83,9 @@ private[spark] object ModelInfo {
     ModelInfo(n.path(K.Name).asText(), ints(K.InputShape), n.path(K.InputDim).asInt(), ints(K.OutputShape), n.path(K.OutputDim).asInt(),
       n.path(K.InputIds).asBoolean(), n.path(K.IdLimit).asInt(),
       n.path(K.Loss).asText(), strings(K.Metrics), strings(K.EvaluateKeys), n.path(K.LabelKind).asText(), ints(K.LabelWidths),
-      n.path(K.Classifier).asBoolean(), n.path(K.Optimizer).asText(), n.path(K.DefaultOptimizer).asText(), n.path(K.StateKeys).asBoolean(), n.path(K.Params).asLong(),
-      n.path(K.HasWeights).asBoolean())
+      n.path(K.Classifier).asBoolean(), n.path(K.Optimizer).asText(), n.path(K.DefaultOptimizer).asText(), n.path(K.StateKeys).asBoolean(),
+      n.path(K.Params).asLong(), n.path(K.HasWeights).asBoolean(), strings(K.WeightedKeys), strings(K.HigherIsBetter),
+      n.path(K.LearningRate).asDouble(), n.path(K.Schedule).asText())
   }
 
   /**

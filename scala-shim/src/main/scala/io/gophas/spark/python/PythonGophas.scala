@@ -107,6 +107,9 @@ object PythonGophas {
     out.put(K.Classifier, i.classifier).put(K.Optimizer, i.optimizer).put(K.DefaultOptimizer, i.defaultOptimizer)
     out.put(K.StateKeys, i.stateKeys)
     out.put(K.Params, i.params).put(K.HasWeights, i.hasWeights)
+    strings(K.WeightedKeys, i.weightedKeys)
+    strings(K.HigherIsBetter, i.higherIsBetter)
+    out.put(K.LearningRate, i.learningRate).put(K.Schedule, i.schedule)
     json.writeValueAsString(out)
   }
 }
