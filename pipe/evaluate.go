@@ -68,7 +68,8 @@ func runEvaluate(t *Task) (err error) {
 }
 
 // sumKeys orders the keys of s: Model.SumKeys (Spec.EvaluateKeys, a
-// stateful metric as its state's keys), then any other key sorted.
+// stateful metric as its state's keys), then any other key (WeightKey)
+// sorted.
 func sumKeys(s gokernel.Sums, m *gokernel.Model) []string {
 	keys := slices.DeleteFunc(m.SumKeys(), func(k string) bool { _, ok := s.Sums[k]; return !ok })
 	var rest []string

@@ -257,9 +257,10 @@ func (t *targets) load(rec arrow.RecordBatch, b *gokernel.Batch) error {
 // rows converts a stream's feature and label columns into the rows the
 // training loop and evaluation take (features and targets).
 type rows struct {
-	x     *features
-	y     *targets
-	batch gokernel.Batch
+	x       *features
+	y       *targets
+	weights *sampleWeights // nil without a sample weight column
+	batch   gokernel.Batch
 }
 
 // newRows checks the header's feature and label columns against the
@@ -282,7 +283,13 @@ func newRows(h *protocol.Header, in *arrow.Schema) (*rows, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rows{x: x, y: y}, nil
+	r := &rows{x: x, y: y}
+	if h.SampleWeightCol != "" {
+		if r.weights, err = newSampleWeights(h.SampleWeightCol, in); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // check checks the columns against the spec of the model at path.
@@ -303,7 +310,11 @@ func (r *rows) load(rec arrow.RecordBatch) (*gokernel.Batch, error) {
 	if rec.NumRows() == 0 {
 		// The converters still learn the schema (and list widths stay
 		// unknown): nothing to convert.
-		for _, c := range append(r.x.convs, r.y.convs...) {
+		convs := append(r.x.convs, r.y.convs...)
+		if r.weights != nil {
+			convs = append(convs, r.weights.conv)
+		}
+		for _, c := range convs {
 			if c == nil {
 				continue
 			}
@@ -318,6 +329,12 @@ func (r *rows) load(rec arrow.RecordBatch) (*gokernel.Batch, error) {
 	}
 	if err := r.y.load(rec, &r.batch); err != nil {
 		return nil, err
+	}
+	if r.weights != nil {
+		var err error
+		if r.batch.W, err = r.weights.load(rec, r.weights.conv.Rows()); err != nil {
+			return nil, err
+		}
 	}
 	r.batch.Rows = int(rec.NumRows())
 	return &r.batch, nil

@@ -141,12 +141,21 @@ func runTrain(t *Task) (err error) {
 			return err
 		}
 	}
+	if h.LearningRate > 0 {
+		if err := m.Optimizer().SetLearningRate(float32(h.LearningRate)); err != nil {
+			return fmt.Errorf("learning rate %v: %w", h.LearningRate, unprefixed(err))
+		}
+	}
+	cw, err := h.ClassWeights()
+	if err != nil {
+		return err
+	}
 	blockRows := 0
 	if !h.NoShuffle {
 		blockRows = int(max(1, h.ShuffleBufferBytes/int64(4*(rows.xWidth()+rows.yWidth()))))
 	}
 	if tr.epoch, err = m.NewEpoch(gokernel.EpochOptions{BatchSize: h.BatchSize, Shuffle: !h.NoShuffle, Seed: h.Seed,
-		Epoch: h.Epoch, Worker: h.Partition, BlockRows: blockRows, Hooks: tr}); err != nil {
+		Epoch: h.Epoch, Worker: h.Partition, BlockRows: blockRows, Hooks: tr, ClassWeight: cw}); err != nil {
 		return err
 	}
 
@@ -373,7 +382,7 @@ func (tr *trainer) write(state string) (err error) {
 	count := b.Field(2).(*array.Int64Builder)
 	st := b.Field(3).(*array.StringBuilder)
 	sums := tr.epoch.Sums()
-	for _, k := range tr.m.SumKeys() { // a stateful metric (AUC, ...) as its state's keys
+	for _, k := range sumKeys(sums, tr.m) { // a stateful metric (AUC, ...) as its state's keys; WeightKey
 		key.Append(k)
 		sum.Append(sums.Sums[k])
 		count.Append(int64(sums.Count))

@@ -304,7 +304,7 @@ func TestWorkErrors(t *testing.T) {
 		{"no mode", frame(`{"partition":1}`), `protocol: header: field "mode" is required (modes: ` + modesList + `)`},
 		{"unknown mode", frame(`{"mode":"fit"}`), `protocol: header: unknown mode "fit" (modes: ` + modesList + `)`},
 		{"unknown field", frame(`{"mode":"echo","featurescol":"x"}`),
-			`protocol: header: unknown field "featurescol" (fields: mode, protocol, featuresCol, featuresCols, labelCol, labelCols, model, predictionCol, predictionCols, batchRows, ioTimeoutMs, threads, partition, driver, token, tlsFingerprint, worker, epoch, epochs, batchSize, round, optimizerState, seed, shuffleBufferBytes, noShuffle)`},
+			`protocol: header: unknown field "featurescol" (fields: mode, protocol, featuresCol, featuresCols, labelCol, labelCols, model, predictionCol, predictionCols, batchRows, ioTimeoutMs, threads, partition, driver, token, tlsFingerprint, worker, epoch, epochs, batchSize, round, optimizerState, seed, shuffleBufferBytes, noShuffle, sampleWeightCol, classWeight, learningRate)`},
 		{"protocol mismatch", frame(`{"mode":"echo","protocol":1}`), `protocol: header: protocol 1, this worker speaks protocol 2`},
 		{"wrong field type", frame(`{"mode":"echo","batchRows":"10"}`),
 			`protocol: header: json: cannot unmarshal string into Go struct field Header.batchRows of type int`},

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"reflect"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/gophas/gophas/gokernel"
 )
 
 // headerFields are the exact JSON names of Header's fields.
@@ -149,6 +152,17 @@ func (h *Header) check() error {
 		return fmt.Errorf("protocol: header: batchSize %d, want 0..%d", h.BatchSize, MaxBatchSize)
 	case h.ShuffleBufferBytes < 0:
 		return fmt.Errorf("protocol: header: shuffleBufferBytes %d, want >= 0", h.ShuffleBufferBytes)
+	case !(h.LearningRate >= 0) || math.IsInf(h.LearningRate, 1):
+		return fmt.Errorf("protocol: header: learningRate %v, want a finite number >= 0", h.LearningRate)
+	case h.SampleWeightCol != "" && len(h.ClassWeight) > 0:
+		return fmt.Errorf("protocol: header: sampleWeightCol %q and classWeight cannot be used together (Keras refuses both too)", h.SampleWeightCol)
+	case h.SampleWeightCol != "" && (h.SampleWeightCol == h.LabelCol || slices.Contains(h.Features(), h.SampleWeightCol)):
+		return fmt.Errorf("protocol: header: sampleWeightCol %q is also a features or label column", h.SampleWeightCol)
+	}
+	if len(h.ClassWeight) > 0 {
+		if _, err := h.ClassWeights(); err != nil {
+			return err
+		}
 	}
 	for i, c := range h.FeaturesCols {
 		if c == "" {
@@ -244,4 +258,21 @@ func AppendHeader(b []byte, h any) ([]byte, error) {
 	}
 	b = binary.BigEndian.AppendUint32(b, uint32(len(js)))
 	return append(b, js...), nil
+}
+
+// ClassWeights returns the header's classWeight as the kernel's
+// ClassWeight (nil without one).
+func (h *Header) ClassWeights() (gokernel.ClassWeight, error) {
+	if len(h.ClassWeight) == 0 {
+		return nil, nil
+	}
+	raw, err := json.Marshal(h.ClassWeight)
+	if err != nil {
+		return nil, fmt.Errorf("protocol: header: classWeight: %w", err)
+	}
+	cw, err := gokernel.ParseClassWeight(raw)
+	if err != nil {
+		return nil, fmt.Errorf("protocol: header: %s", strings.TrimPrefix(err.Error(), "gokernel: "))
+	}
+	return cw, nil
 }

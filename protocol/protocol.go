@@ -297,6 +297,18 @@ type Header struct {
 	// NoShuffle trains on the rows in arrival order. Default false:
 	// shuffle.
 	NoShuffle bool `json:"noShuffle,omitempty"`
+	// SampleWeightCol, for train and evaluate, names a numeric column of
+	// per-row sample weights (Keras' sample_weight: finite, >= 0) that
+	// weigh the rows' loss and weighted metrics; "" weighs every row 1.
+	SampleWeightCol string `json:"sampleWeightCol,omitempty"`
+	// ClassWeight, for train, weighs each row by its label's class (Keras'
+	// class_weight: class index as a string, weight); not with
+	// SampleWeightCol.
+	ClassWeight map[string]float64 `json:"classWeight,omitempty"`
+	// LearningRate, for train, when above 0, sets the optimizer's constant
+	// learning rate (what the driver's callbacks set); an optimizer whose
+	// rate is a schedule fails the task.
+	LearningRate float64 `json:"learningRate,omitempty"`
 }
 
 // DescribeSchema is the schema of the describe output: name utf8, index
@@ -331,6 +343,12 @@ var TrainSchema = arrow.NewSchema([]arrow.Field{
 // TrainStateKey is the key of the train output's last row, whose state is
 // the hash of the worker's optimizer state in the driver's model store.
 const TrainStateKey = "optimizer_state"
+
+// WeightKey is the key of the evaluate and train rows whose sum is the sum
+// of the rows' sample weights (gokernel.WeightKey), present when the model
+// has weighted metrics: the shim divides each weighted metric's merged sum
+// by it (ModelInfo.WeightedKeys) instead of by the count.
+const WeightKey = gokernel.WeightKey
 
 // The driver process.
 //

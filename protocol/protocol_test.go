@@ -95,6 +95,7 @@ func TestScalaProtocolMirror(t *testing.T) {
 		{"DefaultPredictionCol", q(DefaultPredictionCol)},
 		{"DefaultPartition", strconv.Itoa(DefaultPartition)},
 		{"TrainStateKey", q(TrainStateKey)},
+		{"WeightKey", q(WeightKey)},
 		{"TokenEnv", q(TokenEnv)},
 		{"CmdLoad", q(CmdLoad)},
 		{"CmdSave", q(CmdSave)},

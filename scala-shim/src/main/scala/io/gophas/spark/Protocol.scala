@@ -68,6 +68,9 @@ object Protocol {
     val Seed: String = "seed"
     val ShuffleBufferBytes: String = "shuffleBufferBytes"
     val NoShuffle: String = "noShuffle"
+    val SampleWeightCol: String = "sampleWeightCol"
+    val ClassWeight: String = "classWeight"
+    val LearningRate: String = "learningRate"
   }
 
   /** What every task's header carries; partition and threads are the task's own (set on the executor). */
@@ -120,21 +123,26 @@ object Protocol {
       Seq(HeaderKeys.FeaturesCol -> featuresCol, HeaderKeys.PredictionCol -> predictionCol, HeaderKeys.Model -> model) ++ driverFields(driver)
   }
 
+  /** sampleWeightCol names a column of per-row sample weights ("" for none). */
   final case class EvaluateHeader(common: Common, featuresCol: String, labelCol: String, model: String,
-      driver: Option[DriverRef] = None) extends Header {
+      driver: Option[DriverRef] = None, sampleWeightCol: String = "") extends Header {
     def mode: String = ModeEvaluate
     def forTask(partition: Int, threads: Int): EvaluateHeader = copy(common = common.copy(partition = partition, threads = threads))
     protected def own: Seq[(String, Any)] =
-      Seq(HeaderKeys.FeaturesCol -> featuresCol, HeaderKeys.LabelCol -> labelCol, HeaderKeys.Model -> model) ++ driverFields(driver)
+      Seq(HeaderKeys.FeaturesCol -> featuresCol, HeaderKeys.LabelCol -> labelCol, HeaderKeys.Model -> model) ++ driverFields(driver) ++
+        (if (sampleWeightCol.nonEmpty) Seq(HeaderKeys.SampleWeightCol -> sampleWeightCol) else Nil)
   }
 
   /**
    * One epoch of one partition through the driver. round is the answer to the control command epoch; worker is the
    * stable name of the partition's worker; optimizerState the hash of its state from the previous epoch ("" for none).
+   * sampleWeightCol names a column of sample weights ("" for none); classWeight weighs rows by class (empty: none);
+   * learningRate, above 0, sets the optimizer's constant rate.
    */
   final case class TrainHeader(common: Common, featuresCol: String, labelCol: String, model: String, driver: DriverRef,
       worker: String, epoch: Int, epochs: Int, batchSize: Int, round: Long, seed: Long, shuffleBufferBytes: Long,
-      optimizerState: String = "") extends Header {
+      optimizerState: String = "", sampleWeightCol: String = "", classWeight: Map[Int, Double] = Map.empty,
+      learningRate: Double = 0) extends Header {
     def mode: String = ModeTrain
     def forTask(partition: Int, threads: Int): TrainHeader = copy(common = common.copy(partition = partition, threads = threads))
     protected def own: Seq[(String, Any)] = {
@@ -142,7 +150,14 @@ object Protocol {
       Seq(k.FeaturesCol -> featuresCol, k.LabelCol -> labelCol, k.Model -> model) ++ driverFields(Some(driver)) ++
         Seq(k.Worker -> worker, k.Epoch -> epoch, k.Epochs -> epochs, k.BatchSize -> batchSize, k.Round -> round,
           k.Seed -> seed, k.ShuffleBufferBytes -> shuffleBufferBytes) ++
-        (if (optimizerState.nonEmpty) Seq(k.OptimizerState -> optimizerState) else Nil)
+        (if (optimizerState.nonEmpty) Seq(k.OptimizerState -> optimizerState) else Nil) ++
+        (if (sampleWeightCol.nonEmpty) Seq(k.SampleWeightCol -> sampleWeightCol) else Nil) ++
+        (if (classWeight.nonEmpty) {
+          val m = new java.util.LinkedHashMap[String, Double]()
+          classWeight.toSeq.sortBy(_._1).foreach { case (c, w) => m.put(c.toString, w) }
+          Seq(k.ClassWeight -> m)
+        } else Nil) ++
+        (if (learningRate > 0) Seq(k.LearningRate -> learningRate) else Nil)
     }
   }
 
@@ -171,6 +186,9 @@ object Protocol {
 
   /** The key of the train answer's row whose state is the hash of the worker's optimizer state. */
   val TrainStateKey: String = "optimizer_state"
+
+  /** The key of the rows holding the sum of the sample weights: weighted metrics are divided by it (Go's protocol.WeightKey). */
+  val WeightKey: String = "#weight"
 
   /** The environment variable that hands `gophas driver` the job's token. */
   val TokenEnv: String = "GOPHAS_TOKEN"
