@@ -218,11 +218,61 @@ func (c *control) do(cmd protocol.Command) (protocol.Answer, error) {
 		n := c.store.Delete(cmd.Hashes...)
 		c.log.Info("gophas driver: blobs forgotten", "asked", len(cmd.Hashes), "deleted", n)
 		return protocol.Answer{OK: true}, nil
+	case protocol.CmdExport:
+		if cmd.Dir == "" {
+			return none, errors.New("export: field \"dir\" (the directory to write) is required")
+		}
+		for _, h := range cmd.Hashes {
+			_, data, ok := c.store.Get(h)
+			if !ok {
+				return none, fmt.Errorf("export: blob %s is not in the model store", h)
+			}
+			if err := writeAtomic(filepath.Join(cmd.Dir, h), data); err != nil {
+				return none, fmt.Errorf("export %s: %w", h, err)
+			}
+		}
+		return protocol.Answer{OK: true}, nil
+	case protocol.CmdImport:
+		hashes := []string{}
+		for _, f := range cmd.Files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				return none, fmt.Errorf("import: %w", err)
+			}
+			h, err := c.store.Put("optimizer", data)
+			if err != nil {
+				return none, fmt.Errorf("import %s: %w", f, err)
+			}
+			hashes = append(hashes, h)
+		}
+		return protocol.Answer{OK: true, Hashes: hashes}, nil
+	case protocol.CmdSteps:
+		c.params.SetSteps(cmd.Steps)
+		c.log.Info("gophas driver: global step set", "steps", cmd.Steps)
+		return protocol.Answer{OK: true}, nil
 	case "":
 		return none, fmt.Errorf("field \"cmd\" is required (%s)", strings.Join(protocol.Commands, ", "))
 	default:
 		return none, fmt.Errorf("unknown command %q (%s)", cmd.Cmd, strings.Join(protocol.Commands, ", "))
 	}
+}
+
+// writeAtomic writes data as path through a temporary file in its directory
+// and a rename: a reader sees the whole file or none.
+func writeAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name()) // fails harmlessly after the rename
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(f.Name(), path)
 }
 
 // saveOptimizerState writes state (the server optimizer's) as dir's

@@ -405,26 +405,41 @@ type Ready struct {
 const MaxControlLineBytes = 1 << 20
 
 // Control commands.
+//
+//	load    model: install a model directory's weights (and the server
+//	        optimizer's state when it has one)
+//	save    dir: write the weights with the loaded spec as a model directory
+//	epoch   epoch: open an epoch; answers its first synchronous round
+//	stats   answers the stats record
+//	forget  hashes: drop blobs from the model store
+//	export  hashes, dir: write each blob of the model store as dir/<hash>
+//	import  files: put each file into the model store; answers their hashes
+//	steps   steps: set the global step (a resumed fit continues its count)
 const (
 	CmdLoad   = "load"
 	CmdSave   = "save"
 	CmdEpoch  = "epoch"
 	CmdStats  = "stats"
 	CmdForget = "forget"
+	CmdExport = "export"
+	CmdImport = "import"
+	CmdSteps  = "steps"
 )
 
 // Commands lists the control commands, in the order the driver's messages
 // name them.
-var Commands = []string{CmdLoad, CmdSave, CmdEpoch, CmdStats, CmdForget}
+var Commands = []string{CmdLoad, CmdSave, CmdEpoch, CmdStats, CmdForget, CmdExport, CmdImport, CmdSteps}
 
 // Command is one line of the control channel; only the fields of its Cmd
 // are read.
 type Command struct {
 	Cmd    string   `json:"cmd"`
 	Model  string   `json:"model,omitempty"`  // load
-	Dir    string   `json:"dir,omitempty"`    // save
+	Dir    string   `json:"dir,omitempty"`    // save, export
 	Epoch  int      `json:"epoch,omitempty"`  // epoch
-	Hashes []string `json:"hashes,omitempty"` // forget
+	Hashes []string `json:"hashes,omitempty"` // forget, export
+	Files  []string `json:"files,omitempty"`  // import
+	Steps  uint64   `json:"steps,omitempty"`  // steps
 }
 
 // Answer is the driver's answer line to a Command; OK false carries Error,
@@ -435,6 +450,7 @@ type Answer struct {
 	Version *uint64   `json:"version,omitempty"` // load, save, epoch
 	Round   *uint64   `json:"round,omitempty"`   // epoch
 	Stats   *ps.Stats `json:"stats,omitempty"`   // stats
+	Hashes  []string  `json:"hashes,omitempty"`  // import
 }
 
 // Stats is the stats record, in one shape everywhere: the parameter

@@ -102,6 +102,9 @@ func TestScalaProtocolMirror(t *testing.T) {
 		{"CmdEpoch", q(CmdEpoch)},
 		{"CmdStats", q(CmdStats)},
 		{"CmdForget", q(CmdForget)},
+		{"CmdExport", q(CmdExport)},
+		{"CmdImport", q(CmdImport)},
+		{"CmdSteps", q(CmdSteps)},
 		{"LabelClassIndex", q(string(gokernel.ClassIndex))},
 		{"LabelCategorical", q(string(gokernel.Categorical))},
 		{"LabelBinary", q(string(gokernel.Binary))},
@@ -114,8 +117,8 @@ func TestScalaProtocolMirror(t *testing.T) {
 	if MaxHeaderBytes != 1<<20 {
 		t.Errorf("MaxHeaderBytes = %d; the mirror check above assumes 1 << 20", MaxHeaderBytes)
 	}
-	if got := len(Commands); got != 5 {
-		t.Errorf("Go has %d control commands; the mirror checks 5", got)
+	if got := len(Commands); got != 8 {
+		t.Errorf("Go has %d control commands; the mirror checks 8", got)
 	}
 
 	for _, tt := range []struct {

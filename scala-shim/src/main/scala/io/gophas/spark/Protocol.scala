@@ -207,6 +207,9 @@ object Protocol {
   val CmdEpoch: String = "epoch"
   val CmdStats: String = "stats"
   val CmdForget: String = "forget"
+  val CmdExport: String = "export"
+  val CmdImport: String = "import"
+  val CmdSteps: String = "steps"
 
   /** The JSON names of a control command's fields (Go's protocol.Command). */
   object CommandKeys {
@@ -215,6 +218,8 @@ object Protocol {
     val Dir: String = "dir"
     val Epoch: String = "epoch"
     val Hashes: String = "hashes"
+    val Files: String = "files"
+    val Steps: String = "steps"
   }
 
   /** The JSON names of the driver's answer (Go's protocol.Answer). */
@@ -224,6 +229,7 @@ object Protocol {
     val Version: String = "version"
     val Round: String = "round"
     val Stats: String = "stats"
+    val Hashes: String = "hashes"
   }
 
   /** The JSON names of the stats record (Go's ps.Stats), read into [[ServerStats]]. */
