@@ -70,8 +70,13 @@ func (h *head) metricStateKeys(outputs int) [][]string {
 // TrainStep or an Epoch, added over batches and partitions): the mean per
 // sample of the loss and of each mean metric (Sums.Result), and the result
 // of each stateful metric (AUC, Precision, ...) from the state its
-// "<key>[<i>]" keys carry; NaN without rows or without its state.
+// "<key>[<i>]" keys carry; NaN without rows or without its state. The
+// weighted metrics divide by the WeightKey sum (Sums.Result), also for
+// sums that came over the wire.
 func (m *Model) Result(s Sums) map[string]float64 {
+	if s.weighted == nil && m.spec.hasWeighted() {
+		s.weighted = m.spec.WeightedKeys()
+	}
 	out := s.Result()
 	for _, h := range m.heads {
 		for k, ms := range h.metrics {

@@ -36,6 +36,9 @@ type inspectConfig struct {
 	// state keys: gokernel.Model.Result) are printed as
 	// protocol.ModelInfo.Results, in the same order.
 	Sums string
+	// Step, when above 0, makes the reported learning rate the one at this
+	// global step (a schedule's rate there).
+	Step int64
 }
 
 // sumSet is one set of merged sums of inspectConfig.Sums.
@@ -70,6 +73,10 @@ func runInspect(c inspectConfig, stdout io.Writer) error {
 		return fmt.Errorf("inspect: %w", err)
 	}
 	info := protocol.ModelInfo{Info: m.Spec().Info(), HasWeights: hasWeights}
+	if c.Step > 0 && m.Optimizer() != nil {
+		m.Optimizer().SetStep(c.Step, 1)
+		info.LearningRate = float64(m.Optimizer().LearningRate())
+	}
 	for _, w := range m.Weights() {
 		info.Params += len(w.Data)
 	}

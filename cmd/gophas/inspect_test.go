@@ -44,6 +44,7 @@ func TestInspect(t *testing.T) {
 	info := inspect(t, "--model", mnistSpec, "--seed", "7", "--out", out)
 	want := protocol.ModelInfo{Info: gokernel.Info{Name: "mnist_mlp", InputDim: 784, InputShape: []int{784}, OutputDim: 10, OutputShape: []int{10},
 		Loss: "categorical_crossentropy", Metrics: []string{"accuracy"}, EvaluateKeys: []string{"loss", "accuracy"},
+		WeightedKeys: []string{}, HigherIsBetter: []string{"accuracy"}, LearningRate: float64(float32(0.001)),
 		LabelKind: gokernel.Categorical, LabelWidths: []int{10, 1}, Classifier: true, Optimizer: "adam", DefaultOptimizer: "rmsprop",
 		Inputs: []gokernel.InputInfo{{Name: "input_layer", Shape: []int{784}, Dim: 784}},
 		Outputs: []gokernel.OutputInfo{{Name: "dense_2", Shape: []int{10}, Dim: 10, Loss: "categorical_crossentropy",
@@ -268,5 +269,26 @@ func TestInspectSums(t *testing.T) {
 	}
 	if info := inspect(t, "--model", mnistSpec); info.StateKeys || info.Results != nil {
 		t.Errorf("mnist: got stateKeys %v, results %v; want none", info.StateKeys, info.Results)
+	}
+}
+
+// TestInspectScheduleStep: inspect reports a schedule's name and its
+// learning rate at step 0, or at --step.
+func TestInspectScheduleStep(t *testing.T) {
+	dir := t.TempDir()
+	plain := filepath.Join(dir, "plain.json")
+	if err := os.WriteFile(plain, []byte(`{"class_name":"Sequential","config":{"name":"p","layers":[`+
+		`{"class_name":"InputLayer","config":{"batch_shape":[null,3],"name":"in"}},`+
+		`{"class_name":"Dense","config":{"name":"o","units":2,"activation":"softmax"}}]}}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	opt := `{"class_name":"SGD","config":{"learning_rate":{"class_name":"ExponentialDecay","config":{"initial_learning_rate":0.5,"decay_steps":10,"decay_rate":0.5}}}}`
+	info := inspect(t, "--model", plain, "--loss", "categorical_crossentropy", "--optimizer", opt)
+	if info.Schedule != "ExponentialDecay" || info.LearningRate != 0.5 {
+		t.Errorf("schedule %q, rate %v; want ExponentialDecay at 0.5", info.Schedule, info.LearningRate)
+	}
+	info = inspect(t, "--model", plain, "--loss", "categorical_crossentropy", "--optimizer", opt, "--step", "20")
+	if info.LearningRate != 0.125 {
+		t.Errorf("rate at step 20: %v; want 0.125", info.LearningRate)
 	}
 }

@@ -146,6 +146,7 @@ func inspectFlags(args []string, stderr io.Writer) (inspectConfig, error) {
 	fs.StringVar(&c.Compile.Loss, "loss", "", "compile with this Keras loss (default: the spec's)")
 	fs.StringVar(&c.Compile.Optimizer, "optimizer", "", "compile with this Keras optimizer, a name or its JSON serialization (default: the spec's, else "+gokernel.DefaultOptimizer+")")
 	fs.Float64Var(&c.Compile.LearningRate, "learning-rate", 0, "the optimizer's learning rate (default: the optimizer's)")
+	fs.Int64Var(&c.Step, "step", 0, "report the learning rate at this (global) step: a schedule's rate there")
 	metrics := fs.String("metrics", "", "compile with these Keras metrics, comma-separated (default: the spec's)")
 	fs.StringVar(&c.Sums, "sums", "", "JSON file of merged evaluate/train sums ([{\"count\": n, \"sums\": {key: sum}}, ...]) to turn into results")
 	if err := fs.Parse(args); err != nil {
