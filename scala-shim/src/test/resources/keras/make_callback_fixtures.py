@@ -56,6 +56,8 @@ PLATEAU = [
     {"loss": 0.44, "accuracy": 0.75, "val_loss": 0.77, "val_accuracy": 0.56},
 ]
 NO_VAL = [{"loss": h["loss"], "accuracy": h["accuracy"]} for h in PLATEAU]
+ODD = [{"loss": 1e-05, "accuracy": 0.1 + 0.2, "big": 1e17, "whole": 3.0, "nan": float("nan")},
+       {"loss": 2.5e-7, "accuracy": 1.0, "big": 12345678901234567.0, "whole": -0.0, "nan": float("inf")}]
 NAN_AT_3 = [{"loss": 0.9}, {"loss": 0.8}, {"loss": 0.7}, {"loss": float("nan")}, {"loss": 0.5}]
 INF_AT_1 = [{"loss": 0.9}, {"loss": float("inf")}, {"loss": 0.5}]
 
@@ -82,6 +84,7 @@ CASES = [
     ("checkpoint_threshold", "ModelCheckpoint", {"filepath": "t_{epoch}.keras", "save_best_only": True, "initial_value_threshold": 0.75}, PLATEAU),
     ("csv", "CSVLogger", {}, PLATEAU[:3]),
     ("csv_no_val", "CSVLogger", {"separator": ";"}, NO_VAL[:3]),
+    ("csv_floats", "CSVLogger", {}, ODD),
     ("nan", "TerminateOnNaN", {}, NAN_AT_3),
     ("inf", "TerminateOnNaN", {}, INF_AT_1),
 ]
@@ -163,7 +166,7 @@ def run(kind, config, history, tmp):
         out["best_epoch"] = getattr(cb, "best_epoch", None)
         out["final_weights_epoch"] = weights_epoch(model)
     if kind == "CSVLogger":
-        with open(os.path.join(tmp, "log.csv")) as f:
+        with open(os.path.join(tmp, "log.csv"), newline="") as f:
             out["csv"] = f.read()
     if kind == "ModelCheckpoint":
         out["best"] = cb.best
