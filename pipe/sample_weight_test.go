@@ -200,7 +200,7 @@ func TestSampleWeightErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, addr := psServer(t, m.Weights(), ps.WithWorkers(1))
-	h := protocol.Header{Mode: protocol.ModeTrain, Model: sdir, Driver: addr, Token: trainToken, Worker: "w0", Partition: 0, Epoch: 1, LearningRate: 0.1}
+	h := protocol.Header{Mode: protocol.ModeTrain, Model: sdir, Driver: addr, Token: trainToken, Worker: "w0", Partition: 0, Epoch: 1, LearningRate: new(0.1)}
 	if _, err := runTask(h, neg.Schema(), []arrow.RecordBatch{neg}); err == nil || !strings.Contains(err.Error(), "CosineDecay schedule") {
 		t.Errorf("learning rate with a schedule: err %v", err)
 	}

@@ -141,9 +141,9 @@ func runTrain(t *Task) (err error) {
 			return err
 		}
 	}
-	if h.LearningRate > 0 {
-		if err := m.Optimizer().SetLearningRate(float32(h.LearningRate)); err != nil {
-			return fmt.Errorf("learning rate %v: %w", h.LearningRate, unprefixed(err))
+	if h.LearningRate != nil {
+		if err := m.Optimizer().SetLearningRate(float32(*h.LearningRate)); err != nil {
+			return fmt.Errorf("learning rate %v: %w", *h.LearningRate, unprefixed(err))
 		}
 	}
 	cw, err := h.ClassWeights()

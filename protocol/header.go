@@ -152,8 +152,8 @@ func (h *Header) check() error {
 		return fmt.Errorf("protocol: header: batchSize %d, want 0..%d", h.BatchSize, MaxBatchSize)
 	case h.ShuffleBufferBytes < 0:
 		return fmt.Errorf("protocol: header: shuffleBufferBytes %d, want >= 0", h.ShuffleBufferBytes)
-	case !(h.LearningRate >= 0) || math.IsInf(h.LearningRate, 1):
-		return fmt.Errorf("protocol: header: learningRate %v, want a finite number >= 0", h.LearningRate)
+	case h.LearningRate != nil && (!(*h.LearningRate >= 0) || math.IsInf(*h.LearningRate, 1)):
+		return fmt.Errorf("protocol: header: learningRate %v, want a finite number >= 0", *h.LearningRate)
 	case h.SampleWeightCol != "" && len(h.ClassWeight) > 0:
 		return fmt.Errorf("protocol: header: sampleWeightCol %q and classWeight cannot be used together (Keras refuses both too)", h.SampleWeightCol)
 	case h.SampleWeightCol != "" && (h.SampleWeightCol == h.LabelCol || slices.Contains(h.Features(), h.SampleWeightCol)):

@@ -305,10 +305,10 @@ type Header struct {
 	// class_weight: class index as a string, weight); not with
 	// SampleWeightCol.
 	ClassWeight map[string]float64 `json:"classWeight,omitempty"`
-	// LearningRate, for train, when above 0, sets the optimizer's constant
-	// learning rate (what the driver's callbacks set); an optimizer whose
-	// rate is a schedule fails the task.
-	LearningRate float64 `json:"learningRate,omitempty"`
+	// LearningRate, for train, when present, sets the optimizer's constant
+	// learning rate (what the driver's callbacks set; 0 included); an
+	// optimizer whose rate is a schedule fails the task.
+	LearningRate *float64 `json:"learningRate,omitempty"`
 }
 
 // DescribeSchema is the schema of the describe output: name utf8, index

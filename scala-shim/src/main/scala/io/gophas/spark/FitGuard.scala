@@ -2,7 +2,7 @@ package io.gophas.spark
 
 import java.util.UUID
 import java.util.concurrent.{ConcurrentHashMap, ExecutionException, FutureTask, TimeUnit, TimeoutException}
-import java.util.concurrent.atomic.{AtomicInteger, AtomicLong, AtomicReference}
+import java.util.concurrent.atomic.{AtomicBoolean, AtomicInteger, AtomicLong, AtomicReference}
 
 import scala.jdk.CollectionConverters._
 
@@ -44,25 +44,27 @@ private[spark] final class FitGuard(sc: SparkContext, stallMs: Long, server: () 
   private val scheduler = FitGuard.findThread("dag-scheduler-event-loop")
   private val serverError = new AtomicReference[String](null)
   @volatile private var doing = "starting"
-  @volatile private var done = false
 
-  /** Pings the parameter server every 2 s while the fit runs. */
-  private val pinger = new Thread(s"gophas fit server ping ($tag)") {
-    override def run(): Unit = {
-      val timeout = math.max(1000L, math.min(stallMs / 2, 60000L))
-      try {
-        while (!done && serverError.get == null) {
-          server().foreach { ps =>
-            ps.exitFailure.orElse {
-              try { ps.ping(timeout); None } catch { case e: GophasException => Some(e.getMessage) }
-            }.foreach(m => if (!done) serverError.compareAndSet(null, m))
+  /** A thread that pings the parameter server every 2 s until stopped is set. */
+  private def pinger(stopped: AtomicBoolean): Thread = {
+    val t = new Thread(s"gophas fit server ping ($tag)") {
+      override def run(): Unit = {
+        val timeout = math.max(1000L, math.min(stallMs / 2, 60000L))
+        try {
+          while (!stopped.get && serverError.get == null) {
+            server().foreach { ps =>
+              ps.exitFailure.orElse {
+                try { ps.ping(timeout); None } catch { case e: GophasException => Some(e.getMessage) }
+              }.foreach(m => if (!stopped.get) serverError.compareAndSet(null, m))
+            }
+            Thread.sleep(2000)
           }
-          Thread.sleep(2000)
-        }
-      } catch { case _: InterruptedException => }
+        } catch { case _: InterruptedException => }
+      }
     }
+    t.setDaemon(true)
+    t
   }
-  pinger.setDaemon(true)
 
   private val listener = new SparkListener {
     private def ours(props: java.util.Properties): Boolean =
@@ -83,21 +85,28 @@ private[spark] final class FitGuard(sc: SparkContext, stallMs: Long, server: () 
   /** Says what the work is doing now, for the message of a failure. */
   def step(what: String): Unit = doing = what
 
-  /** Runs body on a thread of its own and returns its result, watching as the class says. */
+  /**
+   * Runs body on a thread of its own and returns its result, watching as the
+   * class says. A fit in steps (FitSession) runs each step through the same
+   * guard: the server's failure, once seen, fails every later step too.
+   */
   def run[T](body: => T): T = {
     FitGuard.register(this)
     sc.addSparkListener(listener)
     sc.addJobTag(tag)
+    lastProgress.set(System.nanoTime())
+    val stopped = new AtomicBoolean(false)
+    val ping = pinger(stopped)
     val task = new FutureTask[T](() => body)
     val worker = new Thread(task, s"gophas fit ($tag)")
     worker.setDaemon(true)
     try {
       worker.start()
-      pinger.start()
+      ping.start()
       waitFor(task, worker)
     } finally {
-      done = true
-      pinger.interrupt()
+      stopped.set(true)
+      ping.interrupt()
       sc.removeJobTag(tag)
       sc.removeSparkListener(listener)
       FitGuard.unregister(this)

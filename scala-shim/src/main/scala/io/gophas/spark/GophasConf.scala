@@ -71,9 +71,17 @@ object GophasConf {
    */
   val ScaleDeltas = "spark.gophas.scaleDeltas"
 
+  /**
+   * A directory (any Hadoop URI) where every fit writes a checkpoint at the
+   * end of each epoch and from which a fit started again after a failure
+   * resumes (as Keras' BackupAndRestore callback, which sets it for one fit);
+   * removed when the fit completes. Default: none.
+   */
+  val CheckpointDir = "spark.gophas.checkpointDir"
+
   /** What a fit needs to know of the configuration, beside Settings. */
   private[spark] final case class FitSettings(driverHost: String, tls: Boolean, roundTimeoutMs: Long, shuffleBufferBytes: Long,
-      scaleDeltas: Option[Boolean])
+      scaleDeltas: Option[Boolean], checkpointDir: Option[String] = None)
 
   /** The value of key parsed by f, or default when unset; a value f cannot parse is an error naming the key. */
   private def parse[T](spark: SparkSession, key: String, default: T)(f: String => T): T = spark.conf.getOption(key) match {
@@ -93,7 +101,7 @@ object GophasConf {
     val shuffle = parse(spark, ShuffleBufferBytes, DefaultShuffleBufferBytes)(JavaUtils.byteStringAsBytes)
     if (shuffle <= 0) throw new GophasException(s"$ShuffleBufferBytes must be positive, got $shuffle")
     val scale = conf.getOption(ScaleDeltas).map(v => parse(spark, ScaleDeltas, false)(_.toBoolean))
-    FitSettings(host, tls, round, shuffle, scale)
+    FitSettings(host, tls, round, shuffle, scale, conf.getOption(CheckpointDir).map(_.trim).filter(_.nonEmpty))
   }
 
   /** What a job's tasks need to know of the configuration; serializable. */

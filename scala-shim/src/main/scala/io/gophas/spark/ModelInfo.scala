@@ -93,9 +93,11 @@ private[spark] object ModelInfo {
    * out, also writes a complete model directory there, its weights
    * initialized from seed when the input has none.
    */
-  def inspect(binary: Path, model: Path, seed: Long, out: Option[Path], timeoutMs: Long, compile: Compile = Compile()): ModelInfo =
+  def inspect(binary: Path, model: Path, seed: Long, out: Option[Path], timeoutMs: Long, compile: Compile = Compile(),
+      step: Long = 0L): ModelInfo =
     fromJson(run(binary, Seq("--model", model.toString, "--seed", seed.toString) ++
-      out.toSeq.flatMap(o => Seq("--out", o.toString)) ++ compile.args, timeoutMs))
+      out.toSeq.flatMap(o => Seq("--out", o.toString)) ++ compile.args ++ (if (step > 0) Seq("--step", step.toString) else Nil),
+      timeoutMs))
 
   /**
    * The results of sets of sums merged over partitions (per set: the row

@@ -171,6 +171,19 @@ private[spark] final class ParameterServer private (
   def forget(hashes: Seq[String]): Unit =
     if (hashes.nonEmpty) command(C.Cmd -> Protocol.CmdForget, C.Hashes -> hashes.asJava)
 
+  /** Writes blobs of the model store (workers' optimizer states) into dir, each as a file named by its hash. */
+  def exportBlobs(hashes: Seq[String], dir: Path): Unit =
+    if (hashes.nonEmpty) command(C.Cmd -> Protocol.CmdExport, C.Hashes -> hashes.asJava, C.Dir -> dir.toString)
+
+  /** Puts files into the model store; returns their hashes, in order. */
+  def importFiles(files: Seq[Path]): Seq[String] =
+    if (files.isEmpty) Nil
+    else command(C.Cmd -> Protocol.CmdImport, C.Files -> files.map(_.toString).asJava)
+      .path(Protocol.AnswerKeys.Hashes).elements().asScala.map(_.asText()).toSeq
+
+  /** Sets the global step (the count of training batches a schedule reads): a resumed fit continues its count. */
+  def setSteps(steps: Long): Unit = command(C.Cmd -> Protocol.CmdSteps, C.Steps -> steps)
+
   /** Closes stdin (the driver drains and exits), killing the process if it has not exited in time. Safe to call twice. */
   def stop(): Unit = synchronized {
     if (stopped) return

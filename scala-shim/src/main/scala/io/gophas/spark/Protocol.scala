@@ -137,12 +137,12 @@ object Protocol {
    * One epoch of one partition through the driver. round is the answer to the control command epoch; worker is the
    * stable name of the partition's worker; optimizerState the hash of its state from the previous epoch ("" for none).
    * sampleWeightCol names a column of sample weights ("" for none); classWeight weighs rows by class (empty: none);
-   * learningRate, above 0, sets the optimizer's constant rate.
+   * learningRate, when given, sets the optimizer's constant rate (0 included).
    */
   final case class TrainHeader(common: Common, featuresCol: String, labelCol: String, model: String, driver: DriverRef,
       worker: String, epoch: Int, epochs: Int, batchSize: Int, round: Long, seed: Long, shuffleBufferBytes: Long,
       optimizerState: String = "", sampleWeightCol: String = "", classWeight: Map[Int, Double] = Map.empty,
-      learningRate: Double = 0) extends Header {
+      learningRate: Option[Double] = None) extends Header {
     def mode: String = ModeTrain
     def forTask(partition: Int, threads: Int): TrainHeader = copy(common = common.copy(partition = partition, threads = threads))
     protected def own: Seq[(String, Any)] = {
@@ -157,7 +157,7 @@ object Protocol {
           classWeight.toSeq.sortBy(_._1).foreach { case (c, w) => m.put(c.toString, w) }
           Seq(k.ClassWeight -> m)
         } else Nil) ++
-        (if (learningRate > 0) Seq(k.LearningRate -> learningRate) else Nil)
+        learningRate.toSeq.map(k.LearningRate -> _)
     }
   }
 

@@ -5,7 +5,6 @@ import java.nio.file.Files
 import java.util.concurrent.ConcurrentHashMap
 
 import scala.collection.immutable.ListMap
-import scala.collection.mutable.ArrayBuffer
 
 import org.apache.hadoop.conf.Configuration
 import org.apache.spark.broadcast.Broadcast
@@ -16,7 +15,6 @@ import org.apache.spark.sql.{Column, DataFrame, SparkSession}
 import org.apache.spark.sql.catalyst.InternalRow
 import org.apache.spark.sql.functions._
 import org.apache.spark.sql.types._
-import org.apache.spark.storage.StorageLevel
 
 /**
  * SparkModel trains, runs and evaluates a Gophas network on Spark DataFrames,
@@ -55,28 +53,41 @@ class SparkModel(
 
   @volatile private var master: GophasNetwork = network
   @volatile private var stats: Option[ServerStats] = None
+  @volatile private var warnings: Seq[String] = Nil
   private val fitLock = new Object
 
   /** The current network: the one given, or the result of the last successful fit. */
   def masterNetwork: GophasNetwork = master
 
-  /** The parameter server's counters at the end of the last successful fit (mode, version, per-worker pushes). */
+  /** The parameter server's counters at the end of the last successful fit (mode, version, per-worker pushes, global step). */
   def lastServerStats: Option[ServerStats] = stats
+
+  /** The warnings the callbacks of the last fit issued (each once, as Python's warnings show Keras' callbacks' ones). */
+  def lastFitWarnings: Seq[String] = warnings
 
   /** Saves the master network as a model directory through Hadoop's FileSystem API. */
   def save(path: String): Unit = master.save(path, SparkModel.hadoopConf())
 
   /**
    * Trains the network on df for epochs epochs and returns the merged
-   * history. The network continues from its current weights; the trained
-   * network becomes the master network when the fit succeeds (a failed or
-   * cancelled fit leaves it as it was).
+   * history, as Keras' fit. The network continues from its current weights
+   * and its workers' optimizer states (a second fit continues Adam's
+   * moments); the trained network, with the workers' optimizer states,
+   * becomes the master network when the fit succeeds (a failed or cancelled
+   * fit leaves it as it was).
    *
    * @param validationSplit fraction of rows (chosen at random with seed) held
    *                        out and evaluated after each epoch as `val_` keys
    * @param verbose         0: log at debug level; 1: a line per epoch with the
    *                        merged loss and metrics in the driver log and on
    *                        stdout; 2: also a line per worker
+   * @param callbacks       Keras-style callbacks run on the driver at the epoch boundaries ([[Callback]],
+   *                        io.gophas.spark.callbacks); with a BackupAndRestore, or `spark.gophas.checkpointDir`,
+   *                        each epoch is checkpointed and a fit started again resumes
+   * @param validationData  a second DataFrame evaluated (exactly, distributed) after the epochs validationFreq picks
+   * @param validationFreq  validate every this many epochs
+   * @param classWeight     class index to the weight of its rows' loss (Keras' class_weight)
+   * @param sampleWeightCol a column of per-row sample weights (Keras' sample_weight)
    */
   def fit(
       df: DataFrame,
@@ -86,15 +97,44 @@ class SparkModel(
       verbose: Int = 0,
       featuresCol: String = Protocol.DefaultFeaturesCol,
       labelCol: String = Protocol.DefaultLabelCol,
-      seed: Long = 0L): History = fitLock.synchronized {
-    if (epochs < 1) throw new GophasException(s"epochs must be at least 1, got $epochs")
-    if (batchSize < 1) throw new GophasException(s"batchSize must be at least 1, got $batchSize")
-    if (!(validationSplit >= 0 && validationSplit < 1)) throw new GophasException(s"validationSplit must be in [0, 1), got $validationSplit")
-    if (verbose < 0) throw new GophasException(s"verbose must be 0, 1 or 2, got $verbose")
-    val (history, net, st) = new FitRun(df, master, mode, frequency, numWorkers, epochs, batchSize, validationSplit, verbose,
-      featuresCol, labelCol, seed).run()
+      seed: Long = 0L,
+      callbacks: Seq[Callback] = Nil,
+      validationData: Option[DataFrame] = None,
+      validationFreq: Int = 1,
+      classWeight: Map[Int, Double] = Map.empty,
+      sampleWeightCol: String = ""): History =
+    fitWith(df, FitOptions(epochs, batchSize, validationSplit, verbose, featuresCol, labelCol, seed, callbacks, validationData,
+      validationFreq, Nil, classWeight, sampleWeightCol))
+
+  /** fit with the first eight arguments only, for callers without Scala's default arguments (Java, py4j). */
+  def fit(df: DataFrame, epochs: Int, batchSize: Int, validationSplit: Double, verbose: Int, featuresCol: String,
+      labelCol: String, seed: Long): History =
+    fitWith(df, FitOptions(epochs, batchSize, validationSplit, verbose, featuresCol, labelCol, seed))
+
+  /** fit with its arguments as [[FitOptions]] (also validationEpochs, Keras' list validation_freq). */
+  def fitWith(df: DataFrame, options: FitOptions): History = fitLock.synchronized {
+    val s = new FitSession(df, master, mode, frequency, numWorkers, options)
+    try {
+      val (history, net, st) = s.run()
+      master = net
+      stats = Some(st)
+      history
+    } finally warnings = s.allWarnings
+  }
+
+  /**
+   * A fit driven step by step (the Python package runs its own callbacks
+   * between the steps); finish it with [[finishSession]], and close it in any case.
+   */
+  private[spark] def session(df: DataFrame, options: FitOptions): FitSession =
+    new FitSession(df, master, mode, frequency, numWorkers, options)
+
+  /** Ends a session's fit: its network becomes the master network. */
+  private[spark] def finishSession(s: FitSession): History = fitLock.synchronized {
+    val (history, net, st) = s.end()
     master = net
     stats = Some(st)
+    warnings = s.allWarnings
     history
   }
 
@@ -112,8 +152,9 @@ class SparkModel(
    * Keras' order (`loss` first), each the sum over all rows of the per-row
    * value divided by the number of rows, from per-partition sums and counts.
    */
-  def evaluate(df: DataFrame, featuresCol: String = Protocol.DefaultFeaturesCol, labelCol: String = Protocol.DefaultLabelCol): ListMap[String, Double] =
-    SparkModel.evaluate(df, master, featuresCol, labelCol)
+  def evaluate(df: DataFrame, featuresCol: String = Protocol.DefaultFeaturesCol, labelCol: String = Protocol.DefaultLabelCol,
+      sampleWeightCol: String = ""): ListMap[String, Double] =
+    SparkModel.evaluate(df, master, featuresCol, labelCol, sampleWeightCol)
 
   override def toString: String = s"SparkModel($mode, $frequency, numWorkers=$numWorkers, batchSize=$batchSize, $master)"
 }
@@ -242,36 +283,39 @@ object SparkModel extends Logging {
     out.select(cols: _*)
   }
 
-  private[spark] def evaluate(df: DataFrame, net: GophasNetwork, featuresCol: String, labelCol: String): ListMap[String, Double] = {
+  private[spark] def evaluate(df: DataFrame, net: GophasNetwork, featuresCol: String, labelCol: String,
+      sampleWeightCol: String = ""): ListMap[String, Double] = {
     val settings = GophasConf.settings(df.sparkSession)
     val info = SparkModel.info(net, settings)
-    val prepared = prepare(df, featuresCol, labelCol)
+    val prepared = prepare(df, featuresCol, labelCol, sampleWeightCol)
     val bc = df.sparkSession.sparkContext.broadcast(net)
     try {
       withDescription(df.sparkSession, "gophas evaluate") {
-        mergeAll(net, info, settings, Seq(evaluateRows(prepared, featuresCol, labelCol, bc, settings, None).toSeq)).head
+        mergeAll(net, info, settings, Seq(evaluateRows(prepared, featuresCol, labelCol, bc, settings, None, sampleWeightCol).toSeq)).head
       }
     } finally bc.destroy()
   }
 
   /** Runs an evaluate job and returns every partition's (key, sum, count). */
   private[spark] def evaluateRows(prepared: DataFrame, featuresCol: String, labelCol: String, bc: Broadcast[GophasNetwork],
-      settings: GophasConf.Settings, driver: Option[Protocol.DriverRef]): Array[(String, Double, Long)] = {
+      settings: GophasConf.Settings, driver: Option[Protocol.DriverRef], sampleWeightCol: String = ""): Array[(String, Double, Long)] = {
     val unpackDir = settings.unpackDir
-    Gophas.run(prepared, EvaluateSchema, Protocol.EvaluateHeader(Gophas.common(settings), featuresCol, labelCol, model = "", driver),
+    Gophas.run(prepared, EvaluateSchema, Protocol.EvaluateHeader(Gophas.common(settings), featuresCol, labelCol, model = "", driver,
+      sampleWeightCol),
       _ => { case h: Protocol.EvaluateHeader => h.copy(model = GophasNetwork.localDir(bc.value, unpackDir).toString); case h => h })
       .collect().map(r => (r.getString(0), r.getDouble(1), r.getLong(2)))
   }
 
   /**
    * The results of groups of partition sums (key, sum, count), each group
-   * merged: Σsum/Σcount per key, or, when the network's metrics carry
-   * states (AUC, Precision, ...: ModelInfo.stateKeys), what the Go kernel
-   * computes from the merged sums, all groups in one `gophas inspect`.
+   * merged: Σsum/Σcount per key (a weighted metric's over the weights' sum:
+   * mergeWeighted), or, when the network's metrics carry states (AUC,
+   * Precision, ...: ModelInfo.stateKeys), what the Go kernel computes from
+   * the merged sums, all groups in one `gophas inspect`.
    */
   private[spark] def mergeAll(net: GophasNetwork, info: ModelInfo, settings: GophasConf.Settings,
       groups: Seq[Seq[(String, Double, Long)]]): Seq[ListMap[String, Double]] = {
-    if (!info.stateKeys) return groups.map(merge(_, info.evaluateKeys))
+    if (!info.stateKeys) return groups.map(mergeWeighted(_, info))
     val sets = groups.map { rows =>
       val count = rows.filter(_._1 == "loss").map(_._3).sum
       count -> rows.groupBy(_._1).map { case (k, rs) => k -> rs.map(_._2).sum }
@@ -284,6 +328,20 @@ object SparkModel extends Logging {
       val keys = (info.evaluateKeys ++ r.keys.toSeq.sorted).distinct.filter(r.contains)
       if (rows.isEmpty) ListMap(info.evaluateKeys.map(_ -> Double.NaN): _*)
       else ListMap(keys.map(k => k -> r(k)): _*)
+    }
+  }
+
+  /**
+   * merge, then each weighted metric (info.weightedKeys) divided by the merged sample weights' mean instead: its
+   * Σ w·m over Σ w (0 when the weights sum to 0, as Keras' divide_no_nan); the weights' row is dropped.
+   */
+  private[spark] def mergeWeighted(rows: Seq[(String, Double, Long)], info: ModelInfo): ListMap[String, Double] = {
+    val m = merge(rows, info.evaluateKeys)
+    m.get(Protocol.WeightKey) match {
+      case None => m
+      case Some(w) => ListMap((m - Protocol.WeightKey).toSeq.map { case (k, v) =>
+        k -> (if (!info.weightedKeys.contains(k)) v else if (w == 0 || w.isNaN) (if (w.isNaN) Double.NaN else 0.0) else v / w)
+      }: _*)
     }
   }
 
@@ -304,10 +362,17 @@ object SparkModel extends Logging {
    * numbers as they are (token ids travel to the worker as integers),
    * numbers as doubles.
    */
-  private[spark] def prepare(df: DataFrame, featuresCol: String, labelCol: String): DataFrame = {
+  private[spark] def prepare(df: DataFrame, featuresCol: String, labelCol: String, weightCol: String = ""): DataFrame = {
     Gophas.requireColumn(df, featuresCol, "features")
     Gophas.requireColumn(df, labelCol, "label")
     if (featuresCol == labelCol) throw new GophasException(s"features and label are the same column '$featuresCol'")
+    if (weightCol.nonEmpty) {
+      Gophas.requireColumn(df, weightCol, "sample weight")
+      if (weightCol == featuresCol || weightCol == labelCol)
+        throw new GophasException(s"sample weight column '$weightCol' is also the features or label column")
+      if (!df.schema(weightCol).dataType.isInstanceOf[NumericType])
+        throw new GophasException(s"sample weight column '$weightCol' has type ${df.schema(weightCol).dataType.simpleString}; want a number per row")
+    }
     def convert(name: String, role: String): Column = df.schema(name).dataType match {
       case VectorType => vector_to_array(col(name), "float32").as(name)
       case ArrayType(ByteType | ShortType | IntegerType | LongType, _) => col(name)
@@ -315,66 +380,90 @@ object SparkModel extends Logging {
       case _: NumericType => col(name).cast(DoubleType).as(name)
       case t => throw new GophasException(s"$role column '$name' has type ${t.simpleString}; want a vector, an array of numbers or a number")
     }
-    df.select(convert(featuresCol, "features"), convert(labelCol, "label"))
+    val weight = if (weightCol.isEmpty) Nil else Seq(col(weightCol).cast(DoubleType).as(weightCol))
+    df.select(Seq(convert(featuresCol, "features"), convert(labelCol, "label")) ++ weight: _*)
   }
 
   /**
    * Checks prepared data against the network in one pass (which also fills
    * the cache): no nulls, feature width equal to the network's input, labels
    * that fit the loss as the kernel says (its label kind and widths, from
-   * `gophas inspect`), and, for an input an Embedding reads, ids in
-   * [0, input_dim). A bad row is named by its index in source (the data as
-   * the caller gave it, prepared; prepared itself when None). Returns the
-   * number of rows.
+   * `gophas inspect`), for an input an Embedding reads ids in [0, input_dim),
+   * and with weightCol sample weights that are finite numbers >= 0. A bad row
+   * is named by its index in source (the data as the caller gave it,
+   * prepared; prepared itself when None). Returns the number of rows and,
+   * with partitionRows, the rows of each partition (in partition order).
    */
-  private[spark] def check(prepared: DataFrame, info: ModelInfo, featuresCol: String, labelCol: String,
-      source: Option[DataFrame] = None): Long = {
+  private[spark] def check(prepared: DataFrame, info: ModelInfo, featuresCol: String, labelCol: String, weightCol: String = "",
+      partitionRows: Boolean = false, source: Option[DataFrame] = None): (Long, Seq[Long]) = {
     val f = col(featuresCol)
     val l = col(labelCol)
     val fArray = prepared.schema(featuresCol).dataType.isInstanceOf[ArrayType]
     val lArray = prepared.schema(labelCol).dataType.isInstanceOf[ArrayType]
     def width(c: Column, isArray: Boolean) = if (isArray) when(c.isNotNull, size(c)) else when(c.isNotNull, lit(1))
-    val row = prepared.agg(
+    val w = if (weightCol.nonEmpty) col(weightCol) else lit(1.0)
+    val aggs = Seq(
       count(lit(1)),
       sum(when(f.isNull, 1).otherwise(0)), min(width(f, fArray)), max(width(f, fArray)),
       sum(when(l.isNull, 1).otherwise(0)), min(width(l, lArray)), max(width(l, lArray)),
       (if (lArray) lit(null).cast(DoubleType) else min(l)), (if (lArray) lit(null).cast(DoubleType) else max(l)),
       (if (lArray) lit(0L) else sum(when(l =!= floor(l), 1).otherwise(0))),
-      sum(when(badIds(f, fArray, info), 1).otherwise(0))).head()
-    val rows = row.getLong(0)
-    if (rows == 0) return 0
-    def long(i: Int) = if (row.isNullAt(i)) 0L else row.getAs[Number](i).longValue()
-    if (long(1) > 0) throw new GophasException(s"features column '$featuresCol' has ${long(1)} null rows of $rows")
-    if (long(4) > 0) throw new GophasException(s"label column '$labelCol' has ${long(4)} null rows of $rows")
-    val (fMin, fMax) = (long(2), long(3))
+      sum(when(badIds(f, fArray, info), 1).otherwise(0)),
+      sum(when(w.isNull, 1).otherwise(0)),
+      sum(when(w.isNotNull && (isnan(w) || w < 0 || w === Double.PositiveInfinity), 1).otherwise(0)),
+      min(when(w.isNotNull && !isnan(w), w)))
+    val parts = prepared.groupBy(spark_partition_id().as("__gophas_partition")).agg(aggs.head, aggs.tail: _*).collect()
+    def long(r: org.apache.spark.sql.Row, i: Int) = if (r.isNullAt(i + 1)) 0L else r.getAs[Number](i + 1).longValue()
+    def total(i: Int) = parts.map(long(_, i)).sum
+    def lo(i: Int) = parts.filterNot(_.isNullAt(i + 1)).map(long(_, i)).minOption.getOrElse(0L)
+    def hi(i: Int) = parts.filterNot(_.isNullAt(i + 1)).map(long(_, i)).maxOption.getOrElse(0L)
+    def dlo(i: Int) = parts.filterNot(_.isNullAt(i + 1)).map(_.getDouble(i + 1)).minOption
+    def dhi(i: Int) = parts.filterNot(_.isNullAt(i + 1)).map(_.getDouble(i + 1)).maxOption
+    val rows = total(0)
+    val perPartition =
+      if (!partitionRows) Nil
+      else {
+        val byIndex = parts.map(r => r.getInt(0) -> long(r, 0)).toMap
+        (0 until SparkLine.get.internalRows(prepared).getNumPartitions).map(p => byIndex.getOrElse(p, 0L))
+      }
+    if (rows == 0) return (0L, perPartition)
+    if (total(1) > 0) throw new GophasException(s"features column '$featuresCol' has ${total(1)} null rows of $rows")
+    if (total(4) > 0) throw new GophasException(s"label column '$labelCol' has ${total(4)} null rows of $rows")
+    val (fMin, fMax) = (lo(2), hi(3))
     if (fMin != info.inputDim || fMax != info.inputDim) {
       val (index, held) = firstBadRow(source.getOrElse(prepared), featuresCol, c => width(c, fArray) =!= info.inputDim, c => width(c, fArray))
       throw new GophasException(s"features column '$featuresCol' row $index holds $held values; the network '${info.name}' takes " +
         s"input shape ${info.inputShapeText}" + (if (fMin != fMax) s" (the rows hold $fMin to $fMax values)" else ""))
     }
-    if (long(10) > 0) {
+    if (total(10) > 0) {
       val limit = info.idLimit
       val outside: Column => Column = x => x <= -1 || x >= limit
       val (index, bad) = firstBadRow(source.getOrElse(prepared), featuresCol, c => badIds(c, fArray, info),
         c => if (fArray) struct(filter(c, outside)(0), array_position(c, filter(c, outside)(0)) - 1) else struct(c, lit(0L)))
       val (value, position) = bad match { case r: org.apache.spark.sql.Row => (r.get(0), r.getLong(1)); case other => (other, 0L) }
       throw new GophasException(s"features column '$featuresCol' row $index position $position: id $value is outside [0, $limit), " +
-        s"the input_dim of the Embedding that reads the network's input (${long(10)} rows of $rows hold such ids)")
+        s"the input_dim of the Embedding that reads the network's input (${total(10)} rows of $rows hold such ids)")
     }
-    val (lMin, lMax) = (long(5), long(6))
+    val (lMin, lMax) = (lo(5), hi(6))
     if (lMin != lMax) throw new GophasException(s"label column '$labelCol' holds rows of widths $lMin to $lMax")
     if (!info.labelWidths.contains(lMin.toInt))
       throw new GophasException(s"label column '$labelCol' holds $lMin values per row; the network has ${info.outputDim} outputs " +
         s"(loss ${info.loss} wants ${info.labelWidths.mkString(" or ")} values per row)")
     if (!lArray) {
-      val (lo, hi, fractional) = (row.getDouble(7), row.getDouble(8), long(9))
+      val (lo, hi, fractional) = (dlo(7).get, dhi(8).get, total(9))
       if (info.classIndexes(lMin.toInt) && (fractional > 0 || lo < 0 || hi >= info.outputDim))
         throw new GophasException(s"label column '$labelCol' holds values from $lo to $hi${if (fractional > 0) s" ($fractional not whole numbers)" else ""}; " +
           s"loss ${info.loss} wants class indexes 0 to ${info.outputDim - 1}")
       if (info.labelKind == Protocol.LabelBinary && (lo < 0 || hi > 1))
         throw new GophasException(s"label column '$labelCol' holds values from $lo to $hi; loss ${info.loss} wants labels in [0, 1]")
     }
-    rows
+    if (weightCol.nonEmpty) {
+      if (total(11) > 0) throw new GophasException(s"sample weight column '$weightCol' has ${total(11)} null rows of $rows")
+      if (total(12) > 0)
+        throw new GophasException(s"sample weight column '$weightCol' has ${total(12)} rows of $rows that are negative, NaN or infinite " +
+          s"(the smallest is ${dlo(13).map(_.toString).getOrElse("NaN")}); sample weights must be finite numbers >= 0")
+    }
+    (rows, perPartition)
   }
 
   /** Whether a row's features hold an id outside [0, idLimit) (as Keras truncates ids) when an Embedding reads the input. */
@@ -416,142 +505,5 @@ object SparkModel extends Logging {
       val h = header.copy(model = dir.toString, worker = s"partition-$partition", optimizerState = states(partition))
       Gophas.task(settings, inSchema, TrainSchema, h, partition, input)
         .map(r => TrainRow(partition, r.getUTF8String(0).toString, r.getDouble(1), r.getLong(2), r.getUTF8String(3).toString))
-  }
-}
-
-/** One fit, from checking the data to stopping the parameter server. */
-private final class FitRun(
-    df: DataFrame,
-    initial: GophasNetwork,
-    mode: String,
-    frequency: String,
-    numWorkers: Int,
-    epochs: Int,
-    batchSize: Int,
-    validationSplit: Double,
-    verbose: Int,
-    featuresCol: String,
-    labelCol: String,
-    seed: Long) extends Logging {
-
-  import SparkModel._
-
-  private val spark = df.sparkSession
-  private val sc = spark.sparkContext
-  private val settings = GophasConf.settings(spark)
-  private val fitSettings = GophasConf.fitSettings(spark)
-
-  private def say(line: => String, level: Int = 1): Unit =
-    if (verbose >= level) { logInfo(line); Console.out.println(line) } else logDebug(line)
-
-  def run(): (History, GophasNetwork, ServerStats) = {
-    val info = SparkModel.info(initial, settings)
-    if (info.evaluateKeys.isEmpty) throw new GophasException(s"the network '${info.name}' has no loss: compile it with a loss to fit it")
-    val prepared0 = prepare(df, featuresCol, labelCol)
-    val prepared = if (numWorkers > 0) prepared0.repartition(numWorkers) else prepared0
-    // One cached copy of the data, filled by the check: the source (perhaps
-    // a parallelized collection, whose rows every task reading it ships from
-    // the driver) is read once. The validation split is a column of that
-    // copy, so training and validation rows are both filters of it.
-    val all = (if (validationSplit > 0) prepared.withColumn(SplitCol, rand(seed)) else prepared).persist(StorageLevel.MEMORY_AND_DISK)
-    val (cached, validation) =
-      if (validationSplit > 0)
-        (all.where(col(SplitCol) >= validationSplit).drop(SplitCol), Some(all.where(col(SplitCol) < validationSplit).drop(SplitCol)))
-      else (all, None)
-    val tmp = Files.createTempDirectory("gophas-fit")
-    @volatile var ps: ParameterServer = null
-    @volatile var bc: Broadcast[GophasNetwork] = null
-    val guard = new FitGuard(sc, settings.ioTimeoutMs, () => Option(ps))
-    try guard.run {
-      guard.step("checking the data")
-      val workers = SparkLine.get.internalRows(cached).getNumPartitions
-      if (mode == Synchronous) {
-        val slots = SparkLine.get.taskSlots(sc)
-        if (workers > slots)
-          throw new GophasException(s"synchronous mode runs all $workers workers at once, but the cluster has $slots task slots " +
-            s"now: set numWorkers to at most $slots, add executors or cores, or use mode asynchronous")
-      }
-      val rows = withDescription(spark, "gophas fit: check the data") { check(cached, info, featuresCol, labelCol, Some(prepared0)) }
-      if (rows == 0) throw new GophasException("the DataFrame has no rows to train on" +
-        (if (validationSplit > 0) s" (after holding out validationSplit $validationSplit)" else ""))
-      guard.step("starting the parameter server")
-      val binary = GophasBinary.get(settings.binary, settings.unpackDir)
-      val scale = mode != Synchronous && fitSettings.scaleDeltas.getOrElse(frequency == Epoch)
-      ps = ParameterServer.start(binary, fitSettings.driverHost, mode, frequency, workers, scale, fitSettings.tls,
-        fitSettings.roundTimeoutMs, math.min(settings.ioTimeoutMs, 120000L))
-      bc = sc.broadcast(initial)
-      ps.load(initial.writeTo(tmp.resolve("initial")))
-      val history = epochLoop(ps, bc, info, cached, validation, workers, rows, guard)
-      guard.step("saving the trained model")
-      ps.save(tmp.resolve("final"))
-      val net = GophasNetwork.readLocal(tmp.resolve("final"))
-      (history, net, ps.stats())
-    } finally {
-      // Here, not in the guarded work: when the guard gives up on it, the
-      // work may be stuck where it cannot clean up. A cleanup that fails
-      // (Spark stopped under the fit) is logged: it must not hide why the
-      // fit failed.
-      def cleanly(what: String)(f: => Unit): Unit =
-        try f catch { case scala.util.control.NonFatal(e) => logWarning(s"gophas fit: $what failed: $e") }
-      cleanly("stopping the parameter server") { if (ps != null) ps.stop() }
-      cleanly("destroying the broadcast") { if (bc != null) bc.destroy() }
-      cleanly("unpersisting the fit's data") { all.unpersist() }
-      GophasNetwork.deleteRecursively(tmp)
-    }
-  }
-
-  private def epochLoop(ps: ParameterServer, bc: Broadcast[GophasNetwork], info: ModelInfo, cached: DataFrame,
-      validation: Option[DataFrame], workers: Int, rows: Long, guard: FitGuard): History = {
-    say(s"gophas fit: $rows rows, $workers workers, $mode, push every $frequency, batch size $batchSize, $epochs epochs, " +
-      s"parameter server at ${ps.address}")
-    val states = Array.fill(workers)("")
-    val merged = ArrayBuffer.empty[ListMap[String, Double]]
-    val perWorker = Array.fill(workers)(ArrayBuffer.empty[ListMap[String, Double]])
-    val seconds = ArrayBuffer.empty[Double]
-    val inSchema = cached.schema
-    val input = SparkLine.get.internalRows(cached)
-    val driver = Protocol.DriverRef(ps.address, ps.token, Option(ps.tlsFingerprint).getOrElse(""))
-    for (epoch <- 1 to epochs) {
-      guard.step(s"training epoch $epoch/$epochs")
-      val start = System.nanoTime()
-      val round = ps.openEpoch(epoch)
-      val header = Protocol.TrainHeader(Gophas.common(settings), featuresCol, labelCol, model = "", driver, worker = "",
-        epoch, epochs, batchSize, round, seed, fitSettings.shuffleBufferBytes)
-      val task = trainTask(settings, inSchema, header, states.clone(), bc)
-      val out = if (mode == Synchronous) input.barrier().mapPartitionsWithIndex(task) else input.mapPartitionsWithIndex(task)
-      val got = withDescription(spark, s"gophas fit epoch $epoch/$epochs") { out.collect() }
-      val metrics = got.filter(_.key != OptimizerStateKey).toSeq
-      val valRows = validation.map { v =>
-        guard.step(s"validating epoch $epoch/$epochs")
-        withDescription(spark, s"gophas fit epoch $epoch/$epochs: validation") {
-          evaluateRows(v, featuresCol, labelCol, bc, settings, Some(driver)).toSeq
-        }
-      }
-      // The whole epoch, each worker, and the validation rows: merged in one go.
-      val groups = Seq(metrics.map(r => (r.key, r.sum, r.count))) ++
-        (0 until workers).map(p => metrics.filter(_.partition == p).map(r => (r.key, r.sum, r.count))) ++ valRows.toSeq
-      val results = mergeAll(initial, info, settings, groups)
-      var logs = results.head
-      for (p <- 0 until workers) perWorker(p) += results(1 + p)
-      val replaced = ArrayBuffer.empty[String]
-      got.filter(r => r.key == OptimizerStateKey && r.state.nonEmpty).foreach { r =>
-        if (states(r.partition).nonEmpty && states(r.partition) != r.state) replaced += states(r.partition)
-        states(r.partition) = r.state
-      }
-      ps.forget(replaced.toSeq)
-      if (valRows.nonEmpty) logs = logs ++ results.last.map { case (k, x) => s"val_$k" -> x }
-      merged += logs
-      seconds += (System.nanoTime() - start) / 1e9
-      say(f"gophas fit epoch $epoch/$epochs: ${logs.map { case (k, x) => f"$k $x%.4f" }.mkString(", ")} (${seconds.last}%.1f s)")
-      for (p <- 0 until workers)
-        say(s"  partition-$p: ${perWorker(p).last.map { case (k, x) => f"$k $x%.4f" }.mkString(", ")}", 2)
-    }
-    def columns(eps: Seq[ListMap[String, Double]]): ListMap[String, IndexedSeq[Double]] = {
-      val keys = eps.flatMap(_.keys).distinct
-      ListMap(keys.map(k => k -> eps.map(_.getOrElse(k, Double.NaN)).toIndexedSeq): _*)
-    }
-    new History(columns(merged.toSeq),
-      ListMap((0 until workers).map(p => s"partition-$p" -> columns(perWorker(p).toSeq)): _*),
-      seconds.toIndexedSeq)
   }
 }

@@ -23,6 +23,11 @@ import io.gophas.spark.examples.Mnist
  *   kill EPOCHS                an asynchronous fit the test kills a worker
  *                              of; prints the accuracy and the server's
  *                              per-worker registrations
+ *   resume DIR EPOCHS          a synchronous fit checkpointing to DIR
+ *                              (spark.gophas.checkpointDir), which the test
+ *                              kills mid-epoch and starts again; prints
+ *                              `EPOCH_BEGIN <epoch>` as each epoch starts
+ *                              (from 0), then the history and the accuracy
  */
 object SparkModelScenariosMain {
   private val json = new ObjectMapper()
@@ -67,6 +72,23 @@ object SparkModelScenariosMain {
             "registers" -> stats.workers.map(w => w.worker -> w.registers).toMap.asJava,
             "duplicate" -> stats.workers.map(_.duplicate).sum,
             "failedTasks" -> failed.get()))
+        case "resume" :: checkpointDir :: epochs :: Nil =>
+          spark.conf.set(GophasConf.CheckpointDir, checkpointDir)
+          val m = SparkModel.fromSpec(SparkModelScenarios.mlpSpec(), seed = 5L, mode = SparkModel.Synchronous,
+            numWorkers = workers, batchSize = 64)
+          val printer = new Callback {
+            override def onEpochBegin(epoch: Int, logs: scala.collection.mutable.Map[String, Double]): Unit = {
+              println(s"EPOCH_BEGIN $epoch")
+              Console.out.flush()
+            }
+          }
+          val h = m.fit(train, epochs = epochs.toInt, verbose = 1, callbacks = Seq(printer))
+          emit("resume", Map(
+            "accuracy" -> m.evaluate(test)("accuracy"),
+            "epoch" -> h.epoch.asJava,
+            "loss" -> h("loss").asJava,
+            "steps" -> m.lastServerStats.get.steps,
+            "checkpointLeft" -> new java.io.File(checkpointDir).exists()))
         case other =>
           throw new IllegalArgumentException(s"unknown scenario ${other.mkString(" ")}")
       }

@@ -1,5 +1,7 @@
 package io.gophas.spark.ml
 
+import java.nio.charset.StandardCharsets
+
 import com.fasterxml.jackson.databind.ObjectMapper
 import org.apache.hadoop.fs.Path
 import org.apache.spark.ml.{Estimator, Model}
@@ -178,10 +180,10 @@ object GophasEstimator extends DefaultParamsReadable[GophasEstimator]
 class GophasModel private[spark] (override val uid: String, val network: GophasNetwork)
     extends Model[GophasModel] with GophasParams with MLWritable {
 
-  /** The history of the fit that made this model (not saved). */
+  /** The history of the fit that made this model; saved and loaded with it. */
   @transient var trainingHistory: Option[History] = None
 
-  /** The parameter server's counters at the end of that fit: its mode, versions and per-worker pushes (not saved). */
+  /** The parameter server's counters at the end of that fit: its mode, versions, per-worker pushes; saved and loaded with it. */
   @transient var trainingStats: Option[ServerStats] = None
 
   def setFeaturesCol(v: String): this.type = set(featuresCol, v)
@@ -230,11 +232,21 @@ class GophasModel private[spark] (override val uid: String, val network: GophasN
 
 object GophasModel extends MLReadable[GophasModel] {
   private val NetworkDir = "network"
+  private val HistoryFile = "history.json"
+  private val StatsFile = "stats.json"
 
   private[ml] final class Writer(model: GophasModel) extends MLWriter {
     override protected def saveImpl(path: String): Unit = {
       SparkLine.get.saveMetadata(model, path, sparkSession)
-      model.network.save(new Path(path, NetworkDir).toString, sparkSession.sparkContext.hadoopConfiguration)
+      val conf = sparkSession.sparkContext.hadoopConfiguration
+      model.network.save(new Path(path, NetworkDir).toString, conf)
+      def put(name: String, text: String): Unit = {
+        val p = new Path(path, name)
+        val out = p.getFileSystem(conf).create(p, true)
+        try out.write(text.getBytes(StandardCharsets.UTF_8)) finally out.close()
+      }
+      model.trainingHistory.foreach(h => put(HistoryFile, h.toJson))
+      model.trainingStats.foreach(s => put(StatsFile, s.json))
     }
   }
 
@@ -244,6 +256,18 @@ object GophasModel extends MLReadable[GophasModel] {
       val uid = new ObjectMapper().readTree(sparkSession.sparkContext.textFile(new Path(path, "metadata").toString, 1).first()).path("uid").asText()
       val m = new GophasModel(uid, net)
       SparkLine.get.loadParams(m, path, sparkSession, classOf[GophasModel].getName)
+      val conf = sparkSession.sparkContext.hadoopConfiguration
+      def get(name: String): Option[String] = {
+        val p = new Path(path, name)
+        val fs = p.getFileSystem(conf)
+        if (!fs.exists(p)) None
+        else {
+          val in = fs.open(p)
+          try Some(new String(in.readAllBytes(), StandardCharsets.UTF_8)) finally in.close()
+        }
+      }
+      m.trainingHistory = get(HistoryFile).map(History.fromJson)
+      m.trainingStats = get(StatsFile).map(s => ServerStats.fromJson(new ObjectMapper().readTree(s)))
       m
     }
   }

@@ -128,7 +128,12 @@ class GophasMLSuite extends AnyFunSuite with BeforeAndAfterAll {
     spark = session()
     val loaded = PipelineModel.load(path)
     val gm = loaded.stages.last.asInstanceOf[GophasModel]
-    assert(gm.getMode == "hogwild" && gm.getEpochs == 5 && gm.network == model.stages.last.asInstanceOf[GophasModel].network)
+    val fitted = model.stages.last.asInstanceOf[GophasModel]
+    assert(gm.getMode == "hogwild" && gm.getEpochs == 5 && gm.network == fitted.network)
+    // The fit's history and the server's stats come back with the model.
+    assert(gm.trainingHistory.map(_.toJson) == fitted.trainingHistory.map(_.toJson) && gm.trainingHistory.get.epochsRun == 5)
+    assert(gm.trainingStats.map(_.json) == fitted.trainingStats.map(_.json) && gm.trainingStats.get.mode == "hogwild")
+    assert(gm.network.optimizerStates.keySet == fitted.network.optimizerStates.keySet && gm.network.optimizerStates.nonEmpty)
     val again = loaded.transform(spark.createDataFrame(java.util.Arrays.asList(rows: _*), schema))
       .select("prediction", "probability").collect().toSeq
     assert(again == before)
