@@ -16,6 +16,7 @@ Importing the package loads neither numpy nor Keras; both are imported when
 first needed.
 """
 
+from gophas import callbacks
 from gophas.context import SPARK_LINES, configure, jar_path, readable_console
 from gophas.errors import GophasError
 from gophas.network import Network
@@ -37,6 +38,7 @@ __all__ = [
     "to_simple_rdd",
     "to_data_frame",
     "from_data_frame",
+    "callbacks",
 ]
 
 

@@ -366,11 +366,23 @@ class GophasModel(JavaModel, _GophasParams, _GophasReadable, JavaMLWritable):
     def training_stats(self) -> dict | None:
         """The parameter server's stats record at the end of the fit that
         made this model (mode, frequency, version, epoch, per-worker pushes,
-        as the driver reports them), or None for a loaded model."""
+        global steps, as the driver reports them), or None when unknown; it
+        is saved and loaded with the model."""
         stats = self._java_obj.trainingStats()
         if stats.isEmpty():
             return None
         return json.loads(stats.get().json())
+
+    @property
+    def training_history(self) -> Any:
+        """The :class:`gophas.History` of the fit that made this model, or
+        None when unknown; it is saved and loaded with the model."""
+        from gophas.spark_model import History
+
+        h = self._java_obj.trainingHistory()
+        if h.isEmpty():
+            return None
+        return History(json.loads(h.get().toJson()), {})
 
 
 # PySpark maps a Java stage to its Python wrapper by the Java class name

@@ -29,8 +29,14 @@ WEIGHTS_FILE = "model.safetensors"
 
 # Keys of Keras' compile config that Gophas reads, and those it cannot honor
 # when set.
-_COMPILE_KEYS = ("optimizer", "loss", "metrics")
-_UNSUPPORTED_COMPILE = ("loss_weights", "weighted_metrics")
+_COMPILE_KEYS = ("optimizer", "loss", "metrics", "weighted_metrics")
+_UNSUPPORTED_COMPILE = ("loss_weights",)
+
+
+def _compile_keys(cc: dict) -> dict:
+    """The keys of a Keras compile config that Gophas reads
+    (``weighted_metrics`` only when set, as Keras leaves it out)."""
+    return {k: cc.get(k) for k in _COMPILE_KEYS if k != "weighted_metrics" or cc.get(k) is not None}
 
 
 def is_keras_model(obj: Any) -> bool:
@@ -69,7 +75,7 @@ class Network:
         ------
         GophasError
             If the model was compiled with an argument Gophas cannot honor
-            (``loss_weights``, ``weighted_metrics``).
+            (``loss_weights``).
         """
         model_json = json.loads(model.to_json())
         cc = model_json.pop("compile_config", None)
@@ -78,7 +84,7 @@ class Network:
             for key in _UNSUPPORTED_COMPILE:
                 if cc.get(key) is not None:
                     raise GophasError(f"gophas: the model was compiled with {key}={cc[key]!r}, which Gophas does not support")
-            spec["compile"] = {k: cc.get(k) for k in _COMPILE_KEYS}
+            spec["compile"] = _compile_keys(cc)
             if spec["compile"]["metrics"] is None:
                 spec["compile"]["metrics"] = []
         arrays = model.get_weights()
@@ -123,7 +129,7 @@ class Network:
         if "compile" in self.spec:
             return self.spec["compile"]
         cc = self.model_json.get("compile_config")
-        return {k: cc.get(k) for k in _COMPILE_KEYS} if cc else None
+        return _compile_keys(cc) if cc else None
 
     def get_weights(self) -> list["np.ndarray"]:
         """The weights as Keras' ``get_weights()`` returns them."""

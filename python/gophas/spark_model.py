@@ -45,9 +45,12 @@ class History:
         validation split, their ``val_`` keys, merged exactly across workers;
         keys in the order Keras 3's ``fit`` gives them (sorted).
     epoch : list of int
-        ``[0, 1, ..., epochs - 1]``, as in Keras.
+        The epochs run, ``[0, 1, ...]`` as in Keras (a fit stopped early by
+        a callback has fewer; a resumed fit's history holds the epochs
+        before the failure too).
     params : dict
-        ``epochs``, ``batch_size``, ``mode``, ``frequency``.
+        Keras' ``epochs``, ``steps`` (batches per epoch over every worker)
+        and ``verbose``, and ``batch_size``, ``mode``, ``frequency``.
     workers : dict of str to dict
         The same per worker (``partition-<index>``); NaN where a worker
         trained no rows in an epoch.
@@ -62,8 +65,8 @@ class History:
         self.history = clean(raw.get("history", {}))
         self.workers = {w: clean(h) for w, h in raw.get("workers", {}).items()}
         self.epoch_seconds = [float(s) for s in raw.get("epochSeconds", [])]
-        self.epoch = list(range(len(self.epoch_seconds)))
-        self.params = dict(params)
+        self.epoch = [int(e) for e in raw.get("epoch", range(len(self.epoch_seconds)))]
+        self.params = {**{k: int(v) for k, v in raw.get("params", {}).items()}, **params}
 
     def __repr__(self) -> str:
         parts = "; ".join(f"{k}: [{', '.join(f'{v:.4f}' for v in vs)}]" for k, vs in self.history.items())
@@ -149,7 +152,9 @@ class SparkModel:
 
     def fit(self, data: "DataFrame | RDD", epochs: int = 1, batch_size: int | None = None,
             validation_split: float = 0.0, verbose: int = 0, features_col: str = "features",
-            label_col: str = "label", seed: int = 0) -> History:
+            label_col: str = "label", seed: int = 0, callbacks: list | None = None,
+            validation_data: Any = None, validation_freq: "int | list[int]" = 1,
+            class_weight: dict | None = None, sample_weight_col: str | None = None) -> History:
         """Trains the model on data, distributed, and returns its history.
 
         The model continues from its current weights; when the fit succeeds
@@ -175,6 +180,29 @@ class SparkModel:
             Column names of a DataFrame.
         seed : int, default 0
             Seed of the validation split and of the workers' shuffles.
+        callbacks : list, optional
+            Keras callbacks, run on the driver at the epoch boundaries with
+            the logs merged over the workers (see :mod:`gophas.callbacks`):
+            Keras' EarlyStopping, ModelCheckpoint, ReduceLROnPlateau,
+            LearningRateScheduler, TerminateOnNaN, CSVLogger,
+            BackupAndRestore, History and LambdaCallback, and your own.
+            With ``BackupAndRestore(dir)`` (or ``spark.gophas.checkpointDir``)
+            every epoch is checkpointed, and a fit started again after a
+            failure resumes from the last complete epoch.
+        validation_data : DataFrame or tuple, optional
+            Evaluated (exactly, distributed) after the epochs
+            ``validation_freq`` picks, as ``val_`` keys: a DataFrame with the
+            features and label columns (and ``sample_weight_col``), or
+            ``(x_val, y_val)`` / ``(x_val, y_val, sample_weight_val)`` numpy
+            arrays.
+        validation_freq : int or list of int, default 1
+            Validate every this many epochs, or on these epochs (from 1).
+        class_weight : dict, optional
+            Class index to weight: each training row's loss counts its
+            class's weight, as Keras' ``class_weight``.
+        sample_weight_col : str, optional
+            A numeric column of per-row sample weights (Keras'
+            ``sample_weight``).
 
         Returns
         -------
@@ -188,11 +216,17 @@ class SparkModel:
         if verbose not in (0, 1, 2):
             raise ValueError(f"verbose must be 0, 1 or 2, got {verbose!r}")
         df = self._frame(data, features_col, label_col, labels=True)
-        with jvm_errors():
-            raw = _facade().fit(self._jmodel, df._jdf, int(epochs), int(batch_size), float(validation_split),
-                                int(verbose), features_col, label_col, int(seed))
+        if sample_weight_col is not None:
+            _require_column(df, sample_weight_col, "sample weight")
+        from gophas import _fit
+
+        raw = _fit.run(self, df, callbacks, validation_data, {
+            "epochs": int(epochs), "batchSize": int(batch_size), "validationSplit": float(validation_split),
+            "verbose": int(verbose), "featuresCol": features_col, "labelCol": label_col, "seed": int(seed),
+            "validationFreq": validation_freq, "classWeight": class_weight, "sampleWeightCol": sample_weight_col})
         history = History(json.loads(raw), {"epochs": int(epochs), "batch_size": int(batch_size),
                                             "mode": self.mode, "frequency": self.frequency})
+        _fit.fill_histories(callbacks, history)
         self._history = history
         self.training_histories = history.workers
         return history
@@ -270,8 +304,11 @@ class SparkModel:
         return scores[0] if len(scores) == 1 else scores
 
     def evaluate_dict(self, data: "DataFrame | np.ndarray | RDD", y: "np.ndarray | None" = None,
-                      features_col: str = "features", label_col: str = "label") -> dict[str, float]:
-        """Like :meth:`evaluate`, as a dict (``{"loss": ..., "accuracy": ...}``)."""
+                      features_col: str = "features", label_col: str = "label",
+                      sample_weight_col: str | None = None) -> dict[str, float]:
+        """Like :meth:`evaluate`, as a dict (``{"loss": ..., "accuracy": ...}``);
+        ``sample_weight_col`` names a column of per-row sample weights, which
+        weigh the loss and the weighted metrics as Keras' ``sample_weight``."""
         if y is not None:
             from gophas.utils.rdd_utils import _pairs_frame
 
@@ -280,7 +317,7 @@ class SparkModel:
         else:
             df = self._frame(data, features_col, label_col, labels=True)
         with jvm_errors():
-            raw = _facade().evaluate(self._jmodel, df._jdf, features_col, label_col)
+            raw = _facade().evaluateWeighted(self._jmodel, df._jdf, features_col, label_col, sample_weight_col or "")
         return {k: (math.nan if v is None else float(v)) for k, v in json.loads(raw).items()}
 
     # ---- the model --------------------------------------------------------
@@ -399,12 +436,15 @@ def _to_jvm_network(model: Any, weights: Any, seed: int):
         text = os.fspath(model)
         if text.lstrip().startswith("{"):
             net = Network(json.loads(text))
-        elif os.path.exists(text):
+        elif os.path.isfile(text):
             net = Network.load(text)
-        else:  # a Hadoop URI: the JVM reads it
+        else:  # a model directory (local or a Hadoop URI): the JVM reads it, optimizer states included
+            if weights is not None:
+                raise ValueError("weights are taken from the model directory; pass weights only with a spec")
             with jvm_errors():
                 jnet = facade.load(text)
-                return facade.network(facade.spec(jnet), facade.weights(jnet), int(seed))
+                facade.info(jnet)  # the Go kernel checks it
+                return jnet
     else:
         raise TypeError(f"model must be a Keras model, a spec (dict or JSON), a model directory or a Network, "
                         f"got {type(model).__name__}")

@@ -58,6 +58,10 @@ def test_pipeline_fits_and_round_trips_between_python_and_scala(spark, wine, win
     loaded = PipelineModel.load(path)
     assert isinstance(loaded.stages[-1], GophasModel)
     assert _rows(loaded.transform(test)) == before
+    # The fit's history and stats are saved with the model (Keras' History shape).
+    h, lh = gm.training_history, loaded.stages[-1].training_history
+    assert lh.history == h.history and lh.epoch == list(range(30)) and lh.params["epochs"] == 30
+    assert loaded.stages[-1].training_stats == gm.training_stats and gm.training_stats["steps"] > 0
 
     # Python's save loads in Scala; Scala's save loads in Python.
     jmodel = spark._jvm.org.apache.spark.ml.PipelineModel.load(path)

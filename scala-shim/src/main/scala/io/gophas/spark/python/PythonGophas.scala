@@ -3,9 +3,11 @@ package io.gophas.spark.python
 import com.fasterxml.jackson.databind.ObjectMapper
 import com.fasterxml.jackson.databind.node.ObjectNode
 
+import scala.jdk.CollectionConverters._
+
 import org.apache.spark.sql.DataFrame
 
-import io.gophas.spark.{GophasException, GophasNetwork, ModelInfo, SparkModel}
+import io.gophas.spark.{FitOptions, GophasException, GophasNetwork, ModelInfo, Protocol, SparkModel}
 
 /**
  * PythonGophas is the Python package's door into the shim: static methods
@@ -57,10 +59,34 @@ object PythonGophas {
       featuresCol: String, labelCol: String, seed: Long): String =
     model.fit(df, epochs, batchSize, validationSplit, verbose, featuresCol, labelCol, seed).toJson
 
+  /**
+   * A fit driven step by step from Python (PythonFit), with the fit's options as JSON: epochs, batchSize,
+   * validationSplit, verbose, featuresCol, labelCol, seed, validationFreq (a number) or validationEpochs (a list),
+   * classWeight ({"class": weight}), sampleWeightCol, and callbacks: the Keras callbacks translated by the Python
+   * package, [{"class_name": "EarlyStopping", "config": {...}}, ...]. validationData is a DataFrame or null.
+   */
+  def fitSession(model: SparkModel, df: DataFrame, validationData: DataFrame, optionsJson: String): PythonFit = {
+    val n = json.readTree(optionsJson)
+    def int(k: String, d: Int) = if (n.hasNonNull(k)) n.get(k).asInt() else d
+    def str(k: String, d: String) = if (n.hasNonNull(k)) n.get(k).asText() else d
+    val callbacks = n.path("callbacks").elements().asScala.map(c => PythonCallbacks.fromKeras(c)).toSeq
+    val cw = n.path("classWeight").properties().asScala.map(e => e.getKey.toInt -> e.getValue.asDouble()).toMap
+    val o = FitOptions(int("epochs", 1), int("batchSize", 32), if (n.hasNonNull("validationSplit")) n.get("validationSplit").asDouble() else 0.0,
+      int("verbose", 0), str("featuresCol", Protocol.DefaultFeaturesCol), str("labelCol", Protocol.DefaultLabelCol),
+      if (n.hasNonNull("seed")) n.get("seed").asLong() else 0L, callbacks.map(_._1), Option(validationData),
+      int("validationFreq", 1), n.path("validationEpochs").elements().asScala.map(_.asInt()).toSeq, cw, str("sampleWeightCol", ""),
+      str("validationWeightCol", ""))
+    new PythonFit(model, model.session(df, o), callbacks.map(_._2))
+  }
+
   /** The loss and metrics of model on df, as a JSON object in Keras' order (loss first); NaN becomes null. */
-  def evaluate(model: SparkModel, df: DataFrame, featuresCol: String, labelCol: String): String = {
+  def evaluate(model: SparkModel, df: DataFrame, featuresCol: String, labelCol: String): String =
+    evaluateWeighted(model, df, featuresCol, labelCol, "")
+
+  /** evaluate with a sample weight column ("" for none). */
+  def evaluateWeighted(model: SparkModel, df: DataFrame, featuresCol: String, labelCol: String, sampleWeightCol: String): String = {
     val out = json.createObjectNode()
-    model.evaluate(df, featuresCol, labelCol).foreach { case (k, v) => if (v.isNaN) out.putNull(k) else out.put(k, v) }
+    model.evaluate(df, featuresCol, labelCol, sampleWeightCol).foreach { case (k, v) => if (v.isNaN) out.putNull(k) else out.put(k, v) }
     json.writeValueAsString(out)
   }
 
