@@ -337,3 +337,26 @@ func TestTrainingInfo(t *testing.T) {
 		}
 	}
 }
+
+// TestResultOfWireSums: sums that crossed a process boundary (the shim's
+// merged partitions through gophas inspect --sums) carry no list of
+// weighted keys; Model.Result still divides a weighted metric by the
+// weights' sum, not by the rows.
+func TestResultOfWireSums(t *testing.T) {
+	spec := `{"model":{"class_name":"Sequential","config":{"name":"s","layers":[{"class_name":"InputLayer","config":{"batch_shape":[null,3],"dtype":"float32","name":"in"}},{"class_name":"Dense","config":{"name":"d","units":1,"activation":"linear","use_bias":true,"dtype":"float32"}}]}},"compile":{"loss":"mse","weighted_metrics":["mae"]}}`
+	s, err := ParseSpec([]byte(spec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := NewModel(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.Result(Sums{Count: 4, Sums: map[string]float64{"loss": 8, "mae": 3, WeightKey: 2}})
+	if got["loss"] != 2 || got["mae"] != 1.5 {
+		t.Errorf("Result = %v; want loss 2 (8 over 4 rows), mae 1.5 (3 over the weights' sum 2)", got)
+	}
+	if _, ok := got[WeightKey]; ok {
+		t.Errorf("Result holds %s: %v", WeightKey, got)
+	}
+}
