@@ -7,7 +7,6 @@ import (
 	"io"
 	"math"
 	"os"
-	"strings"
 
 	"github.com/gophas/gophas/gokernel"
 	"github.com/gophas/gophas/protocol"
@@ -61,12 +60,6 @@ func runInspect(c inspectConfig, stdout io.Writer) error {
 		if m, err = recompile(m, c.Compile); err != nil {
 			return fmt.Errorf("inspect: %w", err)
 		}
-	}
-	// The kernel computes weighted_metrics (gophas train has them), but the
-	// shim does not yet merge their weight sums: through Spark they would
-	// come out wrong, so the Spark side's one door to a model refuses them.
-	if k := m.Spec().WeightedKeys(); len(k) > 0 {
-		return fmt.Errorf("inspect: the model compiles weighted_metrics (%s), which Gophas does not support through Spark yet: compile them as metrics", strings.Join(k, ", "))
 	}
 	hasWeights, err := gokernel.HasWeights(c.Model)
 	if err != nil {

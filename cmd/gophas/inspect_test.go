@@ -181,10 +181,10 @@ func TestInspectErrors(t *testing.T) {
 	}
 }
 
-// TestInspectRefusesWeightedMetrics: the kernel computes weighted_metrics,
-// but the shim does not merge their weight sums yet, so inspect (the Spark
-// side's door to a model) refuses a spec that compiles them, naming them.
-func TestInspectRefusesWeightedMetrics(t *testing.T) {
+// TestInspectWeightedMetrics: a spec that compiles weighted_metrics is
+// served, and inspect names their keys (after the plain metrics) so that the
+// shim divides their merged sums by the weights' sum, not the row count.
+func TestInspectWeightedMetrics(t *testing.T) {
 	b, err := os.ReadFile(mnistSpec)
 	if err != nil {
 		t.Fatal(err)
@@ -203,11 +203,18 @@ func TestInspectRefusesWeightedMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	var stdout, stderr bytes.Buffer
-	code := run(context.Background(), []string{"inspect", "--model", path}, strings.NewReader(""), &stdout, &stderr)
-	const want = "weighted_metrics (weighted_accuracy), which Gophas does not support through Spark yet"
-	if code != protocol.ExitError || !strings.Contains(stderr.String(), want) || stdout.Len() != 0 {
-		t.Errorf("inspect of a spec with weighted_metrics: exit %d, stdout %q, stderr %q; want exit %d and an error containing %q",
-			code, stdout.String(), stderr.String(), protocol.ExitError, want)
+	if code := run(context.Background(), []string{"inspect", "--model", path}, strings.NewReader(""), &stdout, &stderr); code != 0 {
+		t.Fatalf("inspect of a spec with weighted_metrics: exit %d, stderr %q", code, stderr.String())
+	}
+	var info protocol.ModelInfo
+	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil {
+		t.Fatalf("inspect's output %q: %v", stdout.String(), err)
+	}
+	if got, want := strings.Join(info.EvaluateKeys, ","), "loss,accuracy,weighted_accuracy"; got != want {
+		t.Errorf("evaluate keys %s; want %s", got, want)
+	}
+	if got, want := strings.Join(info.WeightedKeys, ","), "weighted_accuracy"; got != want {
+		t.Errorf("weighted keys %s; want %s", got, want)
 	}
 }
 
