@@ -350,7 +350,8 @@ private[spark] final class FitSession(
     val groups = Seq(metrics.map(r => (r.key, r.sum, r.count))) ++
       (0 until workers).map(p => metrics.filter(_.partition == p).map(r => (r.key, r.sum, r.count))) ++ valRows.toSeq
     val results = mergeAll(initial, info, settings, groups)
-    val logs = mutable.LinkedHashMap.empty[String, Double] ++ results.head
+    val logs = mutable.LinkedHashMap.empty[String, Double]
+    logs ++= results.head
     for (p <- 0 until workers) perWorker(p) += results(1 + p)
     val replaced = ArrayBuffer.empty[String]
     got.filter(r => r.key == OptimizerStateKey && r.state.nonEmpty).foreach { r =>

@@ -415,10 +415,13 @@ object SparkModel extends Logging {
     val parts = prepared.groupBy(spark_partition_id().as("__gophas_partition")).agg(aggs.head, aggs.tail: _*).collect()
     def long(r: org.apache.spark.sql.Row, i: Int) = if (r.isNullAt(i + 1)) 0L else r.getAs[Number](i + 1).longValue()
     def total(i: Int) = parts.map(long(_, i)).sum
-    def lo(i: Int) = parts.filterNot(_.isNullAt(i + 1)).map(long(_, i)).minOption.getOrElse(0L)
-    def hi(i: Int) = parts.filterNot(_.isNullAt(i + 1)).map(long(_, i)).maxOption.getOrElse(0L)
-    def dlo(i: Int) = parts.filterNot(_.isNullAt(i + 1)).map(_.getDouble(i + 1)).minOption
-    def dhi(i: Int) = parts.filterNot(_.isNullAt(i + 1)).map(_.getDouble(i + 1)).maxOption
+    // (Not minOption/maxOption: Scala 2.12, Spark 3.5's, lacks them.)
+    def longs(i: Int) = parts.filterNot(_.isNullAt(i + 1)).map(long(_, i))
+    def doubles(i: Int) = parts.filterNot(_.isNullAt(i + 1)).map(_.getDouble(i + 1))
+    def lo(i: Int): Long = { val a = longs(i); if (a.isEmpty) 0L else a.min }
+    def hi(i: Int): Long = { val a = longs(i); if (a.isEmpty) 0L else a.max }
+    def dlo(i: Int): Option[Double] = { val a = doubles(i); if (a.isEmpty) None else Some(a.min) }
+    def dhi(i: Int): Option[Double] = { val a = doubles(i); if (a.isEmpty) None else Some(a.max) }
     val rows = total(0)
     val perPartition =
       if (!partitionRows) Nil

@@ -47,7 +47,7 @@ class CSVLogger(val filename: String, val separator: String = ",", val append: B
         finally in.close()
       } catch { case _: FileNotFoundException => "" }
       content ++= existing
-      header = existing.linesIterator.nextOption().forall(_.isEmpty)
+      header = { val ls = existing.linesIterator; !ls.hasNext || ls.next().isEmpty }
     }
   }
 
