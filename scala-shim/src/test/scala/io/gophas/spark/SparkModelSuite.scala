@@ -337,17 +337,20 @@ class SparkModelSuite extends AnyFunSuite with BeforeAndAfterAll {
     assert(SparkModel.load(path.toString).masterNetwork == m.masterNetwork)
   }
 
-  test("save replaces the model's two files and nothing else, and leaves no temporary file") {
+  test("save replaces the model's files (and, after a fit, its optimizer states) and nothing else, and leaves no temporary file") {
     val path = dir.resolve("resave")
     Files.createDirectories(path)
     Files.write(path.resolve("notes.txt"), "mine".getBytes(StandardCharsets.UTF_8))
+    def names(p: java.nio.file.Path) = Files.list(p).iterator().asScala.map(_.getFileName.toString).filterNot(_.endsWith(".crc")).toSeq.sorted
     val m = model()
     m.save(path.toString)
+    assert(names(path) == Seq("model.json", "model.safetensors", "notes.txt"), s"files: ${names(path)}")
     m.fit(train, epochs = 1)
     m.save(path.toString)
     assert(SparkModel.load(path.toString).masterNetwork == m.masterNetwork)
-    val names = Files.list(path).iterator().asScala.map(_.getFileName.toString).filterNot(_.endsWith(".crc")).toSeq.sorted
-    assert(names == Seq("model.json", "model.safetensors", "notes.txt"), s"files: $names")
+    assert(names(path) == Seq("model.json", "model.safetensors", "notes.txt", "optimizer", "optimizer.safetensors"), s"files: ${names(path)}")
+    assert(names(path.resolve("optimizer")) == Seq("partition-0.safetensors", "partition-1.safetensors"),
+      s"optimizer states: ${names(path.resolve("optimizer"))}")
   }
 
   test("a spec without weights gets Keras-style initial weights from the seed, and the same seed gives the same weights") {
