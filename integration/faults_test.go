@@ -4,6 +4,7 @@ package integration
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -137,7 +138,8 @@ func TestFaultMatrix(t *testing.T) {
 			injected[current] = time.Now()
 			idleDone = make(chan struct{})
 			go func() { defer close(idleDone); holdIdle(ctx, addr, 500, &dialled) }()
-		case (current == "kill-ps" || current == "sigstop-ps") && strings.HasPrefix(l, "gophas fit epoch 1/") && injected[current].IsZero():
+		case ((current == "kill-ps" && l == "KILL-PS-NOW") || (current == "sigstop-ps" && strings.HasPrefix(l, "gophas fit epoch 1/"))) &&
+			injected[current].IsZero():
 			sig := syscall.SIGKILL
 			if current == "sigstop-ps" {
 				sig = syscall.SIGSTOP
@@ -198,6 +200,19 @@ func TestFaultMatrix(t *testing.T) {
 			t.Errorf("fit error = %q; want the parameter server named, exited with status 137", e)
 		}
 		t.Logf("kill-ps: fit took %.1f s in all: %s", num(res, "seconds"), e)
+		// The next fit with the same checkpoint directory continues after
+		// epoch 1 (checkpointed before the kill): a history of epochs 0-3.
+		epochs, _ := res["resumedEpochs"].([]any)
+		if fmt.Sprint(epochs) != "[0 1 2 3]" {
+			t.Errorf("the resumed fit's epochs %v; want [0 1 2 3] (epoch 0 from the checkpoint, 1-3 run)", epochs)
+		}
+		if res["checkpointRemoved"] != true {
+			t.Errorf("the checkpoint directory is still there after the resumed fit completed")
+		}
+		if acc := num(res, "resumedAccuracy"); acc < subsetAccuracy {
+			t.Errorf("accuracy %.4f after resuming; want >= %.2f", acc, subsetAccuracy)
+		}
+		t.Logf("kill-ps: resumed epochs %v, loss %v, accuracy %.4f", epochs, res["resumedLoss"], num(res, "resumedAccuracy"))
 	})
 	t.Run("the parameter server stopped (SIGSTOP) longer than the deadlines", func(t *testing.T) {
 		res := scenario(t, lines, "sigstop-ps")

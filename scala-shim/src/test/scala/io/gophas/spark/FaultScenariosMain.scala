@@ -101,11 +101,26 @@ object FaultScenariosMain {
         val (nanError, _) = failing(nan.fit(huge, epochs = 2, verbose = 1))
         emit("nan-worker", Map("error" -> nanError, "unchanged" -> (nan.masterNetwork == before)))
 
-        // The test kills the parameter server with SIGKILL once epoch 1 is
-        // done: the fit fails at once, naming it.
+        // The test kills the parameter server with SIGKILL when epoch 2
+        // begins (epoch 1 is checkpointed by then): the fit fails at once,
+        // naming it. The next fit with the same checkpoint directory
+        // resumes after epoch 1 and completes.
         start("kill-ps")
-        val (killError, killSeconds) = failing(model(SparkModel.Batch).fit(train, epochs = 30, verbose = 1))
-        emit("kill-ps", Map("error" -> killError, "seconds" -> killSeconds, "failedTasks" -> failedTasks.get()))
+        val ckpt = Files.createTempDirectory("gophas-kill-ps").resolve("ckpt").toString
+        val signal = new Callback {
+          override def onEpochBegin(epoch: Int, logs: scala.collection.mutable.Map[String, Double]): Unit =
+            if (epoch == 1) { println("KILL-PS-NOW"); Console.out.flush(); Thread.sleep(500) }
+        }
+        spark.conf.set(GophasConf.CheckpointDir, ckpt)
+        val (killError, killSeconds, resumed) = try {
+          val (e, sec) = failing(model(SparkModel.Batch).fit(train, epochs = 4, verbose = 1, callbacks = Seq(signal)))
+          val again = model(SparkModel.Batch)
+          val h = again.fit(train, epochs = 4, verbose = 1)
+          (e, sec, Map[String, Any]("resumedEpochs" -> h.epoch.asJava, "resumedLoss" -> h("loss").asJava,
+            "resumedAccuracy" -> again.evaluate(test)("accuracy"),
+            "checkpointRemoved" -> !Files.exists(Paths.get(ckpt))))
+        } finally spark.conf.unset(GophasConf.CheckpointDir)
+        emit("kill-ps", Map[String, Any]("error" -> killError, "seconds" -> killSeconds, "failedTasks" -> failedTasks.get()) ++ resumed)
 
         // The test stops the parameter server with SIGSTOP once epoch 1 is
         // done: the fit fails when the server has not answered for half
