@@ -132,7 +132,7 @@ func (c *control) do(cmd protocol.Command) (protocol.Answer, error) {
 		}
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		v, err := c.params.SetWeights(m.Weights(), false)
+		v, err := c.params.SetWeightsRoles(m.Weights(), m.Roles(), false)
 		if err != nil {
 			return none, fmt.Errorf("load %s: %w", cmd.Model, err)
 		}

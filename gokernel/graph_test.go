@@ -197,6 +197,41 @@ func TestFrozenLayer(t *testing.T) {
 	}
 }
 
+// TestRoles: Roles tells the optimizer's weights from a trainable
+// BatchNormalization's moving statistics (Moving) and from every weight of a
+// frozen layer, a frozen BatchNormalization's statistics included (Frozen);
+// a frozen BatchNormalization's statistics stay put in training, a
+// trainable one's move.
+func TestRoles(t *testing.T) {
+	bn := func(name, extra string) string {
+		return fmt.Sprintf(`{"class_name":"BatchNormalization","config":{"name":%q%s}}`, name, extra)
+	}
+	data := seqJSON(4, `"mse"`, "",
+		dense("base", 5, "relu", `,"trainable":false`),
+		bn("frozen_bn", `,"trainable":false`),
+		bn("bn", ""),
+		dense("head", 2, "linear", ""))
+	m := mustModel(t, data)
+	got := fmt.Sprint(m.Roles())
+	want := "[frozen frozen frozen frozen frozen frozen trainable trainable moving moving trainable trainable]"
+	if got != want {
+		t.Fatalf("Roles: got %v; want %v", got, want)
+	}
+	before := m.Weights()
+	x, y, _ := blobs(64, 1)
+	yy := make([]float32, 64*2)
+	copy(yy, y)
+	if _, err := m.Fit(dense2(64, 4, x), dense2(64, 2, yy), FitOptions{Epochs: 1, BatchSize: 8}); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range m.Weights() {
+		same := fmt.Sprint(before[i].Data) == fmt.Sprint(w.Data)
+		if same != (m.Roles()[i] == Frozen) {
+			t.Errorf("%s (%v): unchanged %v after training; want unchanged only when frozen", w.Name, m.Roles()[i], same)
+		}
+	}
+}
+
 // TestGraphStepAllocs: a training step of a graph (shared layer, merges,
 // two outputs) allocates nothing once the buffers exist.
 func TestGraphStepAllocs(t *testing.T) {

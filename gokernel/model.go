@@ -99,6 +99,7 @@ type weight struct {
 	data      []float32
 	grad      []float32 // nil unless trainable
 	trainable bool
+	frozen    bool // of a layer with trainable false
 }
 
 // dxSlot says where a gradient contribution goes: straight into the
@@ -154,7 +155,8 @@ func NewModel(spec *Spec, opts ...Option) (*Model, error) {
 	m := &Model{spec: spec, g: g, cfg: cfg, outDim: spec.OutputDim()}
 	for _, e := range g.layers {
 		for _, ws := range e.weights {
-			w := &weight{name: e.name + "/" + ws.name, spec: ws, data: make([]float32, prod(ws.shape)), trainable: e.trainable && !ws.state}
+			w := &weight{name: e.name + "/" + ws.name, spec: ws, data: make([]float32, prod(ws.shape)), trainable: e.trainable && !ws.state,
+				frozen: !e.trainable}
 			in, out := fans(ws.shape)
 			ws.init.fill(w.data, in, out, initRNG(cfg.seed, len(m.wts), ws.init))
 			if w.trainable {
@@ -391,6 +393,56 @@ func (m *Model) Trainable() []bool {
 	out := make([]bool, len(m.wts))
 	for i, w := range m.wts {
 		out[i] = w.trainable
+	}
+	return out
+}
+
+// Role says what training does to a weight, so that whoever merges the
+// weights of several trainers (the parameter server, package ps) knows how
+// to merge each one.
+type Role uint8
+
+const (
+	// Trainable weights are moved by the optimizer.
+	Trainable Role = iota
+	// Moving weights are non-trainable statistics that the forward pass in
+	// training mode moves (BatchNormalization's moving mean and variance,
+	// Keras' non-trainable variables of a trainable layer); the optimizer
+	// never does. A Normalization layer's adapted statistics are Moving
+	// too, though no training moves them.
+	Moving
+	// Frozen weights belong to a layer with trainable false: nothing in
+	// training moves them, not even a BatchNormalization's statistics.
+	Frozen
+)
+
+// String returns the role's name: "trainable", "moving" or "frozen".
+func (r Role) String() string {
+	switch r {
+	case Trainable:
+		return "trainable"
+	case Moving:
+		return "moving"
+	case Frozen:
+		return "frozen"
+	}
+	return fmt.Sprintf("Role(%d)", uint8(r))
+}
+
+// Roles returns, in Weights() order, what training does to each weight:
+// Frozen for every weight of a frozen layer (trainable false), Moving for
+// the statistics of a trainable layer, Trainable for the rest.
+func (m *Model) Roles() []Role {
+	out := make([]Role, len(m.wts))
+	for i, w := range m.wts {
+		switch {
+		case w.trainable:
+			out[i] = Trainable
+		case w.frozen:
+			out[i] = Frozen
+		default:
+			out[i] = Moving
+		}
 	}
 	return out
 }

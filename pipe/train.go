@@ -79,7 +79,8 @@ type trainer struct {
 
 	base    []ps.NamedTensor // the weights pulled
 	version uint64           // their version
-	shapes  []ps.TensorInfo
+	pushed  []int            // the weights a push holds: the ones not Frozen (ps.Role)
+	shapes  []ps.TensorInfo  // theirs
 
 	epoch              *gokernel.Epoch
 	pushes, duplicates int
@@ -130,9 +131,11 @@ func runTrain(t *Task) (err error) {
 		return fmt.Errorf("the weights of driver %s (version %d) do not fit model %q: %w", h.Driver, v, h.Model, err)
 	}
 	tr.base, tr.version = ws, v
-	tr.shapes = make([]ps.TensorInfo, len(ws))
-	for i, w := range ws {
-		tr.shapes[i] = ps.TensorInfo{Name: w.Name, Shape: w.Shape}
+	for i, r := range m.Roles() {
+		if r != gokernel.Frozen {
+			tr.pushed = append(tr.pushed, i)
+			tr.shapes = append(tr.shapes, ps.TensorInfo{Name: ws[i].Name, Shape: ws[i].Shape})
+		}
 	}
 	tr.rules = rules.New(rules.Config{Synchronous: info.Mode == ps.Synchronous, PerBatch: info.Frequency == ps.Batch,
 		Epoch: h.Epoch, Round: round, Version: v, Rejoin: info.Rejoin, LastStep: info.LastStep, HasPushed: info.HasPushed})
@@ -331,16 +334,18 @@ func (tr *trainer) pull() error {
 	return nil
 }
 
-// push sends the model's weights minus the pulled ones as step.
+// push sends the model's weights minus the pulled ones as step: the
+// trainable weights and the moving statistics, never a frozen layer's
+// weights (the server merges each by its role, see ps.Role).
 func (tr *trainer) push(step uint64) error {
 	after := tr.m.Weights()
-	delta := make([][]float32, len(after))
-	for i, w := range after {
-		b := tr.base[i].Data
-		for j := range w.Data {
-			w.Data[j] -= b[j]
+	delta := make([][]float32, len(tr.pushed))
+	for k, i := range tr.pushed {
+		w, b := after[i].Data, tr.base[i].Data
+		for j := range w {
+			w[j] -= b[j]
 		}
-		delta[i] = w.Data
+		delta[k] = w
 	}
 	res, err := tr.c.PushBatches(tr.t.Ctx, step, tr.unpushed, ps.Delta, tr.shapes, delta)
 	if err != nil {

@@ -144,15 +144,23 @@ func mnistModelDir(t testing.TB, seed int64) (string, []gokernel.NamedTensor) {
 	return dir, m.Weights()
 }
 
-// psServer serves Params with the given options on loopback, with ws set.
+// psServer serves Params with the given options on loopback, with ws set
+// (every tensor trainable).
 func psServer(t testing.TB, ws []gokernel.NamedTensor, opts ...ps.Option) (*ps.Params, string) {
+	t.Helper()
+	return psServerRoles(t, ws, nil, opts...)
+}
+
+// psServerRoles is psServer with the tensors' roles, as the driver loads a
+// model.
+func psServerRoles(t testing.TB, ws []gokernel.NamedTensor, roles []ps.Role, opts ...ps.Option) (*ps.Params, string) {
 	t.Helper()
 	p, err := ps.NewParams(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if ws != nil {
-		if _, err := p.SetWeights(ws, false); err != nil {
+		if _, err := p.SetWeightsRoles(ws, roles, false); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -8,8 +8,11 @@
 // push is checked against the weights it is applied to, under the same
 // lock, so SetWeights may replace them at any time; one of the wrong shape,
 // holding NaN or Inf, or whose sum with the weights would not be finite is
-// refused, counted, and changes nothing. Params is plain Go and needs no
-// network.
+// refused, counted, and changes nothing. Each weight tensor has a Role
+// (SetWeightsRoles): trainable weights merge by the mode's rule, moving
+// statistics (BatchNormalization's) always by the mean of the workers'
+// contributions, and frozen weights are not pushed and never change (see
+// Role for the rule). Params is plain Go and needs no network.
 //
 // Server adapts Params and a Store (model blobs by SHA-256) to the gRPC
 // service in ps/pspb: weights stream in 1 MiB chunks, every call must carry

@@ -264,6 +264,9 @@ type Params struct {
 	mu      sync.RWMutex // weights: written under Lock; hogwild pushes hold RLock
 	weights []NamedTensor
 	views   [][]float32 // weights[i].Data
+	roles   []Role      // per weight tensor (roles.go), under mu
+	pushIdx []int       // the weight tensor of each tensor of a push: the ones not Frozen
+	fixed   bool        // some role is not Trainable
 	version atomic.Uint64
 	optMu   sync.Mutex // serialises the optimizer (hogwild gradients)
 
@@ -310,11 +313,22 @@ func (p *Params) Mode() Mode { return p.cfg.mode }
 // (synchronous).
 func (p *Params) Version() uint64 { return p.version.Load() }
 
-// SetWeights installs ws (copied). With ifAbsent it does nothing when weights
-// are already set, so every worker may offer the initial weights and the
-// first one wins. It returns the version in force afterwards.
+// SetWeights installs ws (copied), every tensor Trainable. With ifAbsent it
+// does nothing when weights are already set, so every worker may offer the
+// initial weights and the first one wins. It returns the version in force
+// afterwards.
 func (p *Params) SetWeights(ws []NamedTensor, ifAbsent bool) (uint64, error) {
+	return p.SetWeightsRoles(ws, nil, ifAbsent)
+}
+
+// SetWeightsRoles is SetWeights with the role of each tensor (Role: how
+// pushes merge into it; nil: all Trainable), as gokernel.Model.Roles gives
+// them.
+func (p *Params) SetWeightsRoles(ws []NamedTensor, roles []Role, ifAbsent bool) (uint64, error) {
 	if err := checkTensors(ws); err != nil {
+		return 0, err
+	}
+	if err := checkRoles(roles, len(ws)); err != nil {
 		return 0, err
 	}
 	p.meta.Lock() // lock order: meta, then mu
@@ -329,6 +343,7 @@ func (p *Params) SetWeights(ws []NamedTensor, ifAbsent bool) (uint64, error) {
 	for i := range p.weights {
 		p.views[i] = p.weights[i].Data
 	}
+	p.setRoles(roles)
 	v := p.version.Add(1)
 	p.openRound(v)
 	return v, nil
@@ -342,9 +357,9 @@ func (p *Params) openRound(v uint64) {
 	if p.round != nil {
 		close(p.round.closed)
 	}
-	sizes := make([]int, len(p.views))
-	for i, w := range p.views {
-		sizes[i] = len(w)
+	sizes := make([]int, len(p.pushIdx))
+	for k, i := range p.pushIdx {
+		sizes[k] = len(p.views[i])
 	}
 	p.round = &round{number: v, sizes: sizes, pushed: map[string]bool{}, closed: make(chan struct{})}
 }
@@ -486,14 +501,7 @@ func (p *Params) PushBatches(name string, step, batches uint64, kind Kind, updat
 		p.meta.Unlock()
 		return PushResult{Version: p.version.Load(), Duplicate: true}, nil
 	}
-	scale := float32(1)
-	if p.cfg.scale && kind == Delta {
-		n := p.cfg.workers
-		if n == 0 {
-			n = len(p.workers)
-		}
-		scale = 1 / float32(n)
-	}
+	scale := p.deltaScales(kind)
 	p.meta.Unlock()
 
 	var v uint64
@@ -539,13 +547,13 @@ func (p *Params) validate(kind Kind, step uint64, update [][]float32) error {
 	return nil
 }
 
-// tensorName returns ` "name"` for weight tensor i, or "" when there is none
-// (for messages only: the weights may be replaced at any time).
-func (p *Params) tensorName(i int) string {
+// tensorName returns ` "name"` for tensor k of a push, or "" when there is
+// none (for messages only: the weights may be replaced at any time).
+func (p *Params) tensorName(k int) string {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
-	if i < len(p.weights) {
-		return fmt.Sprintf(" %q", p.weights[i].Name)
+	if k < len(p.pushIdx) {
+		return fmt.Sprintf(" %q", p.weights[p.pushIdx[k]].Name)
 	}
 	return ""
 }
@@ -560,18 +568,19 @@ func (p *Params) refuse(w *worker, err error) {
 	}
 }
 
-// checkSizes reports ErrShape unless update has one slice per weight tensor,
-// each with its number of values. The caller holds mu (either way).
+// checkSizes reports ErrShape unless update has one slice per pushed
+// weight tensor (the ones not Frozen), each with its number of values. The
+// caller holds mu (either way).
 func (p *Params) checkSizes(update [][]float32) error {
 	if p.weights == nil {
 		return ErrNoWeights
 	}
-	if len(update) != len(p.views) {
-		return fmt.Errorf("%w: %d tensors, want %d", ErrShape, len(update), len(p.views))
+	if len(update) != len(p.pushIdx) {
+		return fmt.Errorf("%w: %d tensors, want %d%s", ErrShape, len(update), len(p.pushIdx), p.frozenNote())
 	}
-	for i, u := range update {
-		if len(u) != len(p.views[i]) {
-			return fmt.Errorf("%w: tensor %d %q has %d values, want %d", ErrShape, i, p.weights[i].Name, len(u), len(p.views[i]))
+	for k, u := range update {
+		if i := p.pushIdx[k]; len(u) != len(p.views[i]) {
+			return fmt.Errorf("%w: tensor %d %q has %d values, want %d", ErrShape, k, p.weights[i].Name, len(u), len(p.views[i]))
 		}
 	}
 	return nil
@@ -579,7 +588,7 @@ func (p *Params) checkSizes(update [][]float32) error {
 
 // applyExclusive applies one update under the write lock and returns the
 // new version.
-func (p *Params) applyExclusive(kind Kind, scale float32, update [][]float32) (uint64, error) {
+func (p *Params) applyExclusive(kind Kind, scale scales, update [][]float32) (uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := p.applyLocked(kind, scale, update); err != nil {
@@ -593,30 +602,35 @@ func (p *Params) applyExclusive(kind Kind, scale float32, update [][]float32) (u
 // holds mu.
 //
 // A delta is added in one pass into spare tensors, which replace the
-// weights once every sum is known to be finite.
-func (p *Params) applyLocked(kind Kind, scale float32, update [][]float32) error {
+// weights once every sum is known to be finite; Frozen tensors are not in
+// the update and stay as they are.
+func (p *Params) applyLocked(kind Kind, scale scales, update [][]float32) error {
 	if err := p.checkSizes(update); err != nil {
 		return err
 	}
 	if kind == Gradient {
+		if p.fixed {
+			return fmt.Errorf("%w: gradient pushes need every weight trainable, and this model has moving statistics or frozen layers (push deltas)", ErrKind)
+		}
 		return p.applyGradient(update)
 	}
 	if len(p.spare) != len(p.views) {
 		p.spare = make([][]float32, len(p.views))
 	}
-	for i, u := range update {
+	for k, u := range update {
+		i := p.pushIdx[k]
 		w := p.views[i]
 		if cap(p.spare[i]) < len(w) {
 			p.spare[i] = make([]float32, len(w))
 		}
 		t := p.spare[i][:len(w)]
-		if !addInto(t, w, u, scale) {
-			j := firstNonFiniteSum(w, u, scale)
-			return p.sumError(i, j, w[j], scale, u[j])
+		if sc := scale.of(p, i); !addInto(t, w, u, sc) {
+			j := firstNonFiniteSum(w, u, sc)
+			return p.sumError(i, j, w[j], sc, u[j])
 		}
 		p.spare[i] = t
 	}
-	for i := range update {
+	for _, i := range p.pushIdx {
 		p.views[i], p.spare[i] = p.spare[i], p.views[i]
 		p.weights[i].Data = p.views[i]
 	}
@@ -720,15 +734,16 @@ func firstNonFiniteSum(w, u []float32, scale float32) int {
 // weights meanwhile. A sum that would not be finite refuses the push before
 // anything is written; should a concurrent push make one so between the
 // check and the write, that value is left as it was rather than stored.
-func (p *Params) applyHogwild(scale float32, update [][]float32) (uint64, error) {
+func (p *Params) applyHogwild(sc scales, update [][]float32) (uint64, error) {
 	p.mu.RLock()
 	defer p.mu.RUnlock()
 	if err := p.checkSizes(update); err != nil {
 		return 0, err
 	}
 	const exp = 0x7f800000
-	for i, u := range update {
-		w := p.views[i]
+	for k, u := range update {
+		i := p.pushIdx[k]
+		w, scale := p.views[i], sc.of(p, i)
 		var bad uint32
 		for j, v := range u {
 			s := math.Float32frombits(atomic.LoadUint32((*uint32)(unsafe.Pointer(&w[j])))) + scale*v
@@ -743,8 +758,9 @@ func (p *Params) applyHogwild(scale float32, update [][]float32) (uint64, error)
 			}
 		}
 	}
-	for i, u := range update {
-		w := p.views[i]
+	for k, u := range update {
+		i := p.pushIdx[k]
+		w, scale := p.views[i], sc.of(p, i)
 		for j, v := range u {
 			a := (*uint32)(unsafe.Pointer(&w[j]))
 			if s := math.Float32bits(math.Float32frombits(atomic.LoadUint32(a)) + scale*v); s&exp != exp {
@@ -778,7 +794,7 @@ func (p *Params) pushSync(w *worker, step, batches uint64, kind Kind, update [][
 	case step > r.number:
 		return refuse(fmt.Errorf("%w: push for round %d, open round is %d", ErrRoundNotOpen, step, r.number))
 	case len(update) != len(r.sizes):
-		return refuse(fmt.Errorf("%w: %d tensors, the weights of round %d have %d", ErrShape, len(update), r.number, len(r.sizes)))
+		return refuse(fmt.Errorf("%w: %d tensors, the weights of round %d have %d%s", ErrShape, len(update), r.number, len(r.sizes), p.frozenNote()))
 	}
 	for i, u := range update {
 		if len(u) != r.sizes[i] {
@@ -901,7 +917,7 @@ func (p *Params) maybeCloseRound() error {
 func (p *Params) closeRound(r *round) (uint64, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	err := p.applyLocked(r.kind, 1, r.sum)
+	err := p.applyLocked(r.kind, one, r.sum)
 	return p.version.Add(1), err
 }
 

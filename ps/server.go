@@ -406,11 +406,14 @@ func (s *Server) Push(stream grpc.ClientStreamingServer[pspb.Chunk, pspb.PushRes
 	if err != nil {
 		return statusOf(err)
 	}
-	ref := s.params.Shapes()
+	ref := s.params.PushShapes() // the tensors not Frozen (roles.go)
 	if ref == nil {
 		return statusOf(ErrNoWeights)
 	}
 	ts, err := decodeTensors(h, payload, ref)
+	if err != nil && len(h.GetTensors()) != len(ref) {
+		err = fmt.Errorf("%w%s", err, s.params.frozenNoteLocked())
+	}
 	if err != nil {
 		s.params.countRefused(h.GetWorker(), err)
 		return statusOf(err)
