@@ -1,6 +1,7 @@
 package io.gophas.spark
 
 import java.nio.file.{Files, Path}
+import java.util.concurrent.{ExecutionException, FutureTask}
 
 import scala.collection.immutable.ListMap
 import scala.collection.mutable
@@ -98,6 +99,8 @@ private[spark] final class FitSession(
   private var validation: Option[DataFrame] = None
   private var validationWeights = ""
   @volatile private var ps: ParameterServer = _
+  // The parameter server starting while the data is checked (begin).
+  @volatile private var starting: FutureTask[ParameterServer] = _
   private var bc: Broadcast[GophasNetwork] = _
   private var tmp: Path = _
   private var workers = 0
@@ -198,6 +201,27 @@ private[spark] final class FitSession(
   private val guard = new FitGuard(sc, settings.ioTimeoutMs, () => Option(ps))
   private def guarded[T](what: String)(body: => T): T = guard.run { guard.step(what); body }
 
+  // Seconds in each phase of the fit, in the order first seen.
+  private val phases = mutable.LinkedHashMap.empty[String, Double]
+  private var fitStart = 0L
+  private var fitSeconds = 0.0
+
+  private def timed[T](phase: String)(body: => T): T = {
+    val t = System.nanoTime()
+    try body finally phases.synchronized { phases(phase) = phases.getOrElse(phase, 0.0) + (System.nanoTime() - t) / 1e9 }
+  }
+
+  /**
+   * Where the fit's time went, in seconds: each phase (checking and caching
+   * the data, waiting for the parameter server, loading the model, the
+   * epochs' Spark jobs, validation, merging the metrics, checkpoints,
+   * saving the trained model), and `total` from begin to end. Everything
+   * but `epoch jobs` is time the workers did not train.
+   */
+  def phaseSeconds: ListMap[String, Double] = phases.synchronized {
+    ListMap(phases.toSeq: _*) ++ (if (fitSeconds > 0) Seq("total" -> fitSeconds) else Nil)
+  }
+
   private def line(s: => String, level: Int = 1): Unit =
     if (o.verbose >= level) say(s) else logDebug(s)
 
@@ -209,8 +233,9 @@ private[spark] final class FitSession(
    * directory, and runs the callbacks' onTrainBegin.
    */
   def begin(): Unit = guarded("checking the data") {
+    fitStart = System.nanoTime()
     tmp = Files.createTempDirectory("gophas-fit")
-    info = SparkModel.info(initial, settings)
+    info = timed("inspect the model") { SparkModel.info(initial, settings) }
     if (info.evaluateKeys.isEmpty) throw new GophasException(s"the network '${info.name}' has no loss: compile it with a loss to fit it")
     if (o.classWeight.nonEmpty) {
       if (info.outputShape.length > 1)
@@ -250,21 +275,36 @@ private[spark] final class FitSession(
         throw new GophasException(s"synchronous mode runs all $workers workers at once, but the cluster has $slots task slots " +
           s"now: set numWorkers to at most $slots, add executors or cores, or use mode asynchronous")
     }
-    val (n, perPartition) = withDescription(spark, "gophas fit: check the data") {
-      check(cached, info, o.featuresCol, o.labelCol, weightCol, partitionRows = true, source = Some(prepared0))
+    // The parameter server starts (a process, its ready line) while Spark
+    // checks and caches the data: neither waits for the other.
+    val scale = mode != Synchronous && fitSettings.scaleDeltas.getOrElse(frequency == Epoch)
+    starting = new FutureTask[ParameterServer](() => {
+      val binary = GophasBinary.get(settings.binary, settings.unpackDir)
+      ParameterServer.start(binary, fitSettings.driverHost, mode, frequency, workers, scale, fitSettings.tls,
+        fitSettings.roundTimeoutMs, math.min(settings.ioTimeoutMs, 120000L))
+    })
+    val starter = new Thread(starting, "gophas fit: starting the parameter server")
+    starter.setDaemon(true)
+    starter.start()
+    val (n, perPartition) = timed("check and cache the data") {
+      withDescription(spark, "gophas fit: check the data") {
+        check(cached, info, o.featuresCol, o.labelCol, weightCol, partitionRows = true, source = Some(prepared0))
+      }
     }
     rows = n
     if (rows == 0) throw new GophasException("the DataFrame has no rows to train on" +
       (if (o.validationSplit > 0) s" (after holding out validationSplit ${o.validationSplit})" else ""))
     stepsPerEpoch = perPartition.map(r => (r + o.batchSize - 1) / o.batchSize).sum
     validation.filter(_ => o.validationData.isDefined).foreach { v =>
-      withDescription(spark, "gophas fit: check the validation data") { check(v, info, o.featuresCol, o.labelCol, validationWeights) }
+      timed("check the validation data") {
+        withDescription(spark, "gophas fit: check the validation data") { check(v, info, o.featuresCol, o.labelCol, validationWeights) }
+      }
     }
     guard.step("starting the parameter server")
-    val binary = GophasBinary.get(settings.binary, settings.unpackDir)
-    val scale = mode != Synchronous && fitSettings.scaleDeltas.getOrElse(frequency == Epoch)
-    ps = ParameterServer.start(binary, fitSettings.driverHost, mode, frequency, workers, scale, fitSettings.tls,
-      fitSettings.roundTimeoutMs, math.min(settings.ioTimeoutMs, 120000L))
+    ps = timed("wait for the parameter server") {
+      try starting.get() catch { case e: ExecutionException => throw e.getCause }
+    }
+    val loadStart = System.nanoTime()
     bc = sc.broadcast(initial)
     driverRef = Protocol.DriverRef(ps.address, ps.token, Option(ps.tlsFingerprint).getOrElse(""))
     states = Array.fill(workers)("")
@@ -273,6 +313,7 @@ private[spark] final class FitSession(
     val start = resumed.map(_.network).getOrElse(initial)
     ps.load(start.writeTo(tmp.resolve("initial")))
     installWorkerStates(start)
+    phases.synchronized { phases("load the model") = (System.nanoTime() - loadStart) / 1e9 }
     o.callbacks.foreach { cb =>
       cb.context = this
       cb match {
@@ -338,18 +379,20 @@ private[spark] final class FitSession(
     val task = trainTask(settings, cached.schema, header, states.clone(), bc)
     val input = SparkLine.get.internalRows(cached)
     val out = if (mode == Synchronous) input.barrier().mapPartitionsWithIndex(task) else input.mapPartitionsWithIndex(task)
-    val got = withDescription(spark, s"gophas fit epoch $e/${o.epochs}") { out.collect() }
+    val got = timed("epoch jobs") { withDescription(spark, s"gophas fit epoch $e/${o.epochs}") { out.collect() } }
     val metrics = got.filter(_.key != OptimizerStateKey).toSeq
     val valRows = validation.filter(_ => o.validates(epoch)).map { v =>
       guard.step(s"validating epoch $e/${o.epochs}")
-      withDescription(spark, s"gophas fit epoch $e/${o.epochs}: validation") {
-        evaluateRows(v, o.featuresCol, o.labelCol, bc, settings, Some(driverRef), validationWeights).toSeq
+      timed("validation") {
+        withDescription(spark, s"gophas fit epoch $e/${o.epochs}: validation") {
+          evaluateRows(v, o.featuresCol, o.labelCol, bc, settings, Some(driverRef), validationWeights).toSeq
+        }
       }
     }
     // The whole epoch, each worker, and the validation rows: merged in one go.
     val groups = Seq(metrics.map(r => (r.key, r.sum, r.count))) ++
       (0 until workers).map(p => metrics.filter(_.partition == p).map(r => (r.key, r.sum, r.count))) ++ valRows.toSeq
-    val results = mergeAll(initial, info, settings, groups)
+    val results = timed("merge the metrics") { mergeAll(initial, info, settings, groups) }
     val logs = mutable.LinkedHashMap.empty[String, Double]
     logs ++= results.head
     for (p <- 0 until workers) perWorker(p) += results(1 + p)
@@ -382,10 +425,10 @@ private[spark] final class FitSession(
     line(f"gophas fit epoch $e/${o.epochs}: ${logs.map { case (k, x) => f"$k $x%.4f" }.mkString(", ")} (${seconds.last}%.1f s)")
     for (p <- 0 until workers)
       line(s"  partition-$p: ${perWorker(p).last.map { case (k, x) => f"$k $x%.4f" }.mkString(", ")}", 2)
-    checkpoint.foreach(c => c.save(CheckpointData(epoch + 1, withWorkerStates(network), ps.stats().steps, lrOverride,
+    checkpoint.foreach(c => timed("checkpoints") { c.save(CheckpointData(epoch + 1, withWorkerStates(network), ps.stats().steps, lrOverride,
       epochsRun.toSeq, merged.toSeq, perWorker.toSeq.map(_.toSeq), seconds.toSeq, stop,
       o.callbacks.zipWithIndex.flatMap { case (cb, i) => cb.state.map(s => i -> (cb.getClass.getName -> s)) }.toMap ++
-        extraState.map(s => -1 -> ("python" -> s)))))
+        extraState.map(s => -1 -> ("python" -> s)))) })
   }
 
   /** The history so far. */
@@ -422,8 +465,15 @@ private[spark] final class FitSession(
   /** Runs the callbacks' onTrainEnd, and returns the history, the final network (with optimizer states) and the stats. */
   def end(): (History, GophasNetwork, ServerStats) = {
     o.callbacks.foreach(_.onTrainEnd(mutable.LinkedHashMap.empty))
-    val (net, st) = guarded("saving the trained model") { (withLearningRate(withWorkerStates(network)), ps.stats()) }
+    val (net, st) = guarded("saving the trained model") {
+      timed("save the trained model") { (withLearningRate(withWorkerStates(network)), ps.stats()) }
+    }
     checkpoint.filter(_.deleteOnSuccess).foreach(_.delete())
+    fitSeconds = (System.nanoTime() - fitStart) / 1e9
+    val p = phaseSeconds
+    val jobs = p.getOrElse("epoch jobs", 0.0)
+    line(f"gophas fit: $fitSeconds%.2f s, $jobs%.2f s in the epochs' Spark jobs, ${fitSeconds - jobs}%.2f s outside them: " +
+      (p - "total" - "epoch jobs").map { case (k, v) => f"$k $v%.2f s" }.mkString(", "), 2)
     (history, net, st)
   }
 
@@ -434,7 +484,13 @@ private[spark] final class FitSession(
     // fit) is logged: it must not hide why the fit failed.
     def cleanly(what: String)(f: => Unit): Unit =
       try f catch { case NonFatal(e) => logWarning(s"gophas fit: $what failed: $e") }
-    cleanly("stopping the parameter server") { if (ps != null) ps.stop() }
+    cleanly("stopping the parameter server") {
+      // A server still starting when the fit failed is waited for (its own
+      // start has a deadline) and stopped: no process is left behind.
+      if (ps == null && starting != null)
+        try ps = starting.get() catch { case _: ExecutionException => }
+      if (ps != null) ps.stop()
+    }
     cleanly("destroying the broadcast") { if (bc != null) bc.destroy() }
     cleanly("unpersisting the fit's data") {
       if (all != null) all.unpersist()
@@ -442,6 +498,7 @@ private[spark] final class FitSession(
     }
     if (tmp != null) GophasNetwork.deleteRecursively(tmp)
     ps = null
+    starting = null
     bc = null
     all = null
     cached = null

@@ -54,6 +54,7 @@ class SparkModel(
   @volatile private var master: GophasNetwork = network
   @volatile private var stats: Option[ServerStats] = None
   @volatile private var warnings: Seq[String] = Nil
+  @volatile private var phases: ListMap[String, Double] = ListMap.empty
   private val fitLock = new Object
 
   /** The current network: the one given, or the result of the last successful fit. */
@@ -64,6 +65,13 @@ class SparkModel(
 
   /** The warnings the callbacks of the last fit issued (each once, as Python's warnings show Keras' callbacks' ones). */
   def lastFitWarnings: Seq[String] = warnings
+
+  /**
+   * Where the last successful fit's time went, in seconds, by phase (see
+   * FitSession.phaseSeconds; `epoch jobs` is the training, the rest is
+   * overhead); verbose 2 prints them at the end of the fit.
+   */
+  def lastFitPhases: ListMap[String, Double] = phases
 
   /** Saves the master network as a model directory through Hadoop's FileSystem API. */
   def save(path: String): Unit = master.save(path, SparkModel.hadoopConf())
@@ -118,6 +126,7 @@ class SparkModel(
       val (history, net, st) = s.run()
       master = net
       stats = Some(st)
+      phases = s.phaseSeconds
       history
     } finally warnings = s.allWarnings
   }
@@ -134,6 +143,7 @@ class SparkModel(
     val (history, net, st) = s.end()
     master = net
     stats = Some(st)
+    phases = s.phaseSeconds
     warnings = s.allWarnings
     history
   }

@@ -90,6 +90,23 @@ class SparkModelSuite extends AnyFunSuite with BeforeAndAfterAll {
     assert(m.evaluate(testSet)("accuracy") >= acc1 - 0.01)
   }
 
+  test("a fit accounts for its time by phase: lastFitPhases, and a line at verbose 2") {
+    val m = model()
+    val out = new java.io.ByteArrayOutputStream()
+    Console.withOut(out) { m.fit(train, epochs = 2, validationSplit = 0.2, verbose = 2) }
+    val p = m.lastFitPhases
+    val want = Seq("inspect the model", "check and cache the data", "wait for the parameter server", "load the model", "epoch jobs",
+      "validation", "merge the metrics", "save the trained model", "total")
+    assert(p.keys.toSeq == want, s"phases: $p")
+    assert(p.values.forall(_ >= 0), s"phases: $p")
+    // The phases are disjoint parts of the fit: together no longer than it.
+    assert((p - "total").values.sum <= p("total") + 1e-6, s"phases: $p")
+    val printed = out.toString("UTF-8").linesIterator.filter(_.startsWith("gophas fit: ")).toSeq.filter(_.contains("outside them"))
+    assert(printed.size == 1 && printed.head.contains("check and cache the data") && printed.head.contains("in the epochs' Spark jobs"),
+      s"stdout: $out")
+    info(printed.head)
+  }
+
   test("predict appends a probability vector, keeps columns and order; save, load, predict again: identical") {
     val m = model()
     m.fit(train, epochs = 1)
