@@ -374,9 +374,7 @@ func (a activation) forward(z, out []float32, cols int) {
 	case actLinear:
 		copy(out, z)
 	case actReLU:
-		for i, v := range z {
-			out[i] = max(v, 0)
-		}
+		vec.ReLU(out, z)
 	case actSoftmax:
 		softmaxRows(z, out, cols)
 	case actLogSoftmax:
@@ -400,13 +398,8 @@ func (a activation) backward(z, out, g, dz []float32, cols int) {
 	case actLinear:
 		copy(dz, g)
 	case actReLU:
-		// dz = g where f(z) > 0, without a branch: out ≥ 0, and
-		// bits|-bits has its sign bit set exactly when out ≠ 0.
-		for i, v := range out[:len(g)] {
-			b := math.Float32bits(v)
-			m := uint32(int32(b|-b) >> 31)
-			dz[i] = math.Float32frombits(math.Float32bits(g[i]) & m)
-		}
+		// dz = g where f(z) > 0: out ≥ 0, so where out ≠ 0.
+		vec.ReLUGrad(dz, out, g)
 	case actSoftmax:
 		for r := 0; r < len(g); r += cols {
 			ar, gr, dr := out[r:r+cols], g[r:r+cols], dz[r:r+cols]

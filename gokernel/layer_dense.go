@@ -1,6 +1,9 @@
 package gokernel
 
-import "github.com/gophas/gophas/gokernel/internal/gemm"
+import (
+	"github.com/gophas/gophas/gokernel/internal/gemm"
+	"github.com/gophas/gophas/gokernel/internal/vec"
+)
 
 // dense is Keras' Dense, on the last axis of an input of any rank. With the
 // input viewed as a matrix x of r = rows·prod(shape[:-1]) rows of in values,
@@ -120,11 +123,7 @@ func addBias(z, b []float32) {
 
 // addColSum adds the column sums of the rows×len(db) block dz to db.
 func addColSum(dz, db []float32) {
-	for r := 0; r < len(dz); r += len(db) {
-		for j, v := range dz[r : r+len(db)] {
-			db[j] += v
-		}
-	}
+	vec.AddColSums(db, dz)
 }
 
 // outputMasks: Dense passes its input's mask on (Keras' supports_masking).

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
+
+	"github.com/gophas/gophas/gokernel/internal/vec"
 )
 
 // window is the geometry of a sliding window over a channels-last grid of
@@ -116,7 +118,7 @@ func (w window) im2col(x []float32, ch, n0, n1, c0, cn int, col []float32) {
 					}
 					if runs && v0 >= 0 && v0+w.kw <= w.inW {
 						o := (h*w.inW + v0) * ch
-						copy(row[p:p+w.kw*ch], xs[o:o+w.kw*ch])
+						copyRun(row[p:p+w.kw*ch], xs[o:o+w.kw*ch])
 						p += w.kw * ch
 						continue
 					}
@@ -143,6 +145,7 @@ func (w window) im2col(x []float32, ch, n0, n1, c0, cn int, col []float32) {
 // im2col, for ∂L/∂x = Σ over the patches that read x.
 func (w window) col2im(col []float32, ch, n0, n1, c0, cn int, x []float32) {
 	k := w.kh * w.kw * cn
+	runs := cn == ch && w.dw == 1
 	r := 0
 	for n := n0; n < n1; n++ {
 		xs := x[n*w.inH*w.inW*ch:]
@@ -151,25 +154,54 @@ func (w window) col2im(col []float32, ch, n0, n1, c0, cn int, x []float32) {
 				row := col[r*k : (r+1)*k]
 				r++
 				p := 0
+				v0 := ow*w.sw - w.padL
 				for i := 0; i < w.kh; i++ {
 					h := oh*w.sh + i*w.dh - w.padT
 					if h < 0 || h >= w.inH {
 						p += w.kw * cn
 						continue
 					}
+					if runs && v0 >= 0 && v0+w.kw <= w.inW {
+						o := (h*w.inW + v0) * ch
+						addRun(xs[o:o+w.kw*ch], row[p:p+w.kw*ch])
+						p += w.kw * ch
+						continue
+					}
 					for j := 0; j < w.kw; j++ {
-						v := ow*w.sw + j*w.dw - w.padL
+						v := v0 + j*w.dw
 						if v >= 0 && v < w.inW {
-							dst := xs[(h*w.inW+v)*ch+c0:][:cn]
-							for c, g := range row[p : p+cn] {
-								dst[c] += g
-							}
+							addRun(xs[(h*w.inW+v)*ch+c0:][:cn], row[p:p+cn])
 						}
 						p += cn
 					}
 				}
 			}
 		}
+	}
+}
+
+// copyRun copies src into dst: a run of patch values, often a few (a
+// kernel row of one channel), which copy would hand to memmove.
+func copyRun(dst, src []float32) {
+	if len(src) > 16 {
+		copy(dst, src)
+		return
+	}
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] = v
+	}
+}
+
+// addRun adds src to dst: col2im's runs, vectorised unless they are short.
+func addRun(dst, src []float32) {
+	if len(src) >= 16 {
+		vec.Add(dst, src)
+		return
+	}
+	dst = dst[:len(src)]
+	for i, v := range src {
+		dst[i] += v
 	}
 }
 

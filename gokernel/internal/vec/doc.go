@@ -1,6 +1,7 @@
-// Package vec holds the element-wise float32 loops of the optimizers and
-// of the sigmoid and tanh activations (act.go), each with a plain Go
-// reference beside an AVX2 fast path chosen at run time
+// Package vec holds the element-wise float32 loops of the optimizers, of
+// the sigmoid and tanh activations (act.go), of ReLU, bias gradients and
+// patch sums (relu.go) and of 2×2 max pooling (pool.go), each with a plain
+// Go reference beside an AVX2 fast path chosen at run time
 // (golang.org/x/sys/cpu) and tested against it.
 //
 // Adam is the update of keras.optimizers.Adam over one parameter slice:
