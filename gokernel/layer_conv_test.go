@@ -243,7 +243,9 @@ func TestConvSpecErrors(t *testing.T) {
 // on even and odd sizes, twice over the same buffers.
 func TestMaxPool2x2MatchesGeneralLoop(t *testing.T) {
 	defer func() { poolFast = true }()
-	for _, in := range [][]int{{7, 6, 5}, {6, 7, 3}, {5, 5, 2}} {
+	// Channel counts of the vectorised path (multiples of 8) and of the
+	// plain one.
+	for _, in := range [][]int{{7, 6, 5}, {6, 7, 3}, {5, 5, 2}, {7, 6, 8}, {6, 5, 32}, {4, 4, 24}} {
 		rng := rand.New(rand.NewPCG(4, 4))
 		const rows = 3
 		x := make([]float32, rows*prod(in))

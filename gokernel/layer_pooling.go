@@ -1,6 +1,6 @@
 package gokernel
 
-import "math"
+import "github.com/gophas/gophas/gokernel/internal/vec"
 
 // pool is Keras' MaxPooling1D/2D and AveragePooling1D/2D over the
 // layer's window (pool_size, strides (default pool_size), padding valid or
@@ -49,50 +49,69 @@ func (l *pool) weights([][]int) []weightSpec { return nil }
 // poolJob runs a pooling's forward (or backward) pass on a range of
 // samples.
 type poolJob struct {
-	l    *pool
-	c    *call
-	w    window
-	ch   int
-	arg  []int32
-	back bool
+	l     *pool
+	c     *call
+	w     window
+	ch    int
+	arg   []int32 // the general loop's argmax positions
+	codes []byte  // the 2×2 fast path's
+	back  bool
 }
 
 func (j *poolJob) runRange(lo, hi int) {
-	if j.back {
+	switch {
+	case j.back && j.l.fast2x2(j.w):
+		maxPool2x2Back(j.w, j.ch, j.c.dx[0], j.c.dy[0], j.codes, lo, hi)
+	case j.back:
 		j.l.backwardRange(j.c, j.w, j.ch, j.arg, lo, hi)
-	} else {
+	case j.l.fast2x2(j.w):
+		maxPool2x2(j.w, j.ch, j.c.x[0], j.c.y[0], j.codes, lo, hi)
+	default:
 		j.l.forwardRange(j.c, j.w, j.ch, j.arg, lo, hi)
 	}
 }
 
 // run runs the forward or backward pass over the call's samples, split
-// over its threads.
-func (l *pool) run(c *call, arg []int32, back bool) {
+// over its threads. In training, a max pooling keeps where each maximum
+// came from for the backward pass: as codes on the 2×2 fast path, else as
+// positions.
+func (l *pool) run(c *call, back bool) {
 	w, _ := newWindow(l.win, c.in[0][:len(c.in[0])-1])
+	ch := lastDim(c.in[0])
 	j, _ := c.jobs().layer.(*poolJob)
 	if j == nil {
 		j = &poolJob{}
 		c.jobs().layer = j
 	}
-	*j = poolJob{l: l, c: c, w: w, ch: lastDim(c.in[0]), arg: arg, back: back}
+	*j = poolJob{l: l, c: c, w: w, ch: ch, back: back}
+	switch {
+	case l.kind != poolMax || !c.training && !back:
+	case l.fast2x2(w):
+		j.codes = l.codes(c, c.rows*w.outH*w.outW*vec.ArgBytes(ch))
+	default:
+		j.arg = c.intBuf(0, c.rows*w.outH*w.outW*ch)
+	}
 	parallelFor(c.threads, c.rows, len(c.x[0]), j, &c.jobs().wg)
 }
 
-func (l *pool) forward(c *call) {
-	// In training, a max pooling keeps where each maximum came from.
-	var arg []int32
-	if l.kind == poolMax && c.training {
-		arg = c.intBuf(0, len(c.y[0]))
+// codes returns the call's n bytes of 2×2 argmax codes (vec.MaxPool2),
+// kept between batches in the call's state.
+func (l *pool) codes(c *call, n int) []byte {
+	b, _ := c.state.(*[]byte)
+	if b == nil {
+		b = new([]byte)
+		c.state = b
 	}
-	l.run(c, arg, false)
+	if cap(*b) < n {
+		*b = make([]byte, n)
+	}
+	return (*b)[:n]
 }
+
+func (l *pool) forward(c *call) { l.run(c, false) }
 
 func (l *pool) forwardRange(c *call, w window, ch int, arg []int32, n0, n1 int) {
 	x, y := c.x[0], c.y[0]
-	if l.fast2x2(w) {
-		maxPool2x2(w, ch, x, y, arg, n0, n1)
-		return
-	}
 	for n := n0; n < n1; n++ {
 		xs := x[n*w.inH*w.inW*ch:]
 		for oh := 0; oh < w.outH; oh++ {
@@ -156,19 +175,11 @@ func (l *pool) backward(c *call) {
 	if c.dx[0] == nil {
 		return
 	}
-	var arg []int32
-	if l.kind == poolMax {
-		arg = c.intBuf(0, len(c.dy[0]))
-	}
-	l.run(c, arg, true)
+	l.run(c, true)
 }
 
 func (l *pool) backwardRange(c *call, w window, ch int, arg []int32, n0, n1 int) {
 	dx, dy := c.dx[0], c.dy[0]
-	if l.fast2x2(w) {
-		maxPool2x2Back(w, ch, dx, dy, arg, n0, n1)
-		return
-	}
 	clear(dx[n0*w.inH*w.inW*ch : n1*w.inH*w.inW*ch])
 	if l.kind == poolMax {
 		for n := n0; n < n1; n++ {
@@ -240,29 +251,17 @@ func (l *pool) fast2x2(w window) bool {
 
 // maxPool2x2Back is backwardRange for maxPool2x2: the windows do not
 // overlap, so each of the four taps gets dy where it held the maximum and
-// zero elsewhere, written once; a last odd row or column, in no window,
-// gets zero.
-func maxPool2x2Back(w window, ch int, dx, dy []float32, arg []int32, n0, n1 int) {
+// zero elsewhere, written once (vec.MaxPool2Back, from the codes the
+// forward pass kept); a last odd row or column, in no window, gets zero.
+func maxPool2x2Back(w window, ch int, dx, dy []float32, codes []byte, n0, n1 int) {
+	nb := w.outW * vec.ArgBytes(ch)
 	for n := n0; n < n1; n++ {
 		ds := dx[n*w.inH*w.inW*ch : (n+1)*w.inH*w.inW*ch]
 		for oh := 0; oh < w.outH; oh++ {
 			r0 := ds[2*oh*w.inW*ch:]
 			r1 := ds[(2*oh+1)*w.inW*ch:]
-			for ow := 0; ow < w.outW; ow++ {
-				o := ((n*w.outH+oh)*w.outW + ow) * ch
-				gr, ar := dy[o:o+ch], arg[o:o+ch]
-				a, b := r0[2*ow*ch:][:ch], r0[(2*ow+1)*ch:][:ch]
-				d, e := r1[2*ow*ch:][:ch], r1[(2*ow+1)*ch:][:ch]
-				t0 := int32(2*oh*w.inW + 2*ow)
-				t2 := t0 + int32(w.inW)
-				for c, g := range gr {
-					bits, t := math.Float32bits(g), ar[c]
-					a[c] = math.Float32frombits(bits & uint32(-b2i(t == t0)))
-					b[c] = math.Float32frombits(bits & uint32(-b2i(t == t0+1)))
-					d[c] = math.Float32frombits(bits & uint32(-b2i(t == t2)))
-					e[c] = math.Float32frombits(bits & uint32(-b2i(t == t2+1)))
-				}
-			}
+			o := (n*w.outH + oh) * w.outW
+			vec.MaxPool2Back(r0, r1, dy[o*ch:(o+w.outW)*ch], codes[o/w.outW*nb:][:nb], w.outW, ch)
 			if w.inW%2 == 1 {
 				clear(r0[(w.inW-1)*ch : w.inW*ch])
 				clear(r1[(w.inW-1)*ch : w.inW*ch])
@@ -275,40 +274,23 @@ func maxPool2x2Back(w window, ch int, dx, dy []float32, arg []int32, n0, n1 int)
 }
 
 // maxPool2x2 is forwardRange for the most common pooling, 2×2 windows with
-// stride 2 and no padding: the same maxima and argmaxes (the first maximum
-// in the order (0,0), (0,1), (1,0), (1,1)), without the general loop's
-// bookkeeping.
-func maxPool2x2(w window, ch int, x, y []float32, arg []int32, n0, n1 int) {
+// stride 2 and no padding, one output row at a time (vec.MaxPool2): the
+// same maxima as the general loop and the same taps (the first maximum in
+// the order (0,0), (0,1), (1,0), (1,1)), kept as two-bit codes, a
+// sixteenth of the general loop's int32 positions.
+func maxPool2x2(w window, ch int, x, y []float32, codes []byte, n0, n1 int) {
+	nb := w.outW * vec.ArgBytes(ch)
 	for n := n0; n < n1; n++ {
 		xs := x[n*w.inH*w.inW*ch:]
 		for oh := 0; oh < w.outH; oh++ {
 			r0 := xs[2*oh*w.inW*ch:]
 			r1 := xs[(2*oh+1)*w.inW*ch:]
-			for ow := 0; ow < w.outW; ow++ {
-				o := ((n*w.outH+oh)*w.outW + ow) * ch
-				yr := y[o : o+ch]
-				a, b := r0[2*ow*ch:][:ch], r0[(2*ow+1)*ch:][:ch]
-				d, e := r1[2*ow*ch:][:ch], r1[(2*ow+1)*ch:][:ch]
-				if arg == nil {
-					for c := range yr {
-						yr[c] = max(max(a[c], b[c]), max(d[c], e[c]))
-					}
-					continue
-				}
-				t0 := int32(2*oh*w.inW + 2*ow)
-				t2 := t0 + int32(w.inW)
-				ar := arg[o : o+ch]
-				for c := range yr {
-					m, t := a[c], t0
-					k := -b2i(b[c] > m)
-					m, t = max(m, b[c]), t^((t^(t0+1))&k)
-					k = -b2i(d[c] > m)
-					m, t = max(m, d[c]), t^((t^t2)&k)
-					k = -b2i(e[c] > m)
-					m, t = max(m, e[c]), t^((t^(t2+1))&k)
-					yr[c], ar[c] = m, t
-				}
+			o := (n*w.outH + oh) * w.outW
+			var ar []byte
+			if codes != nil {
+				ar = codes[o/w.outW*nb:][:nb]
 			}
+			vec.MaxPool2(y[o*ch:(o+w.outW)*ch], ar, r0, r1, w.outW, ch)
 		}
 	}
 }
