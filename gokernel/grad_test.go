@@ -427,8 +427,36 @@ func TestDropout(t *testing.T) {
 	}
 }
 
+// TestDrawMask: each value is dropped with probability rate (within five
+// standard deviations over 100,001 values, an odd count so the last value
+// takes a draw of its own) and kept ones are scaled by 1/(1-rate).
+func TestDrawMask(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, rate := range []float64{0.01, 0.1, 0.5, 0.9, 0.999} {
+		mask := make([]float32, 100_001)
+		for i := range mask {
+			mask[i] = -1 // every value is set
+		}
+		drawMask(mask, rate, rng)
+		dropped := 0
+		for i, v := range mask {
+			switch v {
+			case 0:
+				dropped++
+			case float32(1 / (1 - rate)):
+			default:
+				t.Fatalf("rate %v: mask[%d] = %v; want 0 or %v", rate, i, v, float32(1/(1-rate)))
+			}
+		}
+		n := float64(len(mask))
+		if sd := math.Sqrt(n * rate * (1 - rate)); math.Abs(float64(dropped)-n*rate) > 5*sd {
+			t.Errorf("rate %v: dropped %d of %d; want %.0f ± %.0f", rate, dropped, len(mask), n*rate, 5*sd)
+		}
+	}
+}
+
 // TestDropoutNoiseShape: with noise_shape [null, 1, 4] one mask value per
-// sample and channel is broadcast over the steps; with [1, 3, 1] one per
+// sample and channel is broadcast over the steps; with [1, 6, 1] one per
 // step, shared by every sample. The backward pass uses the same masks.
 func TestDropoutNoiseShape(t *testing.T) {
 	for _, tt := range []struct {
@@ -436,12 +464,12 @@ func TestDropoutNoiseShape(t *testing.T) {
 		same  func(r, s, ch int) [3]int // the mask position of a value
 	}{
 		{"[null,1,4]", func(r, s, ch int) [3]int { return [3]int{r, 0, ch} }},
-		{"[1,3,1]", func(r, s, ch int) [3]int { return [3]int{0, s, 0} }},
+		{"[1,6,1]", func(r, s, ch int) [3]int { return [3]int{0, s, 0} }},
 	} {
 		t.Run(tt.noise, func(t *testing.T) {
-			m := mustModel(t, inputJSON([]int{3, 4}, `{"class_name":"Dropout","config":{"name":"d","rate":0.5,"noise_shape":`+tt.noise+`}}`), withInputGrads())
+			m := mustModel(t, inputJSON([]int{6, 4}, `{"class_name":"Dropout","config":{"name":"d","rate":0.5,"noise_shape":`+tt.noise+`}}`), withInputGrads())
 			const rows = 50
-			x := make([]float32, rows*12)
+			x := make([]float32, rows*24)
 			for i := range x {
 				x[i] = 1
 			}
@@ -450,9 +478,9 @@ func TestDropoutNoiseShape(t *testing.T) {
 			seen := map[[3]int]float32{}
 			zeros := 0
 			for r := 0; r < rows; r++ {
-				for s := 0; s < 3; s++ {
+				for s := 0; s < 6; s++ {
 					for ch := 0; ch < 4; ch++ {
-						v := out[(r*3+s)*4+ch]
+						v := out[(r*6+s)*4+ch]
 						if v != 0 && v != 2 {
 							t.Fatalf("value %v; want 0 or 2", v)
 						}

@@ -165,16 +165,26 @@ func (l *dropout) backward(c *call) {
 	l.apply(c, c.dy[0], c.dx[0], c.buf(0, total), idx, perSample)
 }
 
-// drawMask sets each mask value to 0 (probability rate) or 1/(1-rate).
+// drawMask sets each mask value to 0 (probability rate) or 1/(1-rate):
+// each value is dropped when a uniform 32-bit draw is below
+// ⌊rate·2³²⌋, two values per 64-bit draw of rng (the probability is
+// rate to within 2⁻³², finer than the float32 uniforms Keras compares).
 func drawMask(mask []float32, rate float64, rng *rand.Rand) {
 	keep := float32(1 / (1 - rate))
-	threshold := uint64(rate * (1 << 53))
-	for i := range mask {
-		if rng.Uint64()>>11 < threshold {
-			mask[i] = 0
-		} else {
-			mask[i] = keep
+	threshold := uint32(min(rate*(1<<32), 1<<32-1))
+	pick := func(u uint32) float32 {
+		if u < threshold {
+			return 0
 		}
+		return keep
+	}
+	i := 0
+	for ; i+1 < len(mask); i += 2 {
+		u := rng.Uint64()
+		mask[i], mask[i+1] = pick(uint32(u)), pick(uint32(u>>32))
+	}
+	if i < len(mask) {
+		mask[i] = pick(uint32(rng.Uint64()))
 	}
 }
 
