@@ -49,7 +49,9 @@ object MnistMlp {
       opts.get("save").foreach(model.save)
       println(f"test loss: ${scores("loss")}%.4f")
       println(f"test accuracy: ${scores("accuracy")}%.4f")
-      println(f"time: fit $fitSeconds%.1f s, evaluate $evalSeconds%.1f s (${model.mode}, ${model.frequency}, $workers workers)")
+      val jobs = model.lastFitPhases.getOrElse("epoch jobs", 0.0)
+      println(f"time: fit $fitSeconds%.1f s ($jobs%.1f s in the epochs' Spark jobs, ${fitSeconds - jobs}%.1f s outside them), " +
+        f"evaluate $evalSeconds%.1f s (${model.mode}, ${model.frequency}, $workers workers)")
     } finally spark.stop()
   }
 }
