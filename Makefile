@@ -73,7 +73,7 @@ SBT := java -Xmx2g -Dsbt.override.build.repos=true -Dsbt.repository.config=$(CUR
 export COURSIER_CACHE := $(CURDIR)/.cache/coursier
 
 GO_SOURCES := $(shell find . -name '*.go' -not -path './.cache/*' -not -path './.venv/*' 2>/dev/null) go.mod go.sum
-SCALA_SOURCES := $(shell find scala-shim -name '*.scala' 2>/dev/null) build.sbt $(wildcard project/*.scala project/*.properties) spark-lines.txt
+SCALA_SOURCES := $(shell find scala-shim examples -name '*.scala' 2>/dev/null) build.sbt $(wildcard project/*.scala project/*.properties) spark-lines.txt
 
 .PHONY: all tools venvs build jar jars check test test-go test-scala test-smoke test-smoke-scala test-smoke-python test-lines test-integration \
 	demo demo-pipe mnist-data bench vet mod-check fmt clean

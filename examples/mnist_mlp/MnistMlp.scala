@@ -16,7 +16,7 @@ import io.gophas.spark.{ReadableConsole, SparkModel}
  * {{{
  * spark-submit --class io.gophas.spark.examples.MnistMlp gophas-spark-<line>_<scala>-<v>.jar \
  *   [--data DIR] [--model examples/mnist_mlp/model.json] [--epochs 10] [--batch-size 64] \
- *   [--mode asynchronous] [--frequency epoch] [--workers N] [--save DIR]
+ *   [--mode asynchronous] [--frequency epoch] [--workers N] [--save DIR] [--verbose 1]
  * }}}
  */
 object MnistMlp {
@@ -25,7 +25,7 @@ object MnistMlp {
       case Array(k, v) if k.startsWith("--") => k.stripPrefix("--") -> v
       case other => throw new IllegalArgumentException(s"unexpected arguments ${other.mkString(" ")}: use --name value pairs")
     }.toMap
-    val known = Set("data", "model", "epochs", "batch-size", "mode", "frequency", "workers", "save", "validation-split")
+    val known = Set("data", "model", "epochs", "batch-size", "mode", "frequency", "workers", "save", "validation-split", "verbose")
     opts.keys.filterNot(known).foreach(k => throw new IllegalArgumentException(s"unknown option --$k (options: ${known.toSeq.sorted.mkString(", ")})"))
     // Spark WARN and up, its progress bar and Gophas' own lines, unless your log4j2 configuration says otherwise.
     val spark = ReadableConsole(SparkSession.builder().appName("gophas MNIST MLP")).getOrCreate()
@@ -41,7 +41,7 @@ object MnistMlp {
         numWorkers = workers, batchSize = opts.get("batch-size").map(_.toInt).getOrElse(64))
       val start = System.nanoTime()
       model.fit(train, epochs = opts.get("epochs").map(_.toInt).getOrElse(10),
-        validationSplit = opts.get("validation-split").map(_.toDouble).getOrElse(0.0), verbose = 1)
+        validationSplit = opts.get("validation-split").map(_.toDouble).getOrElse(0.0), verbose = opts.get("verbose").map(_.toInt).getOrElse(1))
       val fitSeconds = (System.nanoTime() - start) / 1e9
       val evalStart = System.nanoTime()
       val scores = model.evaluate(test)
